@@ -1,0 +1,29 @@
+"""One photograph as a dataset of a million augmented images, generated on the fly.
+
+Reproduces the data of Asano, Rupprecht & Vedaldi, "A critical analysis of self-supervision, or
+what we can learn from a single image" (ICLR 2020) as a per-index reproducible
+``torch.utils.data.Dataset`` that drops in for ``torchvision.datasets.ImageFolder``.
+"""
+
+from .config import IMAGENET_TRAIN_SIZE, AugmentConfig
+from .dataset import SingleImageDataset
+from .render import Renderer, available_backends, get_renderer, register_renderer
+from .sampling import JitterParams, SampleParams, sample_params
+from .source import DEFAULT_IMAGE, load_image
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_IMAGE",
+    "IMAGENET_TRAIN_SIZE",
+    "AugmentConfig",
+    "JitterParams",
+    "Renderer",
+    "SampleParams",
+    "SingleImageDataset",
+    "available_backends",
+    "get_renderer",
+    "load_image",
+    "register_renderer",
+    "sample_params",
+]

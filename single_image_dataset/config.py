@@ -1,0 +1,211 @@
+"""The one configuration object shared by the Dataset, the CLI and the TOML presets in ``configs/``."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .sampling import MIN_FIT_PROBABILITY, fit_probability
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+__all__ = ["AugmentConfig", "IMAGENET_TRAIN_SIZE"]
+
+IMAGENET_TRAIN_SIZE = 1_281_167
+
+# A square this large makes the rounding of the crop box negligible, so the fit check below
+# measures the config alone; the dataset repeats it on the real source size.
+_NOMINAL_SIDE = 4096
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Everything that defines a single-image dataset apart from its source image.
+
+    The defaults are those of the paper's ``make_dataset_single.py``. Every field is checked in
+    ``__post_init__``, so an invalid value fails when the config is built, not hours into an export.
+    Derive variants with :func:`dataclasses.replace` (or :meth:`replace`), which validates again.
+
+    Args:
+        img_size: side of the square output images, in pixels.
+        num_imgs: virtual length of the dataset.
+        seed: seed of the per-index random streams (a non-negative integer).
+        deg: rotation angles are drawn from ``U(-deg, deg)`` degrees.
+        shear: x-shear angles are drawn from ``U(-shear, shear)`` degrees; 0 turns the affine
+            into a plain rotation (or nothing when ``deg`` is 0 too).
+        vflip: flip vertically with probability 0.5.
+        cropfirst: start with a random square crop of side ``initcrop * min(W, H)``.
+        initcrop: relative side of that initial crop, in ``(0, 1]``.
+        scale: inverse area range of the random resized crop: the area fraction is drawn from
+            ``U(1 / scale[0], 1 / scale[1])``.
+        randinterp: draw the resized crop's interpolation from {bilinear, bicubic, lanczos}
+            instead of always bicubic.
+        jitter: colour-jitter strengths (brightness, contrast, saturation, hue), with
+            torchvision ``ColorJitter`` semantics.
+        jitter_p: probability that the colour jitter is applied to a sample.
+        debug: replace the colour jitter by a resize to 32x32 (the original's debug mode).
+
+    Example:
+        >>> cfg = AugmentConfig(img_size=64)
+        >>> cfg.resize_size, cfg.area_range
+        (90, (0.002, 1.0))
+        >>> AugmentConfig(initcrop=1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: initcrop should be in (0, 1], got 1.5
+    """
+
+    img_size: int = 256
+    num_imgs: int = IMAGENET_TRAIN_SIZE
+    seed: int = 0
+    deg: float = 30.0
+    shear: float = 30.0
+    vflip: bool = False
+    cropfirst: bool = True
+    initcrop: float = 0.5
+    scale: tuple[float, float] = (500.0, 1.0)
+    randinterp: bool = False
+    jitter: tuple[float, float, float, float] = field(default=(0.4, 0.4, 0.4, 0.1))
+    jitter_p: float = 0.5
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), f.type)
+        # TOML and argparse hand over lists; store tuples of floats so the config stays hashable.
+        object.__setattr__(self, "scale", tuple(float(v) for v in self.scale))
+        object.__setattr__(self, "jitter", tuple(float(v) for v in self.jitter))
+        for name in ("deg", "shear", "initcrop", "jitter_p"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        if self.img_size < 1:
+            raise ValueError(f"img_size should be a positive number of pixels, got {self.img_size}")
+        if self.num_imgs < 1:
+            raise ValueError(f"num_imgs should be at least 1, got {self.num_imgs}")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed should be in [0, 2**63), got {self.seed}")
+        if not 0 <= self.deg <= 180:
+            raise ValueError(f"deg should be in [0, 180] degrees, got {self.deg:g}")
+        if not 0 <= self.shear < 90:
+            raise ValueError(f"shear should be in [0, 90) degrees, got {self.shear:g}")
+        if not 0 < self.initcrop <= 1:
+            raise ValueError(f"initcrop should be in (0, 1], got {self.initcrop:g}")
+        s0, s1 = self.scale
+        if not (math.isfinite(s0) and math.isfinite(s1) and s0 >= s1 > 0):
+            raise ValueError(
+                "scale should be two inverse area fractions (max, min) with scale[0] >= scale[1] > 0, "
+                f"e.g. (500, 1), got {self.scale}"
+            )
+        if s0 <= 1:
+            raise ValueError(
+                f"scale={self.scale} draws crop areas of at least {1 / s0:g} times the image, so the crop "
+                "box never fits; scale[0] must exceed 1 (the paper uses 500 1)"
+            )
+        p = fit_probability(_NOMINAL_SIDE, _NOMINAL_SIDE, self.area_range)
+        if p < MIN_FIT_PROBABILITY:
+            raise ValueError(
+                f"scale={self.scale} makes the resized-crop box fit only {p:.2%} of the time, so "
+                "sampling would practically hang; lower the minimum area fraction (raise scale[0])"
+            )
+        brightness, contrast, saturation, hue = self.jitter
+        for name, value in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"jitter {name} should be a non-negative number, got {value:g}")
+        if not 0 <= hue <= 0.5:
+            raise ValueError(f"jitter hue should be in [0, 0.5], got {hue:g}")
+        if not 0 <= self.jitter_p <= 1:
+            raise ValueError(f"jitter_p should be a probability in [0, 1], got {self.jitter_p:g}")
+
+    @property
+    def resize_size(self) -> int:
+        """Side of the random resized crop: ``sqrt(2) * img_size``, so a 45° turn leaves no corners."""
+        return int(math.sqrt(2) * self.img_size)
+
+    @property
+    def area_range(self) -> tuple[float, float]:
+        """The range of the resized crop's area fraction, ``(1 / scale[0], 1 / scale[1])``."""
+        return (1.0 / self.scale[0], 1.0 / self.scale[1])
+
+    def replace(self, **changes: Any) -> AugmentConfig:
+        """A copy with ``changes`` applied and validated; unknown names raise ``TypeError``."""
+        _check_keys(changes, "AugmentConfig.replace()")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/TOML-serialisable values (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], **overrides: Any) -> AugmentConfig:
+        """Build from a mapping (e.g. a parsed preset); unknown keys raise ``ValueError``."""
+        merged = {**values, **overrides}
+        _check_keys(merged, "config")
+        return cls(**merged)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> AugmentConfig:
+        """Read a TOML preset such as ``configs/paper_imagenet.toml``; ``overrides`` win over the file.
+
+        Raises:
+            FileNotFoundError: the file does not exist.
+            ValueError: malformed TOML, an unknown key, or an invalid value.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+        try:
+            return cls.from_dict(values, **overrides)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"config file {path}: {exc}") from None
+
+
+def _field_names() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(AugmentConfig))
+
+
+def _check_keys(values: Mapping[str, Any], where: str) -> None:
+    unknown = sorted(set(values) - set(_field_names()))
+    if unknown:
+        raise ValueError(
+            f"unknown key {unknown[0]!r} in {where}; valid keys are: {', '.join(_field_names())}"
+        )
+
+
+_TUPLE_LENGTHS = {"scale": 2, "jitter": 4}
+
+
+def _check_type(name: str, value: Any, annotation: str) -> None:
+    """Reject values of the wrong kind with a message naming the field (bools are not numbers here)."""
+    if annotation == "bool":
+        ok = isinstance(value, bool)
+        expected = "true or false"
+    elif annotation == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        expected = "an integer"
+    elif annotation == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        expected = "a number"
+    else:
+        n = _TUPLE_LENGTHS[name]
+        ok = (
+            isinstance(value, (tuple, list))
+            and len(value) == n
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        )
+        expected = f"a sequence of {n} numbers"
+    if not ok:
+        raise TypeError(f"{name} should be {expected}, got {value!r}")

@@ -1,0 +1,194 @@
+"""``SingleImageDataset``: one photograph as a virtual, per-index reproducible ImageFolder."""
+
+from __future__ import annotations
+
+import operator
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, overload
+
+import torch
+from PIL import Image
+from torchvision.datasets import VisionDataset
+
+from .config import AugmentConfig
+from .render import Renderer, available_backends, get_renderer
+from .sampling import MIN_FIT_PROBABILITY, SampleParams, fit_probability, sample_params
+from .source import DEFAULT_IMAGE, ImageLike, load_image
+
+__all__ = ["SingleImageDataset"]
+
+
+class SingleImageDataset(VisionDataset):
+    """A dataset of ``num_imgs`` strongly augmented views of one image, each made when indexed.
+
+    Sample ``i`` is a pure function of (source pixels, config, epoch, ``i``): its augmentation is
+    drawn from ``SeedSequence([seed, epoch, i])``, so it is the same on every call, in every
+    process and with any ``num_workers``, and indexing never touches the global RNGs. Like
+    ``torchvision.datasets.ImageFolder`` it returns ``(image, target)`` with the single class
+    ``"dummy"``, so it drops into ImageFolder code unchanged.
+
+    Args:
+        image: a path, a PIL image, a ``uint8`` array/tensor, or ``None`` for the embedded
+            Hubble Deep Field photograph.
+        config: the augmentation config; defaults to the paper's.
+        backend: the renderer, one of :func:`available_backends` (``"reference"`` is
+            torchvision's ops, the oracle the others are tested against).
+        transform: applied to the PIL image, as in ImageFolder.
+        target_transform: applied to the target, as in ImageFolder.
+        **overrides: fields of :class:`AugmentConfig` (``num_imgs``, ``seed``, ``img_size``, ...)
+            applied on top of ``config``.
+
+    Raises:
+        FileNotFoundError, IsADirectoryError, ValueError, TypeError: bad image or config; the
+            message names the problem.
+
+    Example:
+        >>> from torchvision.transforms import ToTensor
+        >>> ds = SingleImageDataset(num_imgs=1000, img_size=64, transform=ToTensor())
+        >>> x, y = ds[0]
+        >>> tuple(x.shape), y, len(ds), ds.classes
+        ((3, 64, 64), 0, 1000, ['dummy'])
+    """
+
+    def __init__(
+        self,
+        image: ImageLike | None = None,
+        *,
+        config: AugmentConfig | None = None,
+        backend: str = "reference",
+        transform: Callable[[Image.Image], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+        **overrides: Any,
+    ) -> None:
+        config = (config or AugmentConfig()).replace(**overrides)
+        if backend not in available_backends():
+            raise ValueError(f"unknown backend {backend!r}; available backends: {', '.join(available_backends())}")
+        root = str(DEFAULT_IMAGE) if image is None else str(image) if isinstance(image, (str, os.PathLike)) else None
+        super().__init__(root, transform=transform, target_transform=target_transform)
+        self.config = config
+        self.backend = backend
+        self.source = load_image(image)
+        _check_source_fits(self.source.size, config)
+        self.classes = ["dummy"]
+        self.class_to_idx = {"dummy": 0}
+        # Shared memory, so set_epoch reaches DataLoader workers (fork or spawn, persistent or not).
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._renderer: Renderer | None = None
+
+    @property
+    def targets(self) -> Sequence[int]:
+        """The class index of every sample (all 0), as a lazy sequence rather than a list."""
+        return _ConstantSequence(0, len(self))
+
+    @property
+    def epoch(self) -> int:
+        """The current epoch (0 unless :meth:`set_epoch` was called)."""
+        return int(self._epoch.item())
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw fresh samples for ``epoch``; epoch 0 is the default fixed dataset.
+
+        Call it before iterating the DataLoader for that epoch; DataLoader workers see the
+        change, including persistent ones.
+        """
+        epoch = operator.index(epoch)
+        if epoch < 0:
+            raise ValueError(f"epoch should be a non-negative integer, got {epoch}")
+        self._epoch.fill_(epoch)
+
+    def params(self, index: int) -> SampleParams:
+        """The frozen augmentation parameters of sample ``index`` in the current epoch."""
+        return sample_params(self.config, self.source.size, self._check_index(index), self.epoch)
+
+    def render(self, params: SampleParams) -> Image.Image:
+        """Render any parameter record with this dataset's backend (no transform applied)."""
+        if self._renderer is None:
+            self._renderer = get_renderer(self.backend, self.source)
+        return self._renderer.render(params)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        img = self.render(self.params(index))
+        target: Any = 0
+        if self.transform is not None:
+            img = self.transform(img)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return img, target
+
+    def __len__(self) -> int:
+        return self.config.num_imgs
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return "\n".join(
+            [
+                f"Source size: {self.source.width}x{self.source.height}",
+                f"Seed: {c.seed}, epoch: {self.epoch}, backend: {self.backend}",
+                f"Augmentation: img_size={c.img_size}, cropfirst={c.cropfirst}, initcrop={c.initcrop:g}, "
+                f"scale={c.scale}, deg={c.deg:g}, shear={c.shear:g}, vflip={c.vflip}, randinterp={c.randinterp}, "
+                f"jitter={c.jitter} p={c.jitter_p:g}, debug={c.debug}",
+            ]
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The renderer's caches are rebuilt lazily in each process rather than pickled to workers.
+        return {**self.__dict__, "_renderer": None}
+
+    def _check_index(self, index: int) -> int:
+        try:
+            i = operator.index(index)
+        except TypeError:
+            raise TypeError(f"dataset indices must be integers, got {type(index).__name__}") from None
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"index {index} is out of range for a dataset of {n} samples")
+        return i
+
+
+def _check_source_fits(size: tuple[int, int], config: AugmentConfig) -> None:
+    width, height = size
+    if config.cropfirst:
+        side = int(config.initcrop * min(width, height))
+        if side < 1:
+            raise ValueError(
+                f"image of {width}x{height} px is too small for initcrop={config.initcrop:g}: the initial "
+                "crop would be 0 px; use a larger image or raise initcrop"
+            )
+        region = (side, side)
+    else:
+        region = (width, height)
+    p = fit_probability(*region, config.area_range)
+    if p < MIN_FIT_PROBABILITY:
+        raise ValueError(
+            f"image of {width}x{height} px is too small or too elongated for the crops: a resized-crop box "
+            f"of scale={config.scale} fits its {region[0]}x{region[1]} px region only {p:.2%} of the time; "
+            "use a larger image, cropfirst, or a smaller scale[0]"
+        )
+
+
+class _ConstantSequence(Sequence[int]):
+    """``[value] * length`` without the list."""
+
+    def __init__(self, value: int, length: int) -> None:
+        self._value, self._length = value, length
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[int]: ...
+    def __getitem__(self, index: int | slice) -> int | list[int]:
+        if isinstance(index, slice):
+            return [self._value] * len(range(*index.indices(self._length)))
+        i = operator.index(index)
+        if not -self._length <= i < self._length:
+            raise IndexError(f"target index {index} is out of range for {self._length} samples")
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"[{self._value}] * {self._length}"

@@ -1,0 +1,66 @@
+"""Renderers: each turns ``(source image, SampleParams)`` into the sample's PIL image.
+
+A renderer is built once per source image (it may precompute things from it, such as an image
+pyramid) and then renders any number of parameter records. It never draws random numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PIL import Image
+
+from ..sampling import SampleParams
+
+__all__ = ["Renderer", "available_backends", "get_renderer", "register_renderer"]
+
+
+class Renderer:
+    """Base class of the renderers; subclasses implement :meth:`render`.
+
+    Args:
+        image: the RGB source image.
+    """
+
+    def __init__(self, image: Image.Image) -> None:
+        self.image = image
+
+    def render(self, params: SampleParams) -> Image.Image:
+        """The RGB image of the sample described by ``params``."""
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, type[Renderer]] = {}
+
+
+def register_renderer(name: str) -> Callable[[type[Renderer]], type[Renderer]]:
+    """Class decorator that makes a :class:`Renderer` available as ``backend=name``."""
+
+    def decorate(cls: type[Renderer]) -> type[Renderer]:
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def available_backends() -> tuple[str, ...]:
+    """Names accepted by ``backend=``."""
+    return tuple(_REGISTRY)
+
+
+def get_renderer(name: str, image: Image.Image) -> Renderer:
+    """Build the renderer called ``name`` for ``image``.
+
+    Raises:
+        ValueError: ``name`` is not a registered backend.
+    """
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown backend {name!r}; available backends: {', '.join(available_backends())}"
+        ) from None
+    return cls(image)
+
+
+from . import reference  # noqa: E402,F401  (registers the built-in renderers)

@@ -1,0 +1,247 @@
+"""Drawing a sample's augmentation parameters from ``(seed, epoch, index)`` alone.
+
+This module holds all of the library's randomness. Renderers take the frozen :class:`SampleParams`
+it returns and never draw a number themselves, so every renderer renders the same augmentation.
+The distributions are those of torchvision's ``RandomCrop``, ``RandomResizedCrop`` (without the
+centre-crop fallback, as in the paper's code), ``RandomAffine`` / ``RandomRotation``,
+``RandomVerticalFlip`` and ``RandomApply([ColorJitter])``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .config import AugmentConfig
+
+__all__ = [
+    "INTERPOLATIONS",
+    "JITTER_OPS",
+    "JitterParams",
+    "SampleParams",
+    "fit_probability",
+    "sample_params",
+]
+
+INTERPOLATIONS = ("bilinear", "bicubic", "lanczos")
+JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
+RATIO_RANGE = (3.0 / 4.0, 4.0 / 3.0)
+DEBUG_SIZE = 32
+
+# Configs and sources whose crop box fits less often than this are rejected up front, so the
+# retry loop of the resized crop ends after ~1/p tries; _MAX_ATTEMPTS is a guard that a validated
+# config reaches with probability below 1e-40.
+MIN_FIT_PROBABILITY = 0.01
+_MAX_ATTEMPTS = 10_000
+
+# Positions in the fixed block of uniforms drawn first for every sample. Each stage owns its
+# slots, so switching one augmentation on or off leaves the others' parameters unchanged; the
+# resized crop's variable number of retries draws after the block.
+_CROP_TOP, _CROP_LEFT, _INTERP, _ANGLE, _SHEAR, _VFLIP, _JITTER_APPLY = range(7)
+_JITTER_FACTORS = slice(7, 11)
+_JITTER_ORDER = slice(11, 15)
+_BLOCK = 15
+
+
+@dataclass(frozen=True)
+class JitterParams:
+    """Colour-jitter factors in torchvision's ``adjust_*`` conventions.
+
+    A factor is ``None`` when its strength in the config is 0; torchvision's ``ColorJitter`` skips
+    that op, and so does every renderer. ``order`` lists the applied ops in application order.
+    """
+
+    brightness: float | None
+    contrast: float | None
+    saturation: float | None
+    hue: float | None
+    order: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    """The complete recipe of one sample; rendering it needs nothing else but the source image.
+
+    Boxes are ``(top, left, height, width)``, the argument order of torchvision's ``F.crop``.
+
+    Attributes:
+        crop: the initial square crop in source pixels, or ``None`` when ``cropfirst`` is off.
+        resized_crop: the resized-crop box inside the initial crop (or the source).
+        resize: side the resized crop is resampled to (``int(sqrt(2) * img_size)``).
+        interpolation: ``"bilinear"``, ``"bicubic"`` or ``"lanczos"``.
+        warp: ``"affine"`` (``F.affine``), ``"rotate"`` (``F.rotate``) or ``None``.
+        angle: rotation in degrees, counter-clockwise as in torchvision.
+        shear: ``(x, y)`` shear in degrees.
+        vflip: whether the image is flipped vertically.
+        output_size: side of the final centre crop (``img_size``).
+        debug_size: side of the final debug resize, or ``None``.
+        jitter: the colour jitter, or ``None`` when it is not applied to this sample.
+    """
+
+    crop: tuple[int, int, int, int] | None
+    resized_crop: tuple[int, int, int, int]
+    resize: int
+    interpolation: str
+    warp: str | None
+    angle: float
+    shear: tuple[float, float]
+    vflip: bool
+    output_size: int
+    debug_size: int | None
+    jitter: JitterParams | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (tuples become lists); :meth:`from_dict` inverts it."""
+        return _listify(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SampleParams:
+        """Rebuild the record written by :meth:`to_dict`."""
+        values = dict(values)
+        jitter = values.pop("jitter")
+        return cls(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()},
+            jitter=None if jitter is None else JitterParams(**{**jitter, "order": tuple(jitter["order"])}),
+        )
+
+
+def sample_params(
+    config: AugmentConfig, source_size: tuple[int, int], index: int, epoch: int = 0
+) -> SampleParams:
+    """Draw the parameters of sample ``index`` of epoch ``epoch``.
+
+    A pure function of its arguments: one ``numpy`` generator is built per call from
+    ``SeedSequence([config.seed, epoch, index])``; no global random state is read or changed.
+
+    Args:
+        config: the augmentation config (its ``seed`` is used).
+        source_size: ``(width, height)`` of the source image, PIL's order.
+        index: non-negative sample index.
+        epoch: non-negative epoch; epoch 0 is the fixed dataset.
+
+    Example:
+        >>> from single_image_dataset import AugmentConfig
+        >>> p = sample_params(AugmentConfig(img_size=64), (1000, 872), index=0)
+        >>> p.crop, p.resized_crop, p.resize, p.output_size
+        ((278, 152, 436, 436), (147, 69, 165, 204), 90, 64)
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, epoch, index]))
+    u = rng.random(_BLOCK)
+    width, height = source_size
+
+    if config.cropfirst:
+        side = int(config.initcrop * min(width, height))
+        crop = (_randint(u[_CROP_TOP], height - side + 1), _randint(u[_CROP_LEFT], width - side + 1), side, side)
+        region = (side, side)
+    else:
+        crop = None
+        region = (width, height)
+
+    resized_crop = _sample_resized_crop(rng, region, config.area_range)
+    interpolation = INTERPOLATIONS[_randint(u[_INTERP], 3)] if config.randinterp else "bicubic"
+
+    if config.shear != 0:
+        warp = "affine"
+        angle = _uniform(u[_ANGLE], -config.deg, config.deg)
+        shear = (_uniform(u[_SHEAR], -config.shear, config.shear), 0.0)
+    elif config.deg != 0:
+        warp, angle, shear = "rotate", _uniform(u[_ANGLE], -config.deg, config.deg), (0.0, 0.0)
+    else:
+        warp, angle, shear = None, 0.0, (0.0, 0.0)
+
+    jitter = None
+    if not config.debug and u[_JITTER_APPLY] < config.jitter_p:
+        jitter = _jitter_params(config.jitter, u[_JITTER_FACTORS], u[_JITTER_ORDER])
+
+    return SampleParams(
+        crop=crop,
+        resized_crop=resized_crop,
+        resize=config.resize_size,
+        interpolation=interpolation,
+        warp=warp,
+        angle=angle,
+        shear=shear,
+        vflip=bool(config.vflip and u[_VFLIP] < 0.5),
+        output_size=config.img_size,
+        debug_size=DEBUG_SIZE if config.debug else None,
+        jitter=jitter,
+    )
+
+
+def fit_probability(
+    width: int, height: int, area_range: tuple[float, float], ratio_range: tuple[float, float] = RATIO_RANGE
+) -> float:
+    """Probability that one resized-crop attempt yields a box inside a ``width`` x ``height`` region.
+
+    Evaluated on a 256x256 midpoint grid over (area fraction, log aspect ratio), with the same
+    rounding as the sampler, so it also sees boxes that round to 0 px on tiny regions.
+    """
+    n = 256
+    t = (np.arange(n) + 0.5) / n
+    fraction = area_range[0] + (area_range[1] - area_range[0]) * t[:, None]
+    log_lo, log_hi = math.log(ratio_range[0]), math.log(ratio_range[1])
+    ratio = np.exp(log_lo + (log_hi - log_lo) * t[None, :])
+    target = fraction * (width * height)
+    w = np.round(np.sqrt(target * ratio))
+    h = np.round(np.sqrt(target / ratio))
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    return float(fits.mean())
+
+
+def _sample_resized_crop(
+    rng: np.random.Generator, region: tuple[int, int], area_range: tuple[float, float]
+) -> tuple[int, int, int, int]:
+    # torchvision's RandomResizedCrop.get_params, retried until the box fits as in the paper's
+    # code; the config and the dataset reject setups where fitting is rare (fit_probability).
+    width, height = region
+    area = width * height
+    log_lo, log_hi = math.log(RATIO_RANGE[0]), math.log(RATIO_RANGE[1])
+    for _ in range(_MAX_ATTEMPTS):
+        u_area, u_ratio = rng.random(2)
+        target_area = area * _uniform(u_area, *area_range)
+        aspect = math.exp(_uniform(u_ratio, log_lo, log_hi))
+        w = int(round(math.sqrt(target_area * aspect)))
+        h = int(round(math.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            u_top, u_left = rng.random(2)
+            return (_randint(u_top, height - h + 1), _randint(u_left, width - w + 1), h, w)
+    raise RuntimeError(
+        f"no resized-crop box fitted a {width}x{height} region in {_MAX_ATTEMPTS} attempts; "
+        "this config should have been rejected, please report it"
+    )
+
+
+def _jitter_params(strengths: tuple[float, ...], u_factors: np.ndarray, u_order: np.ndarray) -> JitterParams:
+    factors: dict[str, float | None] = {}
+    for name, strength, u in zip(JITTER_OPS, strengths, u_factors):
+        if strength == 0:
+            factors[name] = None
+        elif name == "hue":
+            factors[name] = _uniform(u, -strength, strength)
+        else:
+            factors[name] = _uniform(u, max(0.0, 1.0 - strength), 1.0 + strength)
+    # argsort of i.i.d. uniforms is a uniformly random permutation, like torch.randperm(4).
+    order = tuple(JITTER_OPS[i] for i in np.argsort(u_order, kind="stable") if factors[JITTER_OPS[i]] is not None)
+    return JitterParams(**factors, order=order)
+
+
+def _uniform(u: float, lo: float, hi: float) -> float:
+    return float(lo + (hi - lo) * u)
+
+
+def _randint(u: float, n: int) -> int:
+    """Uniform integer in ``[0, n)`` from a uniform ``u`` in ``[0, 1)``."""
+    return min(int(u * n), n - 1)
+
+
+def _listify(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _listify(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_listify(v) for v in value]
+    return value

@@ -1,0 +1,101 @@
+"""Loading the source image: paths, PIL images, arrays and tensors, all turned into one RGB image."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["DEFAULT_IMAGE", "ImageLike", "load_image", "pixel_sha256"]
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+
+#: The embedded default source: the Hubble eXtreme Deep Field (NASA/ESA, public domain).
+DEFAULT_IMAGE: Path = Path(str(resources.files(__package__) / "data" / "hubble_deep_field.jpg"))
+
+# Modes holding more than 8 bits per pixel; PIL's convert("RGB") would clip them at 255.
+_WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def load_image(image: ImageLike | None) -> Image.Image:
+    """Return ``image`` as a loaded RGB PIL image.
+
+    Args:
+        image: a path, a PIL image of any mode, a ``uint8`` array ``H x W x 3`` (or ``H x W``),
+            a ``uint8`` tensor ``3 x H x W`` (or ``1 x H x W`` / ``H x W``), or ``None`` for the
+            embedded default image.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        IsADirectoryError: the path is a directory.
+        ValueError: the file is not a readable image, or is truncated or corrupt.
+        TypeError: an array or tensor of the wrong dtype or shape, or another type altogether.
+    """
+    if image is None:
+        image = DEFAULT_IMAGE
+    if isinstance(image, (str, os.PathLike)):
+        return _open(Path(image))
+    if isinstance(image, Image.Image):
+        return _to_rgb(image)
+    if isinstance(image, torch.Tensor):
+        if image.dtype != torch.uint8:
+            raise TypeError(
+                f"image tensor should be uint8 with shape 3xHxW, got dtype {image.dtype}; "
+                "convert with (x * 255).round().to(torch.uint8)"
+            )
+        tensor = image.detach().cpu()
+        if tensor.ndim == 3:
+            tensor = tensor.permute(1, 2, 0)
+        return _from_array(tensor.numpy(), layout="3xHxW (CHW)")
+    if isinstance(image, np.ndarray):
+        return _from_array(image, layout="HxWx3")
+    raise TypeError(
+        f"image should be a path, a PIL image, a uint8 numpy array or tensor, or None, got {type(image).__name__}"
+    )
+
+
+def pixel_sha256(image: Image.Image) -> str:
+    """SHA-256 of an RGB image's size and pixels: identifies a source whatever its file encoding."""
+    digest = hashlib.sha256(f"{image.width}x{image.height}:".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.exists():
+        raise FileNotFoundError(f"image file not found: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; pass the path of an image file")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return _to_rgb(img)
+    except UnidentifiedImageError:
+        raise ValueError(f"{path} is not an image file that Pillow can read") from None
+    except (OSError, SyntaxError) as exc:  # PIL reports truncated and corrupt data this way
+        raise ValueError(f"image file {path} is truncated or corrupt ({exc}); re-export or re-download it") from None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in _WIDE_MODES:
+        # 16-bit greyscale: map 0..65535 onto 0..255 instead of clipping like convert("RGB").
+        wide = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8))
+    # convert() copies even an RGB image, so the result never aliases the caller's or a closed file.
+    return img.convert("RGB")
+
+
+def _from_array(array: np.ndarray, layout: str) -> Image.Image:
+    if array.dtype != np.uint8:
+        raise TypeError(f"image array should be uint8 {layout}, got dtype {array.dtype}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
+        raise TypeError(f"image array should be uint8 {layout} (or greyscale), got shape {tuple(array.shape)}")
+    return Image.fromarray(np.ascontiguousarray(array)).convert("RGB")
