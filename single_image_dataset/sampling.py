@@ -218,7 +218,7 @@ def _sample_resized_crop(
 
 def _jitter_params(strengths: tuple[float, ...], u_factors: np.ndarray, u_order: np.ndarray) -> JitterParams:
     factors: dict[str, float | None] = {}
-    for name, strength, u in zip(JITTER_OPS, strengths, u_factors):
+    for name, strength, u in zip(JITTER_OPS, strengths, u_factors, strict=True):
         if strength == 0:
             factors[name] = None
         elif name == "hue":

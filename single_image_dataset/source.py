@@ -6,7 +6,6 @@ import hashlib
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -14,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 __all__ = ["DEFAULT_IMAGE", "ImageLike", "load_image", "pixel_sha256"]
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
 #: The embedded default source: the Hubble eXtreme Deep Field (NASA/ESA, public domain).
 DEFAULT_IMAGE: Path = Path(str(resources.files(__package__) / "data" / "hubble_deep_field.jpg"))
