@@ -1,0 +1,216 @@
+"""SingleImageDataset as an ImageFolder drop-in: contract, indexing, inputs and error messages."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+from torchvision.datasets import ImageFolder, VisionDataset
+from torchvision.transforms import ToTensor
+
+from single_image_dataset import DEFAULT_IMAGE, AugmentConfig, SingleImageDataset
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+SMALL = {"num_imgs": 40, "img_size": 32}
+
+
+def _train(loader: DataLoader) -> tuple[int, torch.Tensor]:
+    """A typical ImageFolder loop: batches of (image tensor, class index)."""
+    seen, total = 0, torch.zeros(3)
+    for x, y in loader:
+        assert x.dtype == torch.float32 and x.shape[1:] == (3, 32, 32)
+        assert y.dtype == torch.int64
+        seen += len(y)
+        total += x.mean(dim=(0, 2, 3))
+    return seen, total
+
+
+class TestImageFolderContract:
+    def test_drop_in_for_imagefolder(self, tmp_path, backend):
+        # The same loop runs over a real ImageFolder and over SingleImageDataset, unchanged.
+        (tmp_path / "train" / "dummy").mkdir(parents=True)
+        for i in range(8):
+            Image.new("RGB", (32, 32), (i * 30, 0, 0)).save(tmp_path / "train" / "dummy" / f"{i}.png")
+        for dataset in (
+            ImageFolder(tmp_path / "train", transform=ToTensor()),
+            SingleImageDataset(transform=ToTensor(), backend=backend, **SMALL),
+        ):
+            seen, _ = _train(DataLoader(dataset, batch_size=4, shuffle=True))
+            assert seen == len(dataset)
+            assert dataset.classes == ["dummy"] and dataset.class_to_idx == {"dummy": 0}
+
+    def test_attributes(self):
+        ds = SingleImageDataset(**SMALL)
+        assert isinstance(ds, VisionDataset)
+        assert len(ds) == 40 and len(ds.targets) == 40
+        assert ds.targets[0] == 0 and ds.targets[-1] == 0 and ds.targets[5:9] == [0, 0, 0, 0]
+        assert list(ds.targets) == [0] * 40
+        with pytest.raises(IndexError):
+            ds.targets[40]
+        assert ds.root == str(DEFAULT_IMAGE)
+
+    def test_targets_are_lazy_at_full_size(self):
+        ds = SingleImageDataset()
+        assert len(ds) == 1_281_167 and len(ds.targets) == 1_281_167
+        assert len(pickle.dumps(ds.targets)) < 1000
+
+    def test_returns_pil_and_zero_without_transform(self):
+        img, target = SingleImageDataset(**SMALL)[0]
+        assert isinstance(img, Image.Image) and img.mode == "RGB" and img.size == (32, 32)
+        assert target == 0
+
+    def test_transform_and_target_transform(self):
+        ds = SingleImageDataset(transform=ToTensor(), target_transform=lambda t: t + 7, **SMALL)
+        x, y = ds[1]
+        assert isinstance(x, torch.Tensor) and x.shape == (3, 32, 32) and y == 7
+
+    def test_repr_in_torchvision_style(self):
+        text = repr(SingleImageDataset(transform=ToTensor(), **SMALL))
+        lines = text.splitlines()
+        assert lines[0] == "Dataset SingleImageDataset"
+        assert lines[1] == "    Number of datapoints: 40"
+        assert lines[2] == f"    Root location: {DEFAULT_IMAGE}"
+        assert "Source size: 1000x872" in text and "backend: reference" in text
+        assert "StandardTransform" in text and "ToTensor()" in text
+
+    def test_config_and_overrides(self):
+        cfg = AugmentConfig(img_size=48, seed=3)
+        assert SingleImageDataset(config=cfg).config == cfg
+        ds = SingleImageDataset(config=cfg, num_imgs=10, seed=4)
+        assert (ds.config.img_size, ds.config.seed, len(ds)) == (48, 4, 10)
+        assert cfg.seed == 3  # the caller's config is not mutated
+
+
+class TestIndexing:
+    def test_negative_and_numpy_indices(self):
+        ds = SingleImageDataset(**SMALL)
+        last = np.asarray(ds[39][0])
+        assert np.array_equal(np.asarray(ds[-1][0]), last)
+        assert np.array_equal(np.asarray(ds[np.int64(39)][0]), last)
+        assert np.array_equal(np.asarray(ds[np.uint16(39)][0]), last)
+        assert ds.params(-40) == ds.params(0)
+
+    @pytest.mark.parametrize("index", [40, -41, 10**12])
+    def test_out_of_range(self, index):
+        with pytest.raises(IndexError, match=r"index .* is out of range for a dataset of 40 samples"):
+            SingleImageDataset(**SMALL)[index]
+
+    @pytest.mark.parametrize("index", [1.0, "3", None, slice(0, 2)])
+    def test_non_integer(self, index):
+        with pytest.raises(TypeError, match=r"dataset indices must be integers"):
+            SingleImageDataset(**SMALL)[index]
+
+
+class TestInputs:
+    def test_path_pil_array_tensor_agree(self, coffee_path):
+        from_path = SingleImageDataset(coffee_path, **SMALL)
+        pil = Image.open(coffee_path).convert("RGB")
+        array = np.array(pil)
+        tensor = torch.from_numpy(array).permute(2, 0, 1).contiguous()
+        expected = np.asarray(from_path[5][0])
+        for image in (str(coffee_path), pil, array, tensor):
+            assert np.array_equal(np.asarray(SingleImageDataset(image, **SMALL)[5][0]), expected)
+
+    def test_caller_image_not_mutated_or_aliased(self):
+        pil = Image.new("RGB", (100, 80), (10, 20, 30))
+        ds = SingleImageDataset(pil, **SMALL)
+        pil.paste((255, 255, 255), (0, 0, 100, 80))
+        assert ds.source.getpixel((0, 0)) == (10, 20, 30)
+
+    @pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "1", "I", "F"])
+    def test_any_pil_mode_becomes_rgb(self, mode):
+        img = Image.new("RGB", (64, 48), (120, 60, 30)).convert(mode)
+        ds = SingleImageDataset(img, **SMALL)
+        assert ds.source.mode == "RGB" and ds[0][0].mode == "RGB"
+
+    def test_16bit_is_scaled_not_clipped(self, tmp_path):
+        ramp = (np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 21).astype(np.uint16)  # up to ~64k
+        path = tmp_path / "ramp16.png"
+        Image.fromarray(ramp).save(path)
+        with Image.open(path) as raw:
+            assert raw.mode.startswith("I")
+        source = np.asarray(SingleImageDataset(path, **SMALL).source)
+        assert np.array_equal(source[..., 0], source[..., 1])
+        expected = np.rint(ramp / 257.0).astype(np.uint8)
+        assert np.array_equal(source[..., 0], expected)
+        assert source.max() == 251  # 3071 * 21 / 257 = 250.9
+        with Image.open(path) as raw:  # what PIL's own convert does: everything above 255 clipped
+            assert (np.asarray(raw.convert("RGB")) == 255).mean() > 0.9
+
+    def test_rgba_drops_alpha_like_the_original(self):
+        rgba = Image.new("RGBA", (64, 64), (10, 200, 30, 0))
+        assert SingleImageDataset(rgba, **SMALL).source.getpixel((5, 5)) == (10, 200, 30)
+
+
+class TestErrors:
+    def test_missing_file(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match=r"image file not found: .*nope.jpg"):
+            SingleImageDataset(tmp_path / "nope.jpg")
+
+    def test_directory(self, tmp_path):
+        with pytest.raises(IsADirectoryError, match=r"is a directory; pass the path of an image file"):
+            SingleImageDataset(tmp_path)
+
+    def test_not_an_image(self, tmp_path):
+        path = tmp_path / "notes.jpg"
+        path.write_text("not really a JPEG")
+        with pytest.raises(ValueError, match=r"notes.jpg is not an image file that Pillow can read"):
+            SingleImageDataset(path)
+
+    def test_truncated_image(self, tmp_path, coffee_path):
+        full = tmp_path / "full.jpg"
+        Image.open(coffee_path).convert("RGB").save(full, quality=90)
+        cut = tmp_path / "cut.jpg"
+        cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+        with pytest.raises(ValueError, match=r"cut.jpg is truncated or corrupt"):
+            SingleImageDataset(cut)
+
+    def test_truncated_png(self, tmp_path, coffee_path):
+        cut = tmp_path / "cut.png"
+        cut.write_bytes(coffee_path.read_bytes()[:20_000])
+        with pytest.raises(ValueError, match=r"cut.png is truncated or corrupt"):
+            SingleImageDataset(cut)
+
+    def test_too_small_for_initial_crop(self):
+        with pytest.raises(ValueError, match=r"image of 1x1 px is too small for initcrop=0.5"):
+            SingleImageDataset(Image.new("RGB", (1, 1)))
+
+    def test_too_elongated_without_cropfirst(self):
+        with pytest.raises(ValueError, match=r"image of 4000x30 px is too small or too elongated for the crops"):
+            SingleImageDataset(Image.new("RGB", (4000, 30)), cropfirst=False)
+
+    def test_invalid_config_range(self):
+        with pytest.raises(ValueError, match=r"scale should be two inverse area fractions"):
+            SingleImageDataset(scale=(0.5, 1))
+
+    def test_unknown_override(self):
+        with pytest.raises(ValueError, match=r"unknown key 'imgsize'"):
+            SingleImageDataset(imgsize=32)
+
+    def test_unknown_backend(self):
+        with pytest.raises(ValueError, match=r"unknown backend 'turbo'; available backends: reference"):
+            SingleImageDataset(backend="turbo")
+
+    @pytest.mark.parametrize(
+        ("image", "match"),
+        [
+            (np.zeros((8, 8, 3), dtype=np.float32), r"image array should be uint8 HxWx3, got dtype float32"),
+            (np.zeros((8, 8, 5), dtype=np.uint8), r"image array should be uint8 HxWx3 \(or greyscale\), got shape"),
+            (torch.zeros(3, 8, 8), r"image tensor should be uint8 with shape 3xHxW, got dtype torch.float32"),
+            (torch.zeros(2, 8, 8, dtype=torch.uint8), r"should be uint8 3xHxW \(CHW\)"),
+            (42, r"image should be a path, a PIL image, a uint8 numpy array or tensor, or None, got int"),
+        ],
+    )
+    def test_bad_arrays(self, image, match):
+        with pytest.raises(TypeError, match=match):
+            SingleImageDataset(image)
+
+    def test_bad_epoch(self):
+        ds = SingleImageDataset(**SMALL)
+        with pytest.raises(ValueError, match=r"epoch should be a non-negative integer, got -1"):
+            ds.set_epoch(-1)
