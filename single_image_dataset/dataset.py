@@ -12,7 +12,7 @@ from PIL import Image
 from torchvision.datasets import VisionDataset
 
 from .config import AugmentConfig
-from .render import Renderer, available_backends, get_renderer
+from .render import Renderer, get_renderer
 from .sampling import MIN_FIT_PROBABILITY, SampleParams, fit_probability, sample_params
 from .source import DEFAULT_IMAGE, ImageLike, load_image
 
@@ -62,8 +62,6 @@ class SingleImageDataset(VisionDataset):
         **overrides: Any,
     ) -> None:
         config = (config or AugmentConfig()).replace(**overrides)
-        if backend not in available_backends():
-            raise ValueError(f"unknown backend {backend!r}; available backends: {', '.join(available_backends())}")
         root = str(DEFAULT_IMAGE) if image is None else str(image) if isinstance(image, (str, os.PathLike)) else None
         super().__init__(root, transform=transform, target_transform=target_transform)
         self.config = config
@@ -74,7 +72,8 @@ class SingleImageDataset(VisionDataset):
         self.class_to_idx = {"dummy": 0}
         # Shared memory, so set_epoch reaches DataLoader workers (fork or spawn, persistent or not).
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-        self._renderer: Renderer | None = None
+        # Built now so a missing optional dependency fails here; workers rebuild it (see __getstate__).
+        self._renderer: Renderer | None = get_renderer(backend, self.source)
 
     @property
     def targets(self) -> Sequence[int]:
