@@ -33,6 +33,7 @@ def load_image(image: ImageLike | None) -> Image.Image:
     Raises:
         FileNotFoundError: the path does not exist.
         IsADirectoryError: the path is a directory.
+        PermissionError: the file may not be read.
         ValueError: the file is not a readable image, or is truncated or corrupt.
         TypeError: an array or tensor of the wrong dtype or shape, or another type altogether.
     """
@@ -75,6 +76,8 @@ def _open(path: Path) -> Image.Image:
         with Image.open(path) as img:
             img.load()
             return _to_rgb(img)
+    except PermissionError:
+        raise PermissionError(f"image file {path} cannot be read: permission denied; check its permissions") from None
     except UnidentifiedImageError:
         raise ValueError(f"{path} is not an image file that Pillow can read") from None
     except (OSError, SyntaxError) as exc:  # PIL reports truncated and corrupt data this way

@@ -1,0 +1,252 @@
+"""The ``single-image-dataset`` command: a drop-in for the paper's ``make_dataset_single.py``.
+
+Without ``--materialize`` it prints the resolved config and writes a preview grid; with it, it
+writes the dataset as an ImageFolder tree (see :mod:`single_image_dataset.export`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from .config import AugmentConfig
+from .dataset import SingleImageDataset
+from .export import FORMATS, MANIFEST_NAME, estimate_bytes, format_bytes, image_name, materialize, shard_range
+from .preview import save_preview
+from .render import available_backends
+from .sampling import DEBUG_SIZE
+
+__all__ = ["build_parser", "main"]
+
+PROG = "single-image-dataset"
+PREVIEW_NAME = "preview.png"
+DEBUG_NUM_IMGS = 64
+DEBUG_THREADS = 2
+_DEFAULT_QUALITY = 75
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, like the library errors main() reports; the usage is one --help away.
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; flags that map to :class:`AugmentConfig` fields default to ``None``,
+    meaning "not given", so that a ``--config`` file fills them in."""
+    p = _Parser(
+        prog=PROG,
+        description="Make a dataset of augmented views of one image (Asano et al., ICLR 2020). Without "
+        "--materialize, print the resolved config and write a preview grid; with it, write the images "
+        "to TARGETPATH/train/dummy for torchvision's ImageFolder.",
+        epilog="Precedence: built-in defaults < --config file < flags given on the command line.",
+    )
+    cfg = AugmentConfig()
+    io = p.add_argument_group("input and output")
+    io.add_argument("--imgpath", metavar="PATH", help="source image (default: the embedded Hubble Deep Field)")
+    io.add_argument("--targetpath", metavar="DIR", default="./out", help="export root (default: ./out)")
+    io.add_argument("--config", metavar="FILE.toml", help="TOML preset, e.g. configs/paper_imagenet.toml")
+    io.add_argument("--materialize", action="store_true", help="write the images to TARGETPATH/train/dummy")
+    io.add_argument("--format", choices=tuple(FORMATS), default="jpg", help="image file format (default: jpg)")
+    io.add_argument(
+        "--quality", type=_int_in(1, 100), metavar="Q",
+        help=f"JPEG quality, 1-100 (default: {_DEFAULT_QUALITY}, as the original)",
+    )
+    io.add_argument("--shard", metavar="K/N", type=_shard, help="write only shard K (0-based) of N contiguous ranges")
+    io.add_argument("--overwrite", action="store_true", help="replace a different export already in TARGETPATH")
+    io.add_argument(
+        "--threads", type=_int_in(1, None), metavar="N",
+        help="worker processes (default: the CPUs available to this process)",
+    )
+    io.add_argument(
+        "--batch_size", type=_int_in(1, None), default=32, metavar="N",
+        help="images handed to a worker process at a time (default: 32)",
+    )
+    io.add_argument(
+        "--backend", choices=available_backends(), default="reference", help="renderer (default: reference)"
+    )
+    io.add_argument("--debug", action=argparse.BooleanOptionalAction, help=(
+        f"debug run: {DEBUG_NUM_IMGS} images shrunk to {DEBUG_SIZE} px, {DEBUG_THREADS} processes, exported with a "
+        "preview grid (default: off)"
+    ))
+
+    aug = p.add_argument_group("augmentation (AugmentConfig fields)")
+    aug.add_argument("--img_size", type=int, metavar="PX", help=f"output side in pixels (default: {cfg.img_size})")
+    aug.add_argument("--num_imgs", type=int, metavar="N", help=f"number of images (default: {cfg.num_imgs})")
+    aug.add_argument("--seed", type=int, help=f"seed of the per-index random streams (default: {cfg.seed})")
+    aug.add_argument("--deg", type=float, help=f"max rotation in degrees (default: {cfg.deg:g})")
+    aug.add_argument("--shear", type=float, help=f"max x-shear in degrees (default: {cfg.shear:g})")
+    aug.add_argument("--vflip", action=argparse.BooleanOptionalAction, help="random vertical flips (default: off)")
+    aug.add_argument(
+        "--cropfirst", action=argparse.BooleanOptionalAction,
+        help="start with a random square crop of initcrop * the short side (default: on; the original's "
+        "--cropfirst switched it off, ours keeps it on)",
+    )
+    aug.add_argument("--initcrop", type=float, help=f"side of the initial crop, relative (default: {cfg.initcrop:g})")
+    aug.add_argument(
+        "--scale", type=float, nargs=2, metavar=("MAX", "MIN"),
+        help="inverse area range of the resized crop: areas in [1/MAX, 1/MIN] (default: 500 1)",
+    )
+    aug.add_argument(
+        "--randinterp", action=argparse.BooleanOptionalAction,
+        help="draw the resized crop's interpolation from bilinear/bicubic/lanczos (default: off, bicubic)",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (argparse exits 2 itself on a usage error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quality is not None and args.format != "jpg":
+        parser.error("argument --quality: applies to --format jpg only")
+    try:
+        with _sigterm_as_interrupt():
+            return _run(args)
+    except _Terminated:
+        print(f"{PROG}: terminated; run the same command again to resume", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"{PROG}: error: {_describe(exc)}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _resolve_config(args)
+    threads = args.threads or (DEBUG_THREADS if config.debug else _available_cpus())
+    quality = args.quality or _DEFAULT_QUALITY
+    shard = args.shard or (0, 1)
+    dataset = SingleImageDataset(args.imgpath, config=config, backend=args.backend)
+    target = Path(args.targetpath)
+    out = sys.stdout
+
+    print("# resolved config (TOML: save it and pass it back with --config)", file=out)
+    print(_to_toml(config.to_dict()), file=out)
+    src = dataset.source
+    print(f"source: {dataset.root} ({src.width}x{src.height} px)", file=out)
+    side = DEBUG_SIZE if config.debug else config.img_size
+    print(f"dataset: {config.num_imgs} images of {side}x{side} px, seed {config.seed}, backend {args.backend}",
+          file=out)
+
+    indices = shard_range(config.num_imgs, *shard)
+    where = "nothing (empty shard)"
+    if len(indices):
+        first, last = (image_name(i, config.num_imgs, args.format) for i in (indices[0], indices[-1]))
+        where = f"{target / 'train' / 'dummy'}/{{{first} .. {last}}}"
+    if args.materialize or config.debug:
+        print(f"writing {len(indices)} images with {threads} processes: {where}", file=out, flush=True)
+        result = materialize(
+            dataset, target, image_format=args.format, quality=quality, processes=threads, shard=shard,
+            overwrite=args.overwrite, chunk_size=args.batch_size,
+        )
+        rate = result.written / result.seconds if result.seconds > 0 else 0.0
+        print(
+            f"wrote {result.written} images ({result.skipped} already there) in {result.seconds:.1f} s "
+            f"({rate:.0f} img/s); manifest: {target / MANIFEST_NAME}",
+            file=out,
+        )
+    else:
+        need = estimate_bytes(dataset, indices, args.format, quality)
+        print(f"--materialize would write {len(indices)} files, about {format_bytes(need)}: {where}", file=out)
+    if not args.materialize or config.debug:
+        path = save_preview(dataset, target / PREVIEW_NAME)
+        print(f"preview: {path} (samples 0-{min(64, config.num_imgs) - 1}, 8 per row)", file=out)
+    return 0
+
+
+def _resolve_config(args: argparse.Namespace) -> AugmentConfig:
+    names = [f.name for f in dataclasses.fields(AugmentConfig)]
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if args.debug and args.num_imgs is None:
+        given["num_imgs"] = DEBUG_NUM_IMGS
+    if args.config is not None:
+        return AugmentConfig.from_toml(args.config, **given)
+    return AugmentConfig.from_dict({}, **given)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (e.g. from Slurm), handled like Ctrl-C so that the export shuts down cleanly."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror if exc.filename is None else f"{exc.strerror}: {exc.filename}"
+    else:
+        text = str(exc)
+    return " ".join(text.split())
+
+
+def _int_in(lo: int, hi: int | None) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"should be an integer, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            bounds = f"in [{lo}, {hi}]" if hi is not None else f"at least {lo}"
+            raise argparse.ArgumentTypeError(f"should be {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(part) for part in text.split("/"))
+        shard_range(1, k, n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"should be K/N with 0 <= K < N (K counts from 0), got {text!r}") from None
+    return k, n
+
+
+def _to_toml(values: dict[str, Any]) -> str:
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    return "\n".join(f"{k} = {value(v)}" for k, v in values.items())
+
+
+def _available_cpus() -> int:
+    # The CPUs this process may run on (a Slurm allocation, taskset), not the machine's count.
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

@@ -1,0 +1,399 @@
+"""materialize(): layout, ImageFolder equality, manifest, resume, conflicts, disk checks, shards, preview."""
+
+from __future__ import annotations
+
+import doctest
+import errno
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import PIL
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from torchvision.datasets import ImageFolder
+
+from single_image_dataset import AugmentConfig, SingleImageDataset, export, preview
+from single_image_dataset.export import ExportResult, estimate_bytes, image_name, materialize, shard_range
+from single_image_dataset.preview import preview_grid, save_preview
+from single_image_dataset.source import pixel_sha256
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+QUIET = {"progress": False}
+
+
+def _dataset(num_imgs: int = 24, img_size: int = 32, image=None, **overrides) -> SingleImageDataset:
+    return SingleImageDataset(image, num_imgs=num_imgs, img_size=img_size, **overrides)
+
+
+def _files(target: Path) -> list[str]:
+    return sorted(os.listdir(target / "train" / "dummy"))
+
+
+def _assert_pixels_equal(target: Path, ds: SingleImageDataset) -> None:
+    folder = ImageFolder(str(target / "train"))
+    assert len(folder) == len(ds) and folder.classes == ["dummy"]
+    for i in range(len(ds)):
+        img, label = folder[i]
+        assert label == 0
+        np.testing.assert_array_equal(np.asarray(img), np.asarray(ds[i][0]), err_msg=f"sample {i}")
+
+
+def _live_children() -> list:
+    return [p for p in multiprocessing.active_children() if p.is_alive()]
+
+
+def test_docstring_examples():
+    for module in (export, preview):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0 and result.failed == 0
+
+
+class TestNaming:
+    @pytest.mark.parametrize(("num_imgs", "digits"), [(1, 1), (10, 1), (11, 2), (300, 3), (1_281_167, 7)])
+    def test_zero_padding(self, num_imgs, digits):
+        assert image_name(num_imgs - 1, num_imgs, "jpg") == f"patch_{num_imgs - 1:0{digits}d}.jpg"
+
+    def test_sorted_names_are_index_order(self):
+        names = [image_name(i, 1001, "png") for i in range(1001)]
+        assert sorted(names) == names
+
+    @pytest.mark.parametrize("num_shards", [1, 2, 3, 7, 50])
+    def test_shards_partition_the_indices(self, num_shards):
+        ranges = [shard_range(47, k, num_shards) for k in range(num_shards)]
+        assert [i for r in ranges for i in r] == list(range(47))
+        assert max(map(len, ranges)) - min(map(len, ranges)) <= 1
+
+    @pytest.mark.parametrize(("shard", "num_shards"), [(3, 3), (-1, 2), (0, 0)])
+    def test_bad_shard(self, shard, num_shards):
+        with pytest.raises(ValueError, match=r"shard should be K/N with 0 <= K < N .*got"):
+            shard_range(10, shard, num_shards)
+
+
+class TestMaterialize:
+    def test_png_equals_dataset_through_imagefolder(self, tmp_path):
+        ds = _dataset(num_imgs=30)
+        result = materialize(ds, tmp_path, image_format="png", processes=2, chunk_size=4, **QUIET)
+        assert isinstance(result, ExportResult)
+        assert (result.written, result.skipped, result.indices) == (30, 0, range(30))
+        assert _files(tmp_path) == [f"patch_{i:02d}.png" for i in range(30)]
+        assert result.bytes_written == sum(os.path.getsize(tmp_path / "train" / "dummy" / f) for f in _files(tmp_path))
+        _assert_pixels_equal(tmp_path, ds)
+
+    @pytest.mark.parametrize("quality", [75, 95])
+    def test_jpeg_is_the_encoding_of_the_sample(self, tmp_path, quality):
+        ds = _dataset(num_imgs=6)
+        materialize(ds, tmp_path, image_format="jpg", quality=quality, **QUIET)
+        for i in range(6):
+            expected = io.BytesIO()
+            ds[i][0].save(expected, format="JPEG", quality=quality)
+            assert (tmp_path / "train" / "dummy" / f"patch_{i}.jpg").read_bytes() == expected.getvalue()
+        assert json.loads((tmp_path / "manifest.json").read_text())["dataset"]["quality"] == quality
+
+    def test_transform_is_not_applied(self, tmp_path):
+        ds = _dataset(num_imgs=4, transform=lambda img: img.rotate(90))
+        materialize(ds, tmp_path, image_format="png", **QUIET)
+        with Image.open(tmp_path / "train" / "dummy" / "patch_0.png") as img:
+            np.testing.assert_array_equal(np.asarray(img), np.asarray(ds.render(ds.params(0))))
+
+    def test_manifest(self, tmp_path, coffee_path):
+        ds = _dataset(num_imgs=5, image=coffee_path, seed=7)
+        materialize(ds, tmp_path / "out", image_format="png", **QUIET)
+        manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+        dataset = manifest["dataset"]
+        assert dataset["config"] == ds.config.to_dict()
+        assert AugmentConfig.from_dict(dataset["config"]) == ds.config
+        assert (dataset["num_imgs"], dataset["seed"], dataset["epoch"]) == (5, 7, 0)
+        assert (dataset["backend"], dataset["format"], dataset["quality"]) == ("reference", "png", None)
+        assert dataset["layout"] == "train/dummy/patch_{index:01d}.png"
+        assert dataset["source"] == {"pixel_sha256": pixel_sha256(ds.source), "width": 600, "height": 400}
+        assert manifest["source_file"] == {
+            "path": os.path.abspath(coffee_path),
+            "sha256": hashlib.sha256(coffee_path.read_bytes()).hexdigest(),
+            "bytes": coffee_path.stat().st_size,
+        }
+        versions = manifest["versions"]
+        assert versions["torch"] == torch.__version__ and versions["torchvision"] == torchvision.__version__
+        assert versions["Pillow"] == PIL.__version__ and versions["single_image_dataset"]
+        record = json.loads((tmp_path / "out" / "shards" / "0-of-1.json").read_text())
+        assert (record["shard"], record["num_shards"], record["start"], record["stop"]) == (0, 1, 0, 5)
+        assert (record["status"], record["written"], record["skipped"]) == ("complete", 5, 0)
+
+    def test_resume_writes_only_the_missing_files(self, tmp_path):
+        ds = _dataset(num_imgs=20)
+        materialize(ds, tmp_path, image_format="png", **QUIET)
+        folder = tmp_path / "train" / "dummy"
+        for i in (0, 7, 19):
+            (folder / f"patch_{i:02d}.png").unlink()
+        (folder / "patch_03.png").write_bytes(b"")  # what a machine crash before a flush can leave
+        kept = {f: (folder / f).stat().st_mtime_ns for f in _files(tmp_path) if f != "patch_03.png"}
+        result = materialize(ds, tmp_path, image_format="png", processes=2, **QUIET)
+        assert (result.written, result.skipped) == (4, 16)
+        assert all((folder / f).stat().st_mtime_ns == t for f, t in kept.items())
+        assert len(_files(tmp_path)) == 20
+        _assert_pixels_equal(tmp_path, ds)
+
+    def test_stale_temp_files_are_removed(self, tmp_path):
+        # What a SIGKILL of the writer leaves: a partial file under a temp name, no final name.
+        ds = _dataset(num_imgs=12)
+        materialize(ds, tmp_path, image_format="png", **QUIET)
+        folder = tmp_path / "train" / "dummy"
+        (folder / "patch_03.png").rename(folder / ".patch_03.png.12345.tmp")
+        (folder / ".patch_03.png.12345.tmp").write_bytes(b"\x89PNG partial")
+        assert materialize(ds, tmp_path, image_format="png", **QUIET).written == 1
+        assert _files(tmp_path) == [f"patch_{i:02d}.png" for i in range(12)]
+
+    def test_epoch_is_part_of_the_export(self, tmp_path):
+        ds = _dataset(num_imgs=4)
+        ds.set_epoch(3)
+        materialize(ds, tmp_path, image_format="png", **QUIET)
+        assert json.loads((tmp_path / "manifest.json").read_text())["dataset"]["epoch"] == 3
+        _assert_pixels_equal(tmp_path, ds)
+
+    def test_estimate_covers_the_real_size(self, tmp_path):
+        ds = _dataset(num_imgs=40, img_size=64)
+        estimate = estimate_bytes(ds, range(40), "jpg", 75)
+        result = materialize(ds, tmp_path, **QUIET)
+        assert result.bytes_written <= estimate <= 40 * 2 * 4096 + 2 * result.bytes_written
+        assert estimate_bytes(ds, [], "png") == 0
+
+
+class TestSharding:
+    def test_three_shards_equal_one_unsharded_export(self, tmp_path):
+        ds = _dataset(num_imgs=25)
+        materialize(ds, tmp_path / "whole", image_format="png", **QUIET)
+        results = [
+            materialize(ds, tmp_path / "sharded", image_format="png", shard=(k, 3), **QUIET) for k in (2, 0, 1)
+        ]
+        assert sorted(r.indices.start for r in results) == [0, 8, 16] and sum(r.written for r in results) == 25
+        whole, sharded = tmp_path / "whole" / "train" / "dummy", tmp_path / "sharded" / "train" / "dummy"
+        assert _files(tmp_path / "whole") == _files(tmp_path / "sharded")
+        for name in _files(tmp_path / "whole"):
+            assert (whole / name).read_bytes() == (sharded / name).read_bytes(), name
+        manifests = [json.loads((tmp_path / t / "manifest.json").read_text())["dataset"] for t in ("whole", "sharded")]
+        assert manifests[0] == manifests[1]
+        records = sorted(os.listdir(tmp_path / "sharded" / "shards"))
+        assert records == ["0-of-3.json", "1-of-3.json", "2-of-3.json"]
+
+    def test_shard_writes_only_its_range(self, tmp_path):
+        ds = _dataset(num_imgs=10)
+        result = materialize(ds, tmp_path, image_format="png", shard=(1, 3), **QUIET)
+        assert result.indices == range(3, 6)
+        assert _files(tmp_path) == ["patch_3.png", "patch_4.png", "patch_5.png"]
+
+
+    def test_empty_shard(self, tmp_path):
+        result = materialize(_dataset(num_imgs=2), tmp_path, shard=(0, 3), **QUIET)
+        assert (result.indices, result.written) == (range(0, 0), 0) and _files(tmp_path) == []
+        assert json.loads((tmp_path / "shards" / "0-of-3.json").read_text())["status"] == "complete"
+
+
+class TestConflicts:
+    def test_different_config_is_refused(self, tmp_path):
+        materialize(_dataset(num_imgs=6, img_size=32), tmp_path, image_format="png", **QUIET)
+        with pytest.raises(FileExistsError, match=r"already holds a different export \(.*img_size 32 there, 48 now"):
+            materialize(_dataset(num_imgs=6, img_size=48), tmp_path, image_format="png", **QUIET)
+
+    def test_different_image_is_refused(self, tmp_path, coffee_path):
+        materialize(_dataset(num_imgs=6), tmp_path, image_format="png", **QUIET)
+        with pytest.raises(FileExistsError, match=r"different export \(source\.pixel_sha256 '"):
+            materialize(_dataset(num_imgs=6, image=coffee_path), tmp_path, image_format="png", **QUIET)
+
+    def test_different_format_is_refused(self, tmp_path):
+        materialize(_dataset(num_imgs=6), tmp_path, image_format="png", **QUIET)
+        with pytest.raises(FileExistsError, match=r"format 'png' there, 'jpg' now"):
+            materialize(_dataset(num_imgs=6), tmp_path, image_format="jpg", **QUIET)
+
+    def test_overwrite_replaces_the_old_export(self, tmp_path):
+        materialize(_dataset(num_imgs=30), tmp_path, image_format="png", **QUIET)
+        ds = _dataset(num_imgs=8, img_size=24)
+        result = materialize(ds, tmp_path, image_format="png", overwrite=True, **QUIET)
+        assert result.written == 8 and _files(tmp_path) == [f"patch_{i}.png" for i in range(8)]
+        assert json.loads((tmp_path / "manifest.json").read_text())["dataset"]["config"]["img_size"] == 24
+        _assert_pixels_equal(tmp_path, ds)
+
+    def test_unmanifested_files_are_refused(self, tmp_path):
+        # What the original script leaves: 1-based, unpadded names and no manifest.
+        folder = tmp_path / "train" / "dummy"
+        folder.mkdir(parents=True)
+        for k in (32, 33):
+            Image.new("RGB", (32, 32)).save(folder / f"patch_{k}.jpg")
+        with pytest.raises(FileExistsError, match=r"already holds 2 files but .* has no manifest\.json"):
+            materialize(_dataset(num_imgs=4), tmp_path, **QUIET)
+        materialize(_dataset(num_imgs=4), tmp_path, overwrite=True, **QUIET)
+        assert _files(tmp_path) == [f"patch_{i}.jpg" for i in range(4)]
+
+    def test_overwrite_keeps_files_it_did_not_write(self, tmp_path):
+        folder = tmp_path / "train" / "dummy"
+        folder.mkdir(parents=True)
+        (folder / "notes.txt").write_text("mine")
+        with pytest.raises(FileExistsError, match=r"holds 'notes\.txt', which this library did not write"):
+            materialize(_dataset(num_imgs=4), tmp_path, overwrite=True, **QUIET)
+        assert (folder / "notes.txt").read_text() == "mine"
+
+    def test_other_classes_are_refused(self, tmp_path):
+        (tmp_path / "train" / "cats").mkdir(parents=True)
+        with pytest.raises(FileExistsError, match=r"holds 'cats', which ImageFolder would read as a class"):
+            materialize(_dataset(num_imgs=4), tmp_path, **QUIET)
+
+    def test_overwrite_with_shards_is_refused(self, tmp_path):
+        with pytest.raises(ValueError, match="overwrite cannot be combined with sharding"):
+            materialize(_dataset(num_imgs=4), tmp_path, shard=(0, 2), overwrite=True, **QUIET)
+
+    def test_unreadable_manifest(self, tmp_path):
+        (tmp_path / "manifest.json").write_text("{not json")
+        with pytest.raises(ValueError, match=r"cannot read the existing manifest .*manifest\.json"):
+            materialize(_dataset(num_imgs=4), tmp_path, **QUIET)
+
+
+class TestDiskAndArguments:
+    def test_full_disk_is_refused_before_writing(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(export, "_disk_free", lambda path: (50_000, None))
+        with pytest.raises(OSError, match=r"not enough free disk space in .*: 100 images need about .*, only 50 KB"):
+            materialize(_dataset(num_imgs=100), tmp_path, **QUIET)
+        assert _files(tmp_path) == [] and not (tmp_path / "manifest.json").exists()
+
+    def test_too_few_inodes_is_refused(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(export, "_disk_free", lambda path: (10**12, 5))
+        with pytest.raises(OSError, match=r"not enough free inodes .*: 10 files are needed") as info:
+            materialize(_dataset(num_imgs=10), tmp_path, **QUIET)
+        assert info.value.errno == errno.ENOSPC
+
+    def test_unwritable_target(self, tmp_path):
+        # A folder under a regular file cannot be created, for root too (chmod does not stop root).
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(NotADirectoryError, match=r"cannot write to .*file/out/train/dummy: Not a directory"):
+            materialize(_dataset(num_imgs=4), tmp_path / "file" / "out", **QUIET)
+
+    def test_target_is_a_file(self, tmp_path):
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(NotADirectoryError, match=r"target .*file exists and is not a directory"):
+            materialize(_dataset(num_imgs=4), tmp_path / "file", **QUIET)
+
+    def test_failed_write_leaves_no_partial_file(self, tmp_path, monkeypatch):
+        ds = _dataset(num_imgs=12)
+        replace, calls = os.replace, []
+
+        def disk_full_at_the_fifth(src, dst):
+            if Path(dst).name.startswith("patch_"):
+                calls.append(dst)
+            if len(calls) == 5:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            replace(src, dst)
+
+        monkeypatch.setattr(export.os, "replace", disk_full_at_the_fifth)
+        with pytest.raises(OSError, match=r"writing .*patch_04\.png failed: No space left on device"):
+            materialize(ds, tmp_path, image_format="png", chunk_size=3, **QUIET)
+        monkeypatch.undo()
+        assert _files(tmp_path) == [f"patch_{i:02d}.png" for i in range(4)]
+        assert not [f for f in os.listdir(tmp_path / "train" / "dummy") if f.startswith(".")]
+        assert materialize(ds, tmp_path, image_format="png", **QUIET).written == 8
+        _assert_pixels_equal(tmp_path, ds)
+
+    def test_failed_write_in_a_worker_stops_the_export(self, tmp_path, monkeypatch):
+        ds = _dataset(num_imgs=40)
+        write = export._Writer.write
+
+        def disk_full_at_index_9(self, indices):
+            if 9 in indices:
+                raise OSError(errno.ENOSPC, "writing patch_09.png failed: No space left on device")
+            return write(self, indices)
+
+        monkeypatch.setattr(export._Writer, "write", disk_full_at_index_9)  # forked workers inherit it
+        with pytest.raises(OSError, match=r"writing patch_09\.png failed: No space left on device"):
+            materialize(ds, tmp_path, image_format="png", processes=2, chunk_size=3, **QUIET)
+        assert not _live_children()
+        monkeypatch.undo()
+        assert not [f for f in os.listdir(tmp_path / "train" / "dummy") if f.startswith(".")]
+        materialize(ds, tmp_path, image_format="png", processes=2, **QUIET)
+        _assert_pixels_equal(tmp_path, ds)
+
+    def test_killed_worker_is_reported_not_waited_for(self, tmp_path, monkeypatch):
+        ds = _dataset(num_imgs=40)
+        write = export._Writer.write
+
+        def killed_at_index_9(self, indices):
+            if 9 in indices:
+                os.kill(os.getpid(), signal.SIGKILL)  # what the OOM killer does
+            return write(self, indices)
+
+        monkeypatch.setattr(export._Writer, "write", killed_at_index_9)
+        with pytest.raises(ChildProcessError, match=r"export worker \d+ was killed by SIGKILL .*re-run to resume"):
+            materialize(ds, tmp_path, image_format="png", processes=2, chunk_size=3, **QUIET)
+        assert not _live_children()
+        monkeypatch.undo()
+        assert materialize(ds, tmp_path, image_format="png", processes=2, **QUIET).skipped > 0
+        _assert_pixels_equal(tmp_path, ds)
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"image_format": "gif"}, r"image_format should be one of jpg, png, got 'gif'"),
+            ({"quality": 0}, r"quality should be an integer in \[1, 100\], got 0"),
+            ({"quality": 101}, r"quality should be an integer in \[1, 100\], got 101"),
+            ({"processes": 0}, r"processes should be a positive integer, got 0"),
+            ({"chunk_size": 0}, r"chunk_size should be a positive integer, got 0"),
+            ({"shard": (2, 2)}, r"shard should be K/N with 0 <= K < N \(K counts from 0\), got 2/2"),
+        ],
+    )
+    def test_bad_arguments(self, tmp_path, kwargs, message):
+        with pytest.raises(ValueError, match=message):
+            materialize(_dataset(num_imgs=4), tmp_path, **kwargs, **QUIET)
+        assert not (tmp_path / "train").exists()
+
+
+class _FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class TestProgress:
+    def test_log_lines_when_not_a_terminal(self, tmp_path):
+        stream = io.StringIO()
+        materialize(_dataset(num_imgs=40), tmp_path, chunk_size=2, progress_stream=stream)
+        lines = stream.getvalue().splitlines()
+        assert 2 <= len(lines) <= 11 and "\r" not in stream.getvalue()
+        assert lines[-1].startswith("materialize: 40/40 (100%), ") and "img/s, ETA 0:00:00" in lines[-1]
+
+    def test_bar_on_a_terminal(self, tmp_path):
+        stream = _FakeTerminal()
+        materialize(_dataset(num_imgs=10), tmp_path, chunk_size=2, progress_stream=stream)
+        text = stream.getvalue()
+        assert text.startswith("\r[") and text.endswith("\n") and "10/10 (100%)" in text and "ETA" in text
+
+    def test_silent(self, tmp_path, capsys):
+        materialize(_dataset(num_imgs=4), tmp_path, progress=False)
+        assert capsys.readouterr() == ("", "")
+
+
+class TestPreview:
+    def test_grid_of_the_first_64_samples(self):
+        ds = _dataset(num_imgs=100)
+        grid = preview_grid(ds)
+        assert grid.size == (8 * 32 + 9 * 3, 8 * 32 + 9 * 3) and grid.mode == "RGB"
+        for i in (0, 9, 63):
+            row, col = divmod(i, 8)
+            top, left = 3 + row * 35, 3 + col * 35
+            tile = np.asarray(grid)[top : top + 32, left : left + 32]
+            np.testing.assert_array_equal(tile, np.asarray(ds[i][0]))
+
+    def test_short_dataset(self):
+        grid = preview_grid(_dataset(num_imgs=10))
+        assert grid.size == (8 * 32 + 9 * 3, 2 * 32 + 3 * 3)
+
+    def test_save(self, tmp_path):
+        path = save_preview(_dataset(num_imgs=4), tmp_path / "new" / "preview.png")
+        with Image.open(path) as img:
+            assert img.format == "PNG" and img.size == (4 * 32 + 5 * 3, 32 + 2 * 3)
+
+    def test_bad_arguments(self):
+        with pytest.raises(ValueError, match="count and nrow should be positive and padding non-negative, got 0, 8, 3"):
+            preview_grid(_dataset(num_imgs=4), count=0)
