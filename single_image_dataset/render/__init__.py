@@ -64,3 +64,5 @@ def get_renderer(name: str, image: Image.Image) -> Renderer:
 
 
 from . import reference  # noqa: E402,F401  (registers the built-in renderers)
+
+from . import fast  # noqa: E402,F401  # isort: skip  (after "reference", so it is listed second)

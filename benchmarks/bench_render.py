@@ -1,0 +1,148 @@
+"""Throughput of the renderers against reading the same samples back from a JPEG ImageFolder.
+
+For img_size 32, 64 and 256 and for a small (the default 1000x872 Hubble image) and a large
+(the same image upscaled to 2560x1920) source, prints a markdown table of:
+
+- median samples per CPU second (torch and OpenCV limited to one thread) of ``dataset[i]`` for the
+  reference and the fast renderer, and of ``ImageFolder[i]`` over a JPEG export (quality 75) of the
+  same samples, read once before timing so the files are in the page cache (the best case for disk);
+- the ratios fast/reference and fast/ImageFolder;
+- DataLoader throughput with 2 workers (batches of 32, tensors) for both backends.
+
+Run from the repository root::
+
+    python benchmarks/bench_render.py            # the figures in the README
+    python benchmarks/bench_render.py --quick    # a smoke run of a few seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torchvision.transforms.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets import ImageFolder
+
+from single_image_dataset import DEFAULT_IMAGE, SingleImageDataset, load_image
+
+SIZES = (32, 64, 256)
+LARGE_SIZE = (2560, 1920)
+BACKENDS = ("reference", "fast")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few samples and one repeat: a smoke run of seconds")
+    parser.add_argument("--samples", type=int, default=200, help="samples per timed pass (default: 200)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed passes; the median is reported (default: 5)")
+    parser.add_argument(
+        "--loader-samples", type=int, default=2000, help="samples per DataLoader pass (default: 2000)"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.samples, args.repeats, args.loader_samples = 16, 1, 64
+    if args.samples < 1 or args.repeats < 1 or args.loader_samples < 1:
+        parser.error("--samples, --repeats and --loader-samples should be positive")
+
+    _one_thread()
+    rows = []
+    small = load_image(DEFAULT_IMAGE)
+    large = small.resize(LARGE_SIZE, Image.Resampling.BICUBIC)
+    with tempfile.TemporaryDirectory(prefix="bench_render_") as tmp:
+        tmp_dir = Path(tmp)
+        for label, source in (("small 1000x872", small), ("large 2560x1920", large)):
+            for size in SIZES:
+                print(f"measuring {label} at {size} px ...", file=sys.stderr, flush=True)
+                rows.append((label, size, _measure(source, size, tmp_dir / f"{label.split()[0]}_{size}", args)))
+    print(_table(rows))
+    print(
+        f"\n{args.samples} samples x {args.repeats} passes per cell (median), one thread; "
+        f"DataLoader: {args.loader_samples} samples, 2 workers, batch 32, warm workers. "
+        f"torch {torch.__version__}, OpenCV {_opencv_version()}."
+    )
+    return 0
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+    try:
+        import cv2
+    except ImportError:
+        sys.exit('the benchmark needs OpenCV for backend="fast": pip install "single_image_dataset[fast]"')
+    cv2.setNumThreads(1)
+
+
+def _opencv_version() -> str:
+    import cv2
+
+    return cv2.__version__
+
+
+def _measure(source: Image.Image, size: int, export_root: Path, args: argparse.Namespace) -> dict[str, float]:
+    datasets = {b: SingleImageDataset(source, backend=b, img_size=size, num_imgs=args.samples) for b in BACKENDS}
+    for i in range(args.samples):
+        path = export_root / "dummy" / f"patch_{i}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        datasets["reference"][i][0].save(path, quality=75)
+    folder = ImageFolder(str(export_root))
+    readers: dict[str, Callable[[int], object]] = {
+        "reference": datasets["reference"].__getitem__,
+        "fast": datasets["fast"].__getitem__,
+        "imagefolder": folder.__getitem__,
+    }
+    for read in readers.values():  # warm up: page cache, renderer caches, lazy imports
+        for i in range(args.samples):
+            read(i)
+    rates: dict[str, list[float]] = {name: [] for name in readers}
+    for _ in range(args.repeats):
+        # Interleaved passes, so a burst of load from elsewhere on the machine hits every reader alike;
+        # CPU time rather than wall time, so time spent waiting for a core shared with others is not counted.
+        for name, read in readers.items():
+            start = time.process_time()
+            for i in range(args.samples):
+                read(i)
+            rates[name].append(args.samples / (time.process_time() - start))
+    result = {name: statistics.median(r) for name, r in rates.items()}
+    for backend in BACKENDS:
+        loader_set = SingleImageDataset(
+            source, backend=backend, img_size=size, num_imgs=args.loader_samples, transform=F.pil_to_tensor
+        )
+        result[f"loader_{backend}"] = _loader_rate(loader_set)
+    return result
+
+
+def _loader_rate(dataset: Dataset) -> float:
+    loader = DataLoader(dataset, batch_size=32, num_workers=2, persistent_workers=True)
+    for batch, _ in enumerate(loader):  # start the workers and build their renderers, untimed
+        if batch == 1:
+            break
+    start = time.perf_counter()
+    n = sum(len(images) for images, _ in loader)
+    return n / (time.perf_counter() - start)
+
+
+def _table(rows: list[tuple[str, int, dict[str, float]]]) -> str:
+    header = (
+        "| source | img_size | reference /s | fast /s | ImageFolder /s | fast / reference | fast / ImageFolder "
+        "| DataLoader 2 workers: reference /s | fast /s |"
+    )
+    lines = [header, "|" + "---|" * 9]
+    for label, size, r in rows:
+        lines.append(
+            f"| {label} | {size} | {r['reference']:,.0f} | {r['fast']:,.0f} | {r['imagefolder']:,.0f} "
+            f"| {r['fast'] / r['reference']:.1f}x | {r['fast'] / r['imagefolder']:.1f}x "
+            f"| {r['loader_reference']:,.0f} | {r['loader_fast']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

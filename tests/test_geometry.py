@@ -1,0 +1,213 @@
+"""The 3x3 matrix maths of ``geometry``: hand-computed cases, and torchvision's own pixel mapping."""
+
+from __future__ import annotations
+
+import doctest
+import math
+
+import numpy as np
+import pytest
+import torchvision.transforms.functional as F
+from numpy.testing import assert_allclose
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+
+from single_image_dataset import AugmentConfig, SampleParams, get_renderer, sample_params
+from single_image_dataset import geometry as g
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+
+def _params(**changes: object) -> SampleParams:
+    base = dict(
+        crop=(10, 20, 100, 100), resized_crop=(5, 6, 40, 80), resize=90, interpolation="bicubic",
+        warp=None, angle=0.0, shear=(0.0, 0.0), vflip=False, output_size=64, debug_size=None, jitter=None,
+    )
+    return SampleParams(**{**base, **changes})
+
+
+def _apply(matrix: np.ndarray, x: float, y: float) -> tuple[float, float]:
+    u, v, w = matrix @ np.array([x, y, 1.0])
+    assert w == 1.0
+    return float(u), float(v)
+
+
+class TestElementaryMatrices:
+    def test_translate_and_scale(self) -> None:
+        assert _apply(g.translate(3, -2), 1, 1) == (4, -1)
+        assert _apply(g.scale(2, 0.5), 3, 4) == (6, 2)
+
+    def test_crop_to_parent_adds_the_corner(self) -> None:
+        # (top, left) order, as F.crop: x moves by left, y by top.
+        assert _apply(g.crop_to_parent(top=7, left=3), 0, 0) == (3, 7)
+
+    def test_vflip_maps_top_edge_to_bottom_edge_and_is_its_own_inverse(self) -> None:
+        assert _apply(g.vflip(10), 2.5, 0) == (2.5, 10)
+        assert _apply(g.vflip(10), 2.5, 0.5) == (2.5, 9.5)  # pixel centre of row 0 -> that of row 9
+        assert_allclose(g.vflip(10) @ g.vflip(10), np.eye(3))
+
+    @pytest.mark.parametrize(
+        ("size", "crop", "offset"), [(90, 64, 13), (45, 32, 6), (362, 256, 53), (7, 4, 2), (5, 5, 0)]
+    )
+    def test_center_crop_offset(self, size: int, crop: int, offset: int) -> None:
+        # (45 - 32) / 2 = 6.5 rounds to 6 and (7 - 4) / 2 = 1.5 to 2: Python's round, as in F.center_crop.
+        assert g.center_crop_offset(size, crop) == offset
+        columns = Image.fromarray(np.tile(np.arange(size, dtype=np.uint8), (size, 1)))
+        assert np.asarray(F.center_crop(columns, [crop, crop]))[0, 0] == offset
+
+
+class TestAffineInverse:
+    def test_quarter_turn_by_hand(self) -> None:
+        # F.affine's angle turns the image clockwise on screen (y down); the inverse map sends an
+        # output pixel to where it came from: x_in = (y - cy) + cx, y_in = -(x - cx) + cy.
+        expected = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 10.0], [0.0, 0.0, 1.0]])
+        assert_allclose(g.affine_inverse((5.0, 5.0), 90.0, (0.0, 0.0)), expected, atol=1e-12)
+
+    def test_x_shear_by_hand(self) -> None:
+        # SHx(s) = [[1, -tan s], [0, 1]], so its inverse adds tan(s) * (y - cy) to x.
+        t = math.tan(math.radians(30.0))
+        expected = np.array([[1.0, t, -t * 4.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        assert_allclose(g.affine_inverse((3.0, 4.0), 0.0, (30.0, 0.0)), expected, atol=1e-12)
+
+    def test_centre_is_fixed_and_determinant_is_one(self) -> None:
+        m = g.affine_inverse((12.5, 7.0), 23.0, (-17.0, 9.0))
+        assert_allclose(_apply(m, 12.5, 7.0), (12.5, 7.0), atol=1e-12)
+        assert np.linalg.det(m[:2, :2]) == pytest.approx(1.0)
+
+    @pytest.mark.parametrize(
+        ("angle", "shear"), [(0.0, (0.0, 0.0)), (37.0, (0.0, 0.0)), (-12.0, (25.0, 0.0)), (5.0, (-8.0, 14.0))]
+    )
+    def test_equals_torchvision_matrix(self, angle: float, shear: tuple[float, float]) -> None:
+        center = [31.0, 17.5]
+        tv = F._get_inverse_affine_matrix(center, angle, [0.0, 0.0], 1.0, list(shear))
+        assert_allclose(g.affine_inverse(tuple(center), angle, shear)[:2].ravel(), tv, atol=1e-12)
+
+    def test_rotate_turns_the_other_way(self) -> None:
+        assert_allclose(g.rotate_inverse((5.0, 5.0), -90.0), g.affine_inverse((5.0, 5.0), 90.0, (0.0, 0.0)))
+
+    @pytest.mark.parametrize("op", ["affine", "rotate"])
+    @pytest.mark.parametrize("angle", [90.0, 30.0, -65.0])
+    def test_matches_where_torchvision_moves_a_pixel(self, op: str, angle: float) -> None:
+        # One lit pixel; the torchvision op (nearest neighbour) lights exactly the output pixels
+        # whose centres the inverse map sends into it.
+        side, (row, col) = 31, (9, 22)
+        img = np.zeros((side, side), np.uint8)
+        img[row, col] = 255
+        pil = Image.fromarray(img)
+        center = (side * 0.5, side * 0.5)
+        if op == "affine":
+            out = F.affine(pil, angle=angle, translate=[0, 0], scale=1.0, shear=[0.0, 0.0],
+                           interpolation=InterpolationMode.NEAREST)
+            m = g.affine_inverse(center, angle, (0.0, 0.0))
+        else:
+            out = F.rotate(pil, angle, interpolation=InterpolationMode.NEAREST)
+            m = g.rotate_inverse(center, angle)
+        ys, xs = np.mgrid[0:side, 0:side] + 0.5
+        sx, sy, _ = np.tensordot(m, np.stack([xs, ys, np.ones_like(xs)]), axes=1)
+        predicted = (np.floor(sx) == col) & (np.floor(sy) == row)
+        assert predicted.any()
+        np.testing.assert_array_equal(np.asarray(out) > 0, predicted)
+
+
+class TestComposition:
+    def test_output_to_source_without_warp_by_hand(self) -> None:
+        # Source x = left0 + left + (w / resize) * (x_out + offset), with offset = round((90 - 64) / 2).
+        m = g.output_to_source(_params())
+        expected = np.array([[80 / 90, 0.0, 26 + 80 / 90 * 13], [0.0, 40 / 90, 15 + 40 / 90 * 13], [0.0, 0.0, 1.0]])
+        assert_allclose(m, expected, atol=1e-12)
+
+    def test_vflip_by_hand(self) -> None:
+        # The output's top edge is row 13 from the bottom of the flipped 90 px crop.
+        m = g.output_to_source(_params(vflip=True))
+        assert_allclose(_apply(m, 0.0, 0.0), (26 + 80 / 90 * 13, 15 + 40 / 90 * (90 - 13)), atol=1e-12)
+        assert m[1, 1] == pytest.approx(-40 / 90)
+
+    def test_no_initial_crop(self) -> None:
+        m = g.output_to_source(_params(crop=None))
+        assert_allclose(m[:2, 2], [6 + 80 / 90 * 13, 5 + 40 / 90 * 13])
+
+    def test_warp_turns_about_the_resized_crop_centre(self) -> None:
+        # The centre of the 90 px resized crop (45, 45) is the output point (32, 32) and stays put.
+        m = g.output_to_source(_params(warp="affine", angle=40.0, shear=(20.0, 0.0)))
+        assert_allclose(_apply(m, 32.0, 32.0), (26 + 40.0, 15 + 20.0), atol=1e-12)
+
+    def test_composes_the_parts(self) -> None:
+        p = _params(warp="rotate", angle=-33.0, vflip=True)
+        assert_allclose(g.output_to_source(p), g.resized_to_source(p) @ g.output_to_resized(p))
+
+    @pytest.mark.parametrize("config", [
+        AugmentConfig(img_size=48, jitter_p=0.0),
+        AugmentConfig(img_size=48, jitter_p=0.0, shear=0.0, vflip=True),
+        AugmentConfig(img_size=48, jitter_p=0.0, cropfirst=False, deg=0.0, shear=0.0),
+    ], ids=["affine", "rotate+vflip", "no-warp"])
+    def test_reference_renderer_follows_the_map(self, config: AugmentConfig) -> None:
+        # On a linear ramp (value = coordinate / 2) the interpolations of the reference renderer
+        # reproduce the ramp, so its output reads back the source position of each pixel.
+        side = 510
+        ramp = (np.arange(side, dtype=np.float64) + 0.5) / 2
+        rgb = np.stack(np.broadcast_arrays(ramp[None, :], ramp[:, None], 0.0 * ramp[None, :]), axis=-1)
+        source = Image.fromarray(np.rint(rgb).astype(np.uint8))
+        renderer = get_renderer("reference", source)
+        ys, xs = np.mgrid[8:40, 8:40] + 0.5
+        for index in range(6):
+            p = sample_params(config, source.size, index)
+            out = np.asarray(renderer.render(p)).astype(np.float64)[8:40, 8:40]
+            inside = out.sum(axis=-1) > 0  # not filled by the warp
+            m = g.output_to_source(p)
+            # PIL's bilinear transform truncates to uint8: half a level low on average.
+            bias = 0.5 if p.warp else 0.0
+            for channel in (0, 1):
+                source_position = m[channel, 0] * xs + m[channel, 1] * ys + m[channel, 2]
+                error = out[..., channel] + bias - source_position / 2
+                assert np.abs(error[inside]).max() <= 1.01  # two roundings of the value
+                assert abs(error[inside].mean()) <= 0.25  # a half-pixel slip would show here
+
+
+class TestInvert:
+    def test_inverse_times_matrix_is_identity(self) -> None:
+        m = g.output_to_source(_params(warp="affine", angle=17.0, shear=(-21.0, 0.0), vflip=True))
+        assert_allclose(g.invert(m) @ m, np.eye(3), atol=1e-12)
+        assert_allclose(m @ g.invert(m), np.eye(3), atol=1e-12)
+
+    def test_by_hand(self) -> None:
+        assert_allclose(g.invert(g.translate(3, 4) @ g.scale(2, 4)), [[0.5, 0, -1.5], [0, 0.25, -1], [0, 0, 1]])
+
+    def test_singular(self) -> None:
+        with pytest.raises(ValueError, match=r"matrix is singular \(determinant 0\)"):
+            g.invert(g.scale(0.0, 1.0))
+
+    def test_not_affine(self) -> None:
+        with pytest.raises(ValueError, match="matrix should be a 3x3 affine matrix with last row"):
+            g.invert(np.ones((3, 3)))
+
+
+class TestPixelIndices:
+    def test_centres_move_to_integers(self) -> None:
+        # Continuous x = 2 * x maps pixel centre 0.5 to 1.0, i.e. index 0 to index 0.5.
+        assert_allclose(g.to_pixel_indices(g.scale(2, 2)), [[2, 0, 0.5], [0, 2, 0.5], [0, 0, 1]])
+
+    def test_equals_conjugation(self) -> None:
+        m = g.output_to_source(_params(warp="affine", angle=-8.0, shear=(12.0, 0.0)))
+        expected = g.translate(-0.5, -0.5) @ m @ g.translate(0.5, 0.5)
+        assert_allclose(g.to_pixel_indices(m), expected, atol=1e-12)
+
+
+class TestPyramidLevel:
+    @pytest.mark.parametrize(("factor", "level"), [
+        (0.2, 0), (1.0, 0), (1.41, 0), (1.42, 1), (2.0, 1), (2.82, 1), (2.84, 2), (5.0, 2), (6.0, 3), (1e4, 4),
+    ])
+    def test_rounds_log2_of_the_scale(self, factor: float, level: int) -> None:
+        assert g.pyramid_level(g.scale(factor, factor), num_levels=5) == level
+
+    def test_uses_the_geometric_mean_and_ignores_rotation_and_flip(self) -> None:
+        m = g.affine_inverse((0.0, 0.0), 33.0, (25.0, 0.0)) @ g.vflip(9.0) @ g.scale(8.0, 2.0)
+        assert g.pyramid_level(m, num_levels=9) == 2  # sqrt(8 * 2) = 4
+
+    def test_needs_a_level(self) -> None:
+        with pytest.raises(ValueError, match="num_levels should be at least 1, got 0"):
+            g.pyramid_level(np.eye(3), 0)
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(g, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
