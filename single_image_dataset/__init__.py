@@ -7,6 +7,8 @@ what we can learn from a single image" (ICLR 2020) as a per-index reproducible
 
 from .config import IMAGENET_TRAIN_SIZE, AugmentConfig
 from .dataset import SingleImageDataset
+from .export import materialize
+from .preview import preview_grid, save_preview
 from .render import Renderer, available_backends, get_renderer, register_renderer
 from .sampling import JitterParams, SampleParams, sample_params
 from .source import DEFAULT_IMAGE, load_image
@@ -24,6 +26,9 @@ __all__ = [
     "available_backends",
     "get_renderer",
     "load_image",
+    "materialize",
+    "preview_grid",
     "register_renderer",
     "sample_params",
+    "save_preview",
 ]
