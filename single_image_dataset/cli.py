@@ -134,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
     out = sys.stdout
 
     print("# resolved config (TOML: save it and pass it back with --config)", file=out)
-    print(_to_toml(config.to_dict()), file=out)
+    print(config.to_toml(), file=out)
     src = dataset.source
     print(f"source: {dataset.root} ({src.width}x{src.height} px)", file=out)
     side = DEBUG_SIZE if config.debug else config.img_size
@@ -226,17 +226,6 @@ def _shard(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"should be K/N with 0 <= K < N (K counts from 0), got {text!r}") from None
     return k, n
-
-
-def _to_toml(values: dict[str, Any]) -> str:
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return repr(v)
-
-    return "\n".join(f"{k} = {value(v)}" for k, v in values.items())
 
 
 def _available_cpus() -> int:

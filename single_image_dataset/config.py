@@ -145,6 +145,10 @@ class AugmentConfig:
         """Plain JSON/TOML-serialisable values (tuples become lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
+    def to_toml(self) -> str:
+        """The config as a flat TOML preset that :meth:`from_toml` reads back to an equal config."""
+        return "\n".join(f"{key} = {_toml_value(value)}" for key, value in self.to_dict().items())
+
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], **overrides: Any) -> AugmentConfig:
         """Build from a mapping (e.g. a parsed preset); unknown keys raise ``ValueError``."""
@@ -171,6 +175,14 @@ class AugmentConfig:
             return cls.from_dict(values, **overrides)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"config file {path}: {exc}") from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
 
 
 def _field_names() -> tuple[str, ...]:

@@ -102,6 +102,13 @@ class TestSerialisation:
         cfg = AugmentConfig.from_toml(path, seed=7)
         assert (cfg.img_size, cfg.num_imgs, cfg.vflip, cfg.seed) == (32, 50000, True, 7)
 
+    def test_to_toml_round_trip(self, tmp_path):
+        cfg = AugmentConfig(img_size=48, vflip=True, scale=(100, 2), jitter=(0.1, 0.2, 0.3, 0.05), seed=9)
+        path = tmp_path / "c.toml"
+        path.write_text(cfg.to_toml())
+        assert AugmentConfig.from_toml(path) == cfg
+        assert "vflip = true" in cfg.to_toml().splitlines()
+
     def test_toml_unknown_key(self, tmp_path):
         path = tmp_path / "c.toml"
         path.write_text("img_size = 32\nrotation = 10\n")
