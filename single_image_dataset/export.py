@@ -421,12 +421,12 @@ def _manifest(dataset: SingleImageDataset, image_format: str, quality: int) -> d
             "config": config.to_dict(),
         },
         "source_file": source_file,
-        "versions": _versions(),
+        "versions": _versions(dataset.backend),
         "created": _now(),
     }
 
 
-def _versions() -> dict[str, str]:
+def _versions(backend: str) -> dict[str, str]:
     import numpy
     import PIL
     import torch
@@ -434,7 +434,7 @@ def _versions() -> dict[str, str]:
 
     from . import __version__
 
-    return {
+    versions = {
         "single_image_dataset": __version__,
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
@@ -442,6 +442,15 @@ def _versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "python": platform.python_version(),
     }
+    if backend == "fast":
+        # The fast renderer's pixels depend on which implementation drew them (see FastRenderer).
+        import cv2
+
+        from .render import fast
+
+        versions["opencv"] = cv2.__version__
+        versions["fast_renderer"] = fast.implementation()
+    return versions
 
 
 def _check_target(target: Path, manifest: dict[str, Any], overwrite: bool) -> None:

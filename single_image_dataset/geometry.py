@@ -7,18 +7,24 @@ convention of PIL's ``resize`` (it maps pixel centres by a plain scale) and of P
 OpenCV samples at integer coordinates instead; :func:`to_pixel_indices` converts.
 
 The matrices point *backwards*, from a stage's output to its input, as image warps need them.
+
+:func:`sample_maps` gives a sample's two maps as :data:`Affine` tuples of plain floats instead: the
+same numbers (the matrix functions are built on it), cheaper to make per sample than 3x3 arrays.
 """
 
 from __future__ import annotations
 
 import math
+from typing import overload
 
 import numpy as np
 
 from .sampling import SampleParams
 
 __all__ = [
+    "Affine",
     "affine_inverse",
+    "compose",
     "center_crop_offset",
     "crop_to_parent",
     "invert",
@@ -27,11 +33,39 @@ __all__ = [
     "pyramid_level",
     "resized_to_source",
     "rotate_inverse",
+    "sample_maps",
     "scale",
     "to_pixel_indices",
     "translate",
     "vflip",
 ]
+
+
+Affine = tuple[float, float, float, float, float, float]
+"""An affine map as ``(a, b, c, d, e, f)``: ``(x, y) -> (a x + b y + c, d x + e y + f)``, its matrix's top rows."""
+
+
+def compose(p: Affine, q: Affine) -> Affine:
+    """``p`` after ``q``, the tuple form of ``P @ Q``.
+
+    Example:
+        >>> compose((2.0, 0.0, 1.0, 0.0, 2.0, 0.0), (1.0, 0.0, 3.0, 0.0, 1.0, 4.0))
+        (2.0, 0.0, 7.0, 0.0, 2.0, 8.0)
+    """
+    a, b, c, d, e, f = p
+    qa, qb, qc, qd, qe, qf = q
+    return (
+        a * qa + b * qd, a * qb + b * qe, a * qc + b * qf + c,
+        d * qa + e * qd, d * qb + e * qe, d * qc + e * qf + f,
+    )
+
+
+def _matrix(p: Affine) -> np.ndarray:
+    return np.array([p[:3], p[3:], (0.0, 0.0, 1.0)])
+
+
+def _translate(dx: float, dy: float) -> Affine:
+    return (1.0, 0.0, dx, 0.0, 1.0, dy)
 
 
 def translate(dx: float, dy: float) -> np.ndarray:
@@ -74,6 +108,10 @@ def affine_inverse(center: tuple[float, float], angle: float, shear: tuple[float
                [-1.,  0., 10.],
                [ 0.,  0.,  1.]])
     """
+    return _matrix(_affine_inverse(center, angle, shear))
+
+
+def _affine_inverse(center: tuple[float, float], angle: float, shear: tuple[float, float]) -> Affine:
     rot = math.radians(angle)
     sx, sy = math.radians(shear[0]), math.radians(shear[1])
     a = math.cos(rot - sy) / math.cos(sy)
@@ -83,9 +121,7 @@ def affine_inverse(center: tuple[float, float], angle: float, shear: tuple[float
     # [[a, b], [c, d]] has determinant 1 (a rotation times two shears), so its inverse is the
     # adjugate [[d, -b], [-c, a]]; conjugating by the translation to the centre moves the fixed point.
     cx, cy = center
-    return np.array(
-        [[d, -b, cx - d * cx + b * cy], [-c, a, cy + c * cx - a * cy], [0.0, 0.0, 1.0]]
-    )
+    return (d, -b, cx - d * cx + b * cy, -c, a, cy + c * cx - a * cy)
 
 
 def rotate_inverse(center: tuple[float, float], angle: float) -> np.ndarray:
@@ -108,14 +144,20 @@ def output_to_resized(params: SampleParams) -> np.ndarray:
     Undoes, in order: the centre crop, the vertical flip and the affine or rotation (whose centre is
     that of the resized crop). The debug resize is not included; it follows the warp as a resize.
     """
+    return _matrix(_output_to_resized(params))
+
+
+def _output_to_resized(params: SampleParams) -> Affine:
     side = float(params.resize)
     offset = center_crop_offset(params.resize, params.output_size)
-    m = vflip(side) @ translate(offset, offset) if params.vflip else translate(offset, offset)
+    m = _translate(offset, offset)
+    if params.vflip:
+        m = compose((1.0, 0.0, 0.0, 0.0, -1.0, side), m)
     center = (side * 0.5, side * 0.5)
     if params.warp == "affine":
-        m = affine_inverse(center, params.angle, params.shear) @ m
+        m = compose(_affine_inverse(center, params.angle, params.shear), m)
     elif params.warp == "rotate":
-        m = rotate_inverse(center, params.angle) @ m
+        m = compose(_affine_inverse(center, -params.angle, (0.0, 0.0)), m)
     return m
 
 
@@ -124,10 +166,14 @@ def resized_to_source(params: SampleParams) -> np.ndarray:
 
     PIL's resize maps pixel centres linearly, so the resize is a pure scale from the box's corner.
     """
+    return _matrix(_resized_to_source(params))
+
+
+def _resized_to_source(params: SampleParams) -> Affine:
     top, left, height, width = params.resized_crop
     if params.crop is not None:
         top, left = top + params.crop[0], left + params.crop[1]
-    return crop_to_parent(top, left) @ scale(width / params.resize, height / params.resize)
+    return (width / params.resize, 0.0, float(left), 0.0, height / params.resize, float(top))
 
 
 def output_to_source(params: SampleParams) -> np.ndarray:
@@ -143,7 +189,13 @@ def output_to_source(params: SampleParams) -> np.ndarray:
                [  0.    ,   1.8333, 448.8333],
                [  0.    ,   0.    ,   1.    ]])
     """
-    return resized_to_source(params) @ output_to_resized(params)
+    return _matrix(sample_maps(params)[1])
+
+
+def sample_maps(params: SampleParams) -> tuple[Affine, Affine]:
+    """:func:`output_to_resized` and :func:`output_to_source` as :data:`Affine` tuples."""
+    to_resized = _output_to_resized(params)
+    return to_resized, compose(_resized_to_source(params), to_resized)
 
 
 def invert(matrix: np.ndarray) -> np.ndarray:
@@ -165,8 +217,18 @@ def invert(matrix: np.ndarray) -> np.ndarray:
     return result
 
 
-def to_pixel_indices(matrix: np.ndarray) -> np.ndarray:
-    """The same map in OpenCV's convention, where pixel ``(i, j)`` sits at integer ``(j, i)``."""
+@overload
+def to_pixel_indices(matrix: np.ndarray) -> np.ndarray: ...
+@overload
+def to_pixel_indices(matrix: Affine) -> Affine: ...
+def to_pixel_indices(matrix: np.ndarray | Affine) -> np.ndarray | Affine:
+    """The same map in OpenCV's convention, where pixel ``(i, j)`` sits at integer ``(j, i)``.
+
+    Takes and returns a 3x3 matrix or an :data:`Affine` tuple.
+    """
+    if isinstance(matrix, tuple):
+        a, b, c, d, e, f = matrix
+        return (a, b, c + 0.5 * (a + b) - 0.5, d, e, f + 0.5 * (d + e) - 0.5)
     return _CENTRES_TO_INDICES @ matrix @ _INDICES_TO_CENTRES
 
 
@@ -174,7 +236,7 @@ _CENTRES_TO_INDICES = translate(-0.5, -0.5)
 _INDICES_TO_CENTRES = translate(0.5, 0.5)
 
 
-def pyramid_level(matrix: np.ndarray, num_levels: int) -> int:
+def pyramid_level(matrix: np.ndarray | Affine, num_levels: int) -> int:
     """The pyramid level to warp from so that the warp itself scales by a factor within ``sqrt(2)`` of 1.
 
     Level ``k`` is the source reduced ``2**k`` times by area averaging. The warp's scale is measured
@@ -188,7 +250,7 @@ def pyramid_level(matrix: np.ndarray, num_levels: int) -> int:
     level 0.
 
     Args:
-        matrix: an output-to-source map such as :func:`output_to_source`'s.
+        matrix: an output-to-source map such as :func:`output_to_source`'s, or its :data:`Affine` tuple.
         num_levels: how many levels the pyramid has (at least 1).
 
     Raises:
@@ -202,7 +264,7 @@ def pyramid_level(matrix: np.ndarray, num_levels: int) -> int:
     """
     if num_levels < 1:
         raise ValueError(f"num_levels should be at least 1, got {num_levels}")
-    (a, b, _), (c, d, _) = matrix[:2].tolist()
+    a, b, _, c, d, _ = matrix if isinstance(matrix, tuple) else matrix[:2].ravel().tolist()
     det = abs(a * d - b * c)
     if det <= 1.0:
         return 0

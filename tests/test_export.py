@@ -123,9 +123,20 @@ class TestMaterialize:
         versions = manifest["versions"]
         assert versions["torch"] == torch.__version__ and versions["torchvision"] == torchvision.__version__
         assert versions["Pillow"] == PIL.__version__ and versions["single_image_dataset"]
+        assert "fast_renderer" not in versions  # the reference renderer has one implementation
         record = json.loads((tmp_path / "out" / "shards" / "0-of-1.json").read_text())
         assert (record["shard"], record["num_shards"], record["start"], record["stop"]) == (0, 1, 0, 5)
         assert (record["status"], record["written"], record["skipped"]) == ("complete", 5, 0)
+
+    def test_manifest_of_the_fast_renderer_names_its_implementation(self, tmp_path):
+        cv2 = pytest.importorskip("cv2")
+        from single_image_dataset.render import fast
+
+        ds = _dataset(num_imgs=2, backend="fast")
+        materialize(ds, tmp_path / "out", image_format="png", **QUIET)
+        versions = json.loads((tmp_path / "out" / "manifest.json").read_text())["versions"]
+        assert versions["opencv"] == cv2.__version__
+        assert versions["fast_renderer"] == fast.implementation()
 
     def test_resume_writes_only_the_missing_files(self, tmp_path):
         ds = _dataset(num_imgs=20)

@@ -55,6 +55,19 @@ def _psnrs(path: Path, config: AugmentConfig, samples: int = SAMPLES) -> np.ndar
     return np.array(values)
 
 
+@pytest.fixture(params=["native", "opencv"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with each implementation of the fast renderer: the native kernels and OpenCV."""
+    from single_image_dataset.render import fast
+
+    if request.param == "opencv":
+        monkeypatch.setattr(fast, "_kernels", None)
+    elif fast._kernels is None:
+        pytest.skip("the C extension was not built (no C compiler)")
+    return request.param
+
+
+@pytest.mark.usefixtures("implementation")
 class TestFidelity:
     @pytest.mark.parametrize("img_size", [32, 64, 256])
     @pytest.mark.parametrize("photo", PHOTOS)
@@ -105,6 +118,7 @@ class TestFidelity:
         assert np.mean(values) < MIN_MEAN_PSNR
 
 
+@pytest.mark.usefixtures("implementation")
 class TestFill:
     @pytest.mark.parametrize("img_size", [32, 64, 256])
     def test_black_fill_regions_agree(self, img_size: int) -> None:
@@ -147,7 +161,9 @@ def crop(coffee_path: Path) -> Image.Image:
     return load_image(coffee_path).crop((100, 50, 228, 178))
 
 
-class TestJitter:
+class TestOpenCVJitter:
+    """The jitter of the OpenCV implementation (the native one is tested in test_kernels.py)."""
+
     @pytest.mark.parametrize(
         ("name", "factor", "adjust"),
         [

@@ -192,6 +192,34 @@ class TestPixelIndices:
         assert_allclose(g.to_pixel_indices(m), expected, atol=1e-12)
 
 
+class TestTuples:
+    """The :data:`Affine` tuples the fast renderer builds per sample equal the matrices."""
+
+    @pytest.mark.parametrize("changes", [
+        {}, {"vflip": True}, {"crop": None}, {"warp": "rotate", "angle": -33.0, "vflip": True},
+        {"warp": "affine", "angle": 40.0, "shear": (20.0, -7.0)},
+    ])
+    def test_sample_maps_equal_the_matrices(self, changes: dict) -> None:
+        p = _params(**changes)
+        to_resized, to_source = g.sample_maps(p)
+        assert_allclose(np.array(to_resized).reshape(2, 3), g.output_to_resized(p)[:2], atol=1e-12)
+        assert_allclose(np.array(to_source).reshape(2, 3), (g.resized_to_source(p) @ g.output_to_resized(p))[:2],
+                        atol=1e-12)
+
+    def test_compose_is_the_matrix_product(self) -> None:
+        p, q = (1.5, -0.25, 3.0, 0.75, 2.0, -1.0), (0.5, 2.0, -4.0, 1.0, -3.0, 7.0)
+        product = (np.vstack([np.reshape(p, (2, 3)), [0, 0, 1]]) @ np.vstack([np.reshape(q, (2, 3)), [0, 0, 1]]))
+        assert_allclose(np.array(g.compose(p, q)).reshape(2, 3), product[:2], atol=1e-12)
+
+    def test_pixel_indices_and_level_take_tuples(self) -> None:
+        m = g.output_to_source(_params(warp="affine", angle=-8.0, shear=(12.0, 0.0)))
+        t = tuple(m[:2].ravel().tolist())
+        assert_allclose(np.array(g.to_pixel_indices(t)).reshape(2, 3), g.to_pixel_indices(m)[:2], atol=1e-12)
+        for factor, level in ((1.0, 0), (6.4, 2), (9.0, 3)):
+            scaled = g.scale(factor, factor) @ m  # sqrt(det) = 0.63 * factor: 0.63, 4.0, 5.7
+            assert g.pyramid_level(tuple(scaled[:2].ravel().tolist()), 5) == g.pyramid_level(scaled, 5) == level
+
+
 class TestPyramidLevel:
     @pytest.mark.parametrize(("factor", "level"), [
         (0.2, 0), (1.0, 0), (1.41, 0), (1.42, 1), (2.0, 1), (2.82, 1), (2.84, 2), (5.0, 2), (6.0, 3), (1e4, 4),

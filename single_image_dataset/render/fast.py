@@ -1,7 +1,10 @@
-"""The fast renderer: the reference's geometry as one OpenCV warp from an image pyramid, jitter on arrays.
+"""The fast renderer: the reference's geometry as one warp from an image pyramid, then the colour jitter.
 
-OpenCV is an optional extra (``pip install "single_image_dataset[fast]"``); it is imported when the
-first :class:`FastRenderer` is built, so the package itself imports without it.
+The pixel work runs in native kernels (``render/_kernels.c``, built with the package when a C
+compiler is present) with OpenCV building the pyramid; without the compiled kernels, OpenCV does the
+warp and numpy-level OpenCV calls the jitter. OpenCV is an optional extra (``pip install
+"single_image_dataset[fast]"``), imported when the first :class:`FastRenderer` is built, so the
+package itself imports without it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,12 @@ from .. import geometry
 from ..sampling import JitterParams, SampleParams
 from . import Renderer, register_renderer
 
-__all__ = ["FastRenderer"]
+try:
+    from . import _kernels
+except ImportError:  # the optional extension was not built (no C compiler): OpenCV does all the work
+    _kernels = None
+
+__all__ = ["FastRenderer", "implementation"]
 
 _INSTALL_HINT = 'backend="fast" needs OpenCV, an optional extra: pip install "single_image_dataset[fast]"'
 
@@ -66,30 +74,54 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def implementation() -> str:
+    """Which implementation renders ``backend="fast"`` in this process.
+
+    ``"native-avx2"`` or ``"native"`` (the compiled kernels, vectorised or portable: the same
+    bytes), or ``"opencv"`` when the package's C extension was not built.
+    """
+    if _kernels is None:
+        return "opencv"
+    return "native-avx2" if _kernels.simd() else "native"
+
+
 @register_renderer("fast")
 class FastRenderer(Renderer):
-    """Renders the reference's chain with one resampling pass, about an order of magnitude faster.
+    """Renders the reference's chain with one resampling pass, one to two orders of magnitude faster.
 
     The initial crop, resized crop, affine or rotation, vertical flip and centre crop are composed
-    into one output-to-source matrix (:func:`~single_image_dataset.geometry.output_to_source`) and
-    rendered by a single bilinear ``cv2.warpAffine`` of the output pixels only. Large downscales read
-    a level of an area-averaged image pyramid built once per source, chosen by
+    into one output-to-source map (:func:`~single_image_dataset.geometry.sample_maps`) and rendered
+    by a single bilinear warp of the output pixels only. Large downscales read a level of an
+    area-averaged image pyramid built once per source, chosen by
     :func:`~single_image_dataset.geometry.pyramid_level` so that the warp itself scales by less than
-    sqrt(2) either way; that stands in for the antialiasing of the reference's resize. Pixels that the reference
-    fills with 0 (outside the resized crop after the warp) are found with the reference's own test,
-    by warping the resized crop's footprint with nearest-neighbour sampling, and set to 0. Colour
-    jitter follows torchvision's ``adjust_*`` formulas on arrays, in the sampled order.
+    sqrt(2) either way; that stands in for the antialiasing of the reference's resize. Pixels that
+    the reference fills with 0 (outside the resized crop after the warp) are found with the
+    reference's own test and set to 0. The colour jitter then runs in the sampled order.
 
-    It is not bit-exact: one bilinear pass replaces a bicubic resize followed by a bilinear warp.
-    The tests hold it to a mean PSNR of at least 30 dB against the reference (28 dB with jitter).
+    Two implementations, chosen once per process (:func:`implementation` says which):
 
-    OpenCV parallelises a warp over its own threads. In a DataLoader worker this renderer limits
+    - the native kernels (the default wherever the package's C extension was built): the warp and
+      the black fill in one pass, and the jitter fused into one or two passes in which brightness,
+      contrast and saturation are PIL's arithmetic exactly and the hue PIL's 8-bit HSV round trip
+      up to a level at rounding boundaries. An AVX2 version is used where the CPU has it and gives
+      the same bytes as the portable C version;
+    - OpenCV alone (where the extension could not be compiled): ``cv2.warpAffine``, a
+      nearest-neighbour warp of the crop's footprint for the fill, and OpenCV colour conversions.
+
+    The two give slightly different pixels (both within the tolerances below), so bit-for-bit
+    reproducibility across machines holds between installs that use the same implementation.
+    Neither is bit-exact with the reference: one bilinear pass replaces a bicubic resize followed by a
+    bilinear warp. The tests hold both to a mean PSNR of at least 30 dB against the reference
+    (28 dB with jitter).
+
+    OpenCV parallelises its calls over its own threads. In a DataLoader worker this renderer limits
     OpenCV to one thread at its first render, as PyTorch does for its own threads there: the workers
     already use every core and extra threads would only compete for them. It cannot do so in a worker
     forked from a process that had already imported OpenCV (changing the thread count there
     deadlocks OpenCV), so for ``fork`` workers call ``cv2.setNumThreads(1)`` in the main process
     before the DataLoader starts, or use the ``spawn`` or ``forkserver`` start method. In the main
-    process OpenCV's setting is left as the application made it.
+    process OpenCV's setting is left as the application made it. The native kernels are
+    single-threaded.
 
     Args:
         image: the RGB source image.
@@ -107,6 +139,7 @@ class FastRenderer(Renderer):
         self._source_to_level = [
             geometry.translate(_BORDER, _BORDER) @ geometry.scale(0.5**k, 0.5**k) for k in range(len(self._pyramid))
         ]
+        self._level_maps = [(m[0, 0], 0.0, m[0, 2], 0.0, m[1, 1], m[1, 2]) for m in self._source_to_level]
         self._footprints: dict[int, np.ndarray] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -119,6 +152,8 @@ class FastRenderer(Renderer):
     def render(self, params: SampleParams) -> Image.Image:
         if _threads_unchecked:
             _check_threads()
+        if _kernels is not None:
+            return self._render_native(params)
         rgbx = self._warp(params)
         size = (params.output_size, params.output_size)
         if params.debug_size is None and params.jitter is None:
@@ -134,8 +169,31 @@ class FastRenderer(Renderer):
             rgb = _jitter(rgb, params.jitter)
         return Image.frombytes("RGB", (rgb.shape[1], rgb.shape[0]), rgb)
 
+    def _render_native(self, params: SampleParams) -> Image.Image:
+        """The native kernels: one pass for the warp and the fill, one or two for the jitter."""
+        n = params.output_size
+        to_resized, to_source = geometry.sample_maps(params)
+        level = geometry.pyramid_level(to_source, len(self._pyramid))
+        to_level = geometry.to_pixel_indices(geometry.compose(self._level_maps[level], to_source))
+        footprint = None if _corners_inside(to_resized, n, params.resize) else to_resized
+        source = self._pyramid[level]
+        rgbx = np.empty(n * n * 4, dtype=np.uint8)
+        _kernels.warp(source, source.shape[0], source.shape[1], to_level, rgbx, n, footprint, float(params.resize))
+        if params.debug_size is not None:
+            small = Image.frombytes("RGB", (n, n), rgbx, "raw", "RGBX").resize(
+                (params.debug_size, params.debug_size), Image.Resampling.BILINEAR
+            )
+            n = params.debug_size
+            rgbx = np.frombuffer(bytearray(small.tobytes("raw", "RGBX")), dtype=np.uint8)
+        if params.jitter is not None:
+            _kernels.jitter(rgbx, _native_ops(params.jitter))
+        # Image.frombytes would first fill the new image with zeros.
+        image = Image.new("RGB", (n, n), None)
+        image.frombytes(rgbx, "raw", "RGBX")
+        return image
+
     def _warp(self, params: SampleParams) -> np.ndarray:
-        """The geometry, as a 4-channel array ``output_size`` square whose last channel is padding."""
+        """OpenCV's geometry, as a 4-channel array ``output_size`` square whose last channel is padding."""
         size = (params.output_size, params.output_size)
         to_resized = geometry.output_to_resized(params)
         to_source = geometry.resized_to_source(params) @ to_resized
@@ -180,17 +238,30 @@ def _build_pyramid(image: np.ndarray) -> list[np.ndarray]:
     return [cv2.copyMakeBorder(level, *(_BORDER,) * 4, cv2.BORDER_REPLICATE) for level in levels]
 
 
-def _corners_inside(to_resized: np.ndarray, output_size: int, side: int) -> bool:
+def _corners_inside(to_resized: np.ndarray | geometry.Affine, output_size: int, side: int) -> bool:
     """Whether every output pixel centre maps inside the resized crop, so no pixel is filled.
 
     The output pixel centres lie in the convex hull of the four corner centres, and the crop is
     convex, so checking the corners suffices.
     """
     lo, hi = 0.5, output_size - 0.5
-    for a, b, c in to_resized[:2].tolist():
+    rows = (to_resized[:3], to_resized[3:]) if isinstance(to_resized, tuple) else to_resized[:2].tolist()
+    for a, b, c in rows:
         if c + min(a * lo, a * hi) + min(b * lo, b * hi) < 0 or c + max(a * lo, a * hi) + max(b * lo, b * hi) >= side:
             return False
     return True
+
+
+_NATIVE_OP = {"brightness": 0, "contrast": 1, "saturation": 2, "hue": 3}
+
+
+def _native_ops(jitter: JitterParams) -> list[tuple[int, float]]:
+    """The jitter as the kernels' ``(op, value)`` list; the hue as torchvision's shift of PIL's hue byte."""
+    ops = []
+    for name in jitter.order:
+        factor = getattr(jitter, name)
+        ops.append((_NATIVE_OP[name], float(int(factor * 255) % 256) if name == "hue" else factor))
+    return ops
 
 
 def _jitter(rgb: np.ndarray, jitter: JitterParams) -> np.ndarray:
