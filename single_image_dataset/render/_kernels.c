@@ -241,9 +241,9 @@ static void prefetch_row(const warp_job *j, int y) {
     const float su = du / (float)k, sv = dv / (float)k;
     const int umax = j->width - 2, vmax = j->height - 2;
     for (int i = 0; i <= k; i++, u += su, v += sv) {
-        int iu = (int)u, iv = (int)v;
-        iu = iu < 0 ? 0 : iu > umax ? umax : iu;
-        iv = iv < 0 ? 0 : iv > vmax ? vmax : iv;
+        /* clamped as floats first: converting an out-of-range float to int is undefined */
+        int iu = u > 0.0f ? (u < (float)umax ? (int)u : umax) : 0;
+        int iv = v > 0.0f ? (v < (float)vmax ? (int)v : vmax) : 0;
         __builtin_prefetch(j->src + (size_t)iv * j->width + iu);
     }
 }
@@ -558,8 +558,13 @@ static PyObject *py_warp(PyObject *self, PyObject *args) {
     warp_job j;
     double m[6];
     if (height < 2 || width < 2 || size < 1 || (Py_ssize_t)height * width * 4 != src.len ||
-        (Py_ssize_t)size * size * 4 != dst.len || (Py_ssize_t)height * width > INT32_MAX) {
+        (Py_ssize_t)size * size * 4 != dst.len) {
         PyErr_SetString(PyExc_ValueError, "warp: buffer sizes do not match the given shapes");
+        goto done;
+    }
+    if ((Py_ssize_t)height * width > INT32_MAX) {
+        /* pixel offsets are 32-bit in the vector code */
+        PyErr_SetString(PyExc_ValueError, "warp: the source has more than 2**31 - 1 pixels");
         goto done;
     }
     if (read_doubles(matrix, m, 6, "warp: matrix") < 0) goto done;
