@@ -150,14 +150,23 @@ static void warp_pixels_c(const warp_job *j, float bx, float by, uint32_t *row, 
     }
 }
 
+/* Set up output row y: its source offsets (bx, by) and its footprint span [*lo, *hi), outside of
+ * which the row is zeroed here. Returns the row. */
+static uint32_t *start_row(const warp_job *j, int y, float *bx, float *by, int *lo, int *hi) {
+    uint32_t *row = j->dst + (size_t)y * j->size;
+    *bx = j->m[1] * (float)y + j->m[2];
+    *by = j->m[4] * (float)y + j->m[5];
+    row_span(j, y, lo, hi);
+    memset(row, 0, sizeof(uint32_t) * (size_t)*lo);
+    memset(row + *hi, 0, sizeof(uint32_t) * (size_t)(j->size - *hi));
+    return row;
+}
+
 static void warp_c(const warp_job *j) {
     for (int y = 0; y < j->size; y++) {
-        const float bx = j->m[1] * (float)y + j->m[2], by = j->m[4] * (float)y + j->m[5];
-        uint32_t *row = j->dst + (size_t)y * j->size;
+        float bx, by;
         int lo, hi;
-        row_span(j, y, &lo, &hi);
-        memset(row, 0, sizeof(uint32_t) * (size_t)lo);
-        memset(row + hi, 0, sizeof(uint32_t) * (size_t)(j->size - hi));
+        uint32_t *row = start_row(j, y, &bx, &by, &lo, &hi);
         warp_pixels_c(j, bx, by, row, lo, hi);
     }
 }
@@ -226,7 +235,7 @@ SID_AVX2 static inline void warp_run_avx2(const warp_job *j, float fbx, float fb
 
 /* Ask for the cache lines that output row y will read: one per source row its segment crosses (or
  * one per 16 pixels along a source row). Consecutive output rows read nearly the same lines, since a
- * row's segment moves by at most sqrt(2) source pixels per row, so asking for every eighth row, well
+ * row's segment moves by at most sqrt(2) source pixels per row, so asking for every fourth row, well
  * ahead, covers the lines in between. Without it, a source far larger than the cache makes the
  * rotated reads wait for memory one by one. */
 static void prefetch_row(const warp_job *j, int y) {
@@ -252,12 +261,9 @@ SID_AVX2 static void warp_avx2(const warp_job *j) {
     for (int y = 0; y < 12; y += 4) prefetch_row(j, y);
     for (int y = 0; y < j->size; y++) {
         if (y % 4 == 0) prefetch_row(j, y + 12);
-        const float bx = j->m[1] * (float)y + j->m[2], by = j->m[4] * (float)y + j->m[5];
-        uint32_t *row = j->dst + (size_t)y * j->size;
+        float bx, by;
         int lo, hi;
-        row_span(j, y, &lo, &hi);
-        memset(row, 0, sizeof(uint32_t) * (size_t)lo);
-        memset(row + hi, 0, sizeof(uint32_t) * (size_t)(j->size - hi));
+        uint32_t *row = start_row(j, y, &bx, &by, &lo, &hi);
         if (lo >= hi) continue;
         int end = lo + ((hi - lo) & ~7);
         warp_run_avx2(j, bx, by, row, lo, end, !span_in_bounds(j, bx, by, lo, hi));

@@ -136,10 +136,9 @@ class FastRenderer(Renderer):
         # RGBX, four bytes per pixel: OpenCV's vectorised warp handles RGBA far faster than RGB.
         self._pyramid = _build_pyramid(np.array(image.convert("RGBA")))
         # Level k holds the source reduced 2**k times, behind a border of _BORDER pixels.
-        self._source_to_level = [
-            geometry.translate(_BORDER, _BORDER) @ geometry.scale(0.5**k, 0.5**k) for k in range(len(self._pyramid))
+        self._level_maps = [
+            (0.5**k, 0.0, float(_BORDER), 0.0, 0.5**k, float(_BORDER)) for k in range(len(self._pyramid))
         ]
-        self._level_maps = [(m[0, 0], 0.0, m[0, 2], 0.0, m[1, 1], m[1, 2]) for m in self._source_to_level]
         self._footprints: dict[int, np.ndarray] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -169,12 +168,16 @@ class FastRenderer(Renderer):
             rgb = _jitter(rgb, params.jitter)
         return Image.frombytes("RGB", (rgb.shape[1], rgb.shape[0]), rgb)
 
+    def _maps(self, params: SampleParams) -> tuple[geometry.Affine, int, geometry.Affine]:
+        """The output-to-resized-crop map, the pyramid level to read, and the map to its pixel indices."""
+        to_resized, to_source = geometry.sample_maps(params)
+        level = geometry.pyramid_level(to_source, len(self._pyramid))
+        return to_resized, level, geometry.to_pixel_indices(geometry.compose(self._level_maps[level], to_source))
+
     def _render_native(self, params: SampleParams) -> Image.Image:
         """The native kernels: one pass for the warp and the fill, one or two for the jitter."""
         n = params.output_size
-        to_resized, to_source = geometry.sample_maps(params)
-        level = geometry.pyramid_level(to_source, len(self._pyramid))
-        to_level = geometry.to_pixel_indices(geometry.compose(self._level_maps[level], to_source))
+        to_resized, level, to_level = self._maps(params)
         footprint = None if _corners_inside(to_resized, n, params.resize) else to_resized
         source = self._pyramid[level]
         rgbx = np.empty(n * n * 4, dtype=np.uint8)
@@ -195,19 +198,16 @@ class FastRenderer(Renderer):
     def _warp(self, params: SampleParams) -> np.ndarray:
         """OpenCV's geometry, as a 4-channel array ``output_size`` square whose last channel is padding."""
         size = (params.output_size, params.output_size)
-        to_resized = geometry.output_to_resized(params)
-        to_source = geometry.resized_to_source(params) @ to_resized
-        level = geometry.pyramid_level(to_source, len(self._pyramid))
-        to_level = geometry.to_pixel_indices(self._source_to_level[level] @ to_source)
+        to_resized, level, to_level = self._maps(params)
         rgbx = cv2.warpAffine(
-            self._pyramid[level], to_level[:2], size,
+            self._pyramid[level], np.reshape(to_level, (2, 3)), size,
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
         )
         if not _corners_inside(to_resized, params.output_size, params.resize):
             # PIL's transform fills an output pixel whose centre maps outside the image, i.e. whose
             # floor(coordinate) leaves [0, side): exactly a nearest-neighbour lookup in a mask.
             inside = cv2.warpAffine(
-                self._footprint(params.resize), geometry.to_pixel_indices(to_resized)[:2], size,
+                self._footprint(params.resize), np.reshape(geometry.to_pixel_indices(to_resized), (2, 3)), size,
                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0,
             )
             rgbx = cv2.copyTo(rgbx, inside)
@@ -238,15 +238,14 @@ def _build_pyramid(image: np.ndarray) -> list[np.ndarray]:
     return [cv2.copyMakeBorder(level, *(_BORDER,) * 4, cv2.BORDER_REPLICATE) for level in levels]
 
 
-def _corners_inside(to_resized: np.ndarray | geometry.Affine, output_size: int, side: int) -> bool:
+def _corners_inside(to_resized: geometry.Affine, output_size: int, side: int) -> bool:
     """Whether every output pixel centre maps inside the resized crop, so no pixel is filled.
 
     The output pixel centres lie in the convex hull of the four corner centres, and the crop is
     convex, so checking the corners suffices.
     """
     lo, hi = 0.5, output_size - 0.5
-    rows = (to_resized[:3], to_resized[3:]) if isinstance(to_resized, tuple) else to_resized[:2].tolist()
-    for a, b, c in rows:
+    for a, b, c in (to_resized[:3], to_resized[3:]):
         if c + min(a * lo, a * hi) + min(b * lo, b * hi) < 0 or c + max(a * lo, a * hi) + max(b * lo, b * hi) >= side:
             return False
     return True
