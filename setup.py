@@ -14,6 +14,12 @@ COMPILE_ARGS = ["/O2", "/fp:precise"] if sys.platform == "win32" else ["-O3", "-
 setup(
     ext_modules=[
         Extension(
+            "single_image_dataset._uniforms",
+            sources=["single_image_dataset/_uniforms.c"],
+            extra_compile_args=COMPILE_ARGS,
+            optional=True,
+        ),
+        Extension(
             "single_image_dataset.render._kernels",
             sources=["single_image_dataset/render/_kernels.c"],
             extra_compile_args=COMPILE_ARGS,

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from single_image_dataset import AugmentConfig, SampleParams, sample_params
+from single_image_dataset import AugmentConfig, SampleParams, sample_params, sampling
 from single_image_dataset.sampling import INTERPOLATIONS, fit_probability
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -255,3 +255,60 @@ def test_golden_parameters():
         f"sampled parameters differ from {GOLDEN.name}: the random stream changed. If that is intended "
         f"(it changes every dataset generated so far), regenerate with {REGENERATE}=1 pytest {__file__}"
     )
+
+
+class TestUniformStream:
+    """The native stream must be numpy's, bit for bit, or every sample would change with the build."""
+
+    ENTROPIES = [
+        (0, 0, 0),
+        (0, 0, 1_281_166),
+        (2**63 - 1, 7, 123_456),
+        (2**32, 2**32 - 1, 2**64 - 1),  # integers of one and two 32-bit words
+        (5,),
+        (),
+        (1, 2, 3, 4, 5, 6, 7, 8),  # more words than the pool
+    ]
+
+    @staticmethod
+    def _numpy(entropy: tuple[int, ...], n: int) -> list[float]:
+        return np.random.default_rng(np.random.SeedSequence(list(entropy))).random(n).tolist()
+
+    @pytest.mark.parametrize("entropy", ENTROPIES)
+    def test_native_uniforms_equal_numpy(self, entropy):
+        native = pytest.importorskip("single_image_dataset._uniforms", reason="the C extension was not built")
+        assert list(native.uniforms(entropy, 100)) == self._numpy(entropy, 100)
+
+    def test_native_uniforms_equal_numpy_on_random_entropy(self):
+        native = pytest.importorskip("single_image_dataset._uniforms", reason="the C extension was not built")
+        rng = np.random.default_rng(0)
+        for _ in range(2000):
+            count = int(rng.integers(1, 5))
+            words = rng.integers(0, 2**64, size=count, dtype=np.uint64)
+            shifts = rng.choice([0, 32, 60], size=count)  # two words, one word, a small integer
+            entropy = tuple(int(w) >> int(s) for w, s in zip(words, shifts, strict=True))
+            assert list(native.uniforms(entropy, 3)) == self._numpy(entropy, 3), entropy
+
+    def test_native_uniforms_reject_what_they_cannot_hash(self):
+        native = pytest.importorskip("single_image_dataset._uniforms", reason="the C extension was not built")
+        for bad in [(2**64,), (-1,)]:
+            with pytest.raises(OverflowError):
+                native.uniforms(bad, 1)
+        with pytest.raises(TypeError, match="integers"):
+            native.uniforms((1.5,), 1)
+        with pytest.raises(ValueError, match="non-negative"):
+            native.uniforms((1,), -1)
+
+    @pytest.mark.parametrize("native", [True, False], ids=["native", "numpy"])
+    @pytest.mark.parametrize("entropy", [(0, 0, 3), (2**63 - 1, 1, 10**18), (0, 0, 2**64 + 5)])
+    def test_stream_is_numpys_past_the_native_block(self, native, entropy, monkeypatch):
+        if not native:
+            monkeypatch.setattr(sampling, "_native_uniforms", None)
+        n = sampling._FIRST_DRAW + 150  # into numpy's share of the stream
+        assert list(itertools.islice(sampling.uniform_stream(entropy), n)) == self._numpy(entropy, n)
+
+    def test_params_are_the_same_without_the_extension(self, monkeypatch):
+        cfg = AugmentConfig(jitter_p=1.0, randinterp=True, vflip=True)
+        with_native = [sample_params(cfg, HUBBLE_SIZE, i) for i in range(300)]
+        monkeypatch.setattr(sampling, "_native_uniforms", None)
+        assert [sample_params(cfg, HUBBLE_SIZE, i) for i in range(300)] == with_native
