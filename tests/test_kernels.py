@@ -191,9 +191,10 @@ class TestWarp:
         assert np.abs(ours[..., :3] - theirs[..., :3]).max() <= 3
         assert np.abs(ours[..., :3] - theirs[..., :3]).mean() < 0.3
 
-    def test_integer_translation_copies_pixels(self, simd: str, source: np.ndarray) -> None:
-        out = self._warp(source, (1.0, 0.0, 31.0, 0.0, 1.0, 12.0), 45)
-        np.testing.assert_array_equal(out, source[12:57, 31:76])
+    @pytest.mark.parametrize("size", [45, 300])  # 300: rows longer than the vector code's chunk of 256
+    def test_integer_translation_copies_pixels(self, simd: str, source: np.ndarray, size: int) -> None:
+        out = self._warp(source, (1.0, 0.0, 31.0, 0.0, 1.0, 12.0), size)
+        np.testing.assert_array_equal(out, source[12 : 12 + size, 31 : 31 + size])
 
     def test_pixels_that_leave_the_source_are_zero(self, simd: str, source: np.ndarray) -> None:
         # Columns 0-9 read x = -10 .. -1, outside; row 30 onwards reads y >= 399, whose 2x2 leaves it.
@@ -233,6 +234,16 @@ class TestWarp:
                 kernels.set_simd(flag)
                 outs.append(self._warp(source, m, size, f, 50.0))
             kernels.set_simd(True)
+            np.testing.assert_array_equal(outs[0], outs[1])
+        for size in (263, 300):  # rows of more than one chunk, and whose length is not a multiple of 8
+            a = rng.uniform(0, 2 * np.pi)
+            m = (np.cos(a), -np.sin(a), rng.uniform(100, 400), np.sin(a), np.cos(a), rng.uniform(100, 300))
+            outs = []
+            for flag in (True, False):
+                kernels.set_simd(flag)
+                outs.append(self._warp(source, m, size))
+            kernels.set_simd(True)
+            assert 0 < (outs[0] == 0).mean() < 0.9  # partly outside the source: both kinds of pixel
             np.testing.assert_array_equal(outs[0], outs[1])
 
     def test_bad_arguments(self, source: np.ndarray) -> None:

@@ -198,7 +198,13 @@ SID_AVX2 static inline __m256i load_pairs(const uint32_t *base, const int32_t *i
     return _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1);
 }
 
-/* Pixels [x0, x1) of a row, x1 - x0 a multiple of 8; `checked`: test each pixel's bounds. */
+/* Pixels [x0, x1) of a row, x1 - x0 a multiple of 8 and at most WARP_CHUNK; `checked`: test each
+ * pixel's bounds. Two passes: the source offsets and weights of every pixel first, then the reads and
+ * the interpolation. Split so, each pass is a short chain of operations per block of pixels, which
+ * the core overlaps across blocks; in one pass the chain from coordinates to loads to output is too
+ * long for that. */
+#define WARP_CHUNK 256
+
 SID_AVX2 static inline void warp_run_avx2(const warp_job *j, float fbx, float fby, uint32_t *row, int x0, int x1,
                                           int checked) {
     const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
@@ -208,9 +214,12 @@ SID_AVX2 static inline void warp_run_avx2(const warp_job *j, float fbx, float fb
     const __m256i zero = _mm256_setzero_si256(), c63 = _mm256_set1_epi32(63), c64 = _mm256_set1_epi32(64);
     const __m256i stride = _mm256_set1_epi32(j->width);
     const uint32_t *below = j->src + j->width;
-    int32_t idx[8];
-    for (int x = x0; x < x1; x += 8) {
-        __m256 xs = _mm256_add_ps(_mm256_set1_ps((float)x), iota);
+    int32_t offsets[WARP_CHUNK] __attribute__((aligned(32)));
+    uint32_t weights[WARP_CHUNK] __attribute__((aligned(32)));
+    int32_t outside[WARP_CHUNK] __attribute__((aligned(32)));
+    const int n = x1 - x0;
+    for (int k = 0; k < n; k += 8) {
+        __m256 xs = _mm256_add_ps(_mm256_set1_ps((float)(x0 + k)), iota);
         __m256 u = _mm256_add_ps(_mm256_mul_ps(ax, xs), bx), v = _mm256_add_ps(_mm256_mul_ps(ay, xs), by);
         /* cvtps2dq gives INT32_MIN out of range, as round_to_int does. */
         __m256i uu = _mm256_cvtps_epi32(_mm256_mul_ps(u, s64)), vv = _mm256_cvtps_epi32(_mm256_mul_ps(v, s64));
@@ -220,16 +229,23 @@ SID_AVX2 static inline void warp_run_avx2(const warp_job *j, float fbx, float fb
             bad = _mm256_or_si256(
                 _mm256_or_si256(_mm256_cmpgt_epi32(zero, iu), _mm256_cmpgt_epi32(iu, wmax)),
                 _mm256_or_si256(_mm256_cmpgt_epi32(zero, iv), _mm256_cmpgt_epi32(iv, hmax)));
-        __m256i index = _mm256_andnot_si256(bad, _mm256_add_epi32(_mm256_mullo_epi32(iv, stride), iu));
         __m256i fu = _mm256_and_si256(uu, c63), fv = _mm256_and_si256(vv, c63);
-        __m256i weights = _mm256_or_si256(_mm256_or_si256(_mm256_slli_epi32(fu, 8), _mm256_sub_epi32(c64, fu)),
-                                          _mm256_slli_epi32(fv, 25));
-        _mm256_storeu_si256((__m256i *)idx, index);
-        __m256i r0 = lerp4_avx2(load_pairs(j->src, idx), load_pairs(below, idx), _mm256_castsi256_si128(weights));
-        __m256i r1 = lerp4_avx2(load_pairs(j->src, idx + 4), load_pairs(below, idx + 4),
-                                _mm256_extracti128_si256(weights, 1));
+        /* per pixel: (fv << 9) << 16 | (fu << 8 | (64 - fu)), the layout lerp4_avx2 takes */
+        __m256i w = _mm256_or_si256(_mm256_or_si256(_mm256_slli_epi32(fu, 8), _mm256_sub_epi32(c64, fu)),
+                                    _mm256_slli_epi32(fv, 25));
+        _mm256_store_si256((__m256i *)(offsets + k),
+                           _mm256_andnot_si256(bad, _mm256_add_epi32(_mm256_mullo_epi32(iv, stride), iu)));
+        _mm256_store_si256((__m256i *)(weights + k), w);
+        _mm256_store_si256((__m256i *)(outside + k), bad);
+    }
+    for (int k = 0; k < n; k += 8) {
+        __m256i r0 = lerp4_avx2(load_pairs(j->src, offsets + k), load_pairs(below, offsets + k),
+                                _mm_load_si128((const __m128i *)(weights + k)));
+        __m256i r1 = lerp4_avx2(load_pairs(j->src, offsets + k + 4), load_pairs(below, offsets + k + 4),
+                                _mm_load_si128((const __m128i *)(weights + k + 4)));
         __m256i pixels = _mm256_permute4x64_epi64(_mm256_packus_epi16(r0, r1), 0xD8);
-        _mm256_storeu_si256((__m256i *)(row + x), _mm256_andnot_si256(bad, pixels));
+        __m256i bad = _mm256_load_si256((const __m256i *)(outside + k));
+        _mm256_storeu_si256((__m256i *)(row + x0 + k), _mm256_andnot_si256(bad, pixels));
     }
 }
 
@@ -265,9 +281,16 @@ SID_AVX2 static void warp_avx2(const warp_job *j) {
         int lo, hi;
         uint32_t *row = start_row(j, y, &bx, &by, &lo, &hi);
         if (lo >= hi) continue;
-        int end = lo + ((hi - lo) & ~7);
-        warp_run_avx2(j, bx, by, row, lo, end, !span_in_bounds(j, bx, by, lo, hi));
-        warp_pixels_c(j, bx, by, row, end, hi);
+        if (hi - lo < 8) {
+            warp_pixels_c(j, bx, by, row, lo, hi);
+            continue;
+        }
+        /* Whole chunks, then the last 8 pixels, which may overlap the previous chunk: a pixel's value
+         * depends on its x alone, so those written twice are written the same. */
+        int checked = !span_in_bounds(j, bx, by, lo, hi), whole = lo + ((hi - lo) & ~7);
+        for (int x = lo; x < whole; x += WARP_CHUNK)
+            warp_run_avx2(j, bx, by, row, x, x + WARP_CHUNK < whole ? x + WARP_CHUNK : whole, checked);
+        if (whole < hi) warp_run_avx2(j, bx, by, row, hi - 8, hi, checked);
     }
 }
 #endif
