@@ -17,6 +17,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from single_image_dataset import AugmentConfig, JitterParams, Renderer, get_renderer, load_image, sample_params
+from single_image_dataset.render import fast as fast_module
 
 pytestmark = [
     pytest.mark.filterwarnings("error"),
@@ -217,6 +218,31 @@ class TestRenderer:
         for index in range(4):
             p = sample_params(AugmentConfig(img_size=48), image.size, index)
             assert np.array_equal(np.asarray(clone.render(p)), np.asarray(fast.render(p)))
+
+    @pytest.mark.skipif(fast_module._kernels is None, reason="the C extension was not built (no C compiler)")
+    def test_writing_into_the_image_or_through_a_copy_gives_the_same_image(
+        self, coffee_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Where Pillow cannot export an image's memory (Pillow < 11.2, or too large an image), the
+        # kernels write a buffer that is copied in: the same pixels, and the same kind of image.
+        image = load_image(coffee_path)
+        renderer = get_renderer("fast", image)
+        configs = [AugmentConfig(img_size=40, jitter_p=1.0), AugmentConfig(img_size=40), AugmentConfig(debug=True)]
+        params = [sample_params(config, image.size, i) for config in configs for i in range(6)]
+        params.append(dataclasses.replace(params[-1], jitter=params[0].jitter))  # debug resize, then the jitter
+        direct = [renderer.render(p) for p in params]
+        if hasattr(Image.Image, "__arrow_c_array__"):  # Pillow 11.2 and later
+            assert isinstance(fast_module._pixels(direct[0]), tuple), "the kernels should write into the image"
+
+        def no_export(self: Image.Image) -> None:
+            raise ValueError("Image rows are not contiguous in memory.")
+
+        monkeypatch.setattr(Image.Image, "__arrow_c_array__", no_export)
+        for p, expected in zip(params, direct, strict=True):
+            copied = renderer.render(p)
+            assert (copied.mode, copied.size) == (expected.mode, expected.size)
+            assert copied.tobytes() == expected.tobytes()
+            assert not copied.readonly and not expected.readonly
 
     def test_input_image_not_mutated(self, coffee_path: Path) -> None:
         image = load_image(coffee_path)

@@ -258,3 +258,29 @@ class TestWarp:
             kernels.warp(source, 400, 500, (1, 0, 0, 0, 1, 0), out, 16, (1, 2), 5.0)
         with pytest.raises(TypeError):
             kernels.warp(source, 400, 500, (1, 0, 0, 0, 1, 0), bytes(out), 16)
+
+
+@needs_kernels
+@pytest.mark.skipif(not hasattr(Image.Image, "__arrow_c_array__"), reason="Pillow < 11.2 exports no image memory")
+class TestPILImagesInPlace:
+    """The kernels write a PIL RGB image's own memory, through Pillow's Arrow export of it."""
+
+    def test_warp_and_jitter_write_the_image_as_they_write_a_buffer(self, source: np.ndarray) -> None:
+        m, ops = (0.9, -0.3, 120.0, 0.3, 0.9, 80.0), [(2, 1.4), (3, 30.0), (1, 0.7)]
+        buffer = np.empty(37 * 37 * 4, np.uint8)
+        kernels.warp(source, source.shape[0], source.shape[1], m, buffer, 37)
+        kernels.jitter(buffer, ops)
+        image = Image.new("RGB", (37, 37), None)
+        kernels.warp(source, source.shape[0], source.shape[1], m, image.__arrow_c_array__(), 37)
+        kernels.jitter(image.__arrow_c_array__(), ops)
+        assert image.tobytes() == Image.frombytes("RGB", (37, 37), buffer.tobytes(), "raw", "RGBX").tobytes()
+
+    def test_other_layouts_and_sizes_are_refused(self, source: np.ndarray) -> None:
+        grey = Image.new("L", (16, 16)).__arrow_c_array__()
+        with pytest.raises(ValueError, match="not the pixels of a PIL RGB image"):
+            kernels.jitter(grey, [])
+        with pytest.raises(ValueError, match="buffer sizes"):
+            kernels.warp(source, 400, 500, (1, 0, 0, 0, 1, 0), Image.new("RGB", (16, 15)).__arrow_c_array__(), 16)
+        schema, array = Image.new("RGB", (4, 4)).__arrow_c_array__()
+        with pytest.raises(TypeError, match="capsules"):
+            kernels.jitter((array, schema), [])  # the capsules swapped

@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -259,6 +260,10 @@ def test_golden_parameters():
 
 class TestUniformStream:
     """The native stream must be numpy's, bit for bit, or every sample would change with the build."""
+
+    def test_the_extension_is_built_where_a_compiler_is(self):
+        if sampling._native_uniforms is None:
+            assert not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")), "a C compiler is here but no _uniforms"
 
     ENTROPIES = [
         (0, 0, 0),

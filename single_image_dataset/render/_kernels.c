@@ -551,6 +551,76 @@ static void jitter_run(uint32_t *px, Py_ssize_t count, const jitter_ops *ops) {
 /* Python bindings                                                                                   */
 /* ------------------------------------------------------------------------------------------------ */
 
+/* The pixel memory the kernels write to: a writable buffer, or a PIL "RGB" image's own memory, as
+ * exported by Pillow (11.2 and later) through the Arrow C data interface: image.__arrow_c_array__()
+ * gives (schema, array) capsules of a fixed-size list of 4 uint8 per pixel, whose child's data buffer
+ * is the image's pixels, contiguous. The structures are the interface's, fixed by its specification. */
+struct ArrowSchema {
+    const char *format, *name, *metadata;
+    int64_t flags, n_children;
+    struct ArrowSchema **children, *dictionary;
+    void (*release)(struct ArrowSchema *);
+    void *private_data;
+};
+
+struct ArrowArray {
+    int64_t length, null_count, offset, n_buffers, n_children;
+    const void **buffers;
+    struct ArrowArray **children, *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+
+typedef struct {
+    Py_buffer view; /* when a buffer was given */
+    int has_view;
+    uint8_t *data;
+    Py_ssize_t len;
+} pixel_target;
+
+static int arrow_pixels(PyObject *pair, pixel_target *t, const char *what) {
+    PyObject *schema_capsule, *array_capsule;
+    if (!PyArg_ParseTuple(pair, "OO", &schema_capsule, &array_capsule)) return -1;
+    if (!PyCapsule_IsValid(schema_capsule, "arrow_schema") || !PyCapsule_IsValid(array_capsule, "arrow_array")) {
+        PyErr_Format(PyExc_TypeError, "%s: expected the (schema, array) capsules of image.__arrow_c_array__()", what);
+        return -1;
+    }
+    struct ArrowSchema *schema = PyCapsule_GetPointer(schema_capsule, "arrow_schema");
+    struct ArrowArray *array = PyCapsule_GetPointer(array_capsule, "arrow_array");
+    if (schema->release == NULL || array->release == NULL || strcmp(schema->format, "+w:4") != 0 ||
+        schema->n_children != 1 || strcmp(schema->children[0]->format, "C") != 0 || array->n_children != 1 ||
+        array->offset != 0 || array->null_count != 0 || array->children[0]->n_buffers != 2 ||
+        array->children[0]->offset != 0 || array->children[0]->length != 4 * array->length ||
+        array->children[0]->buffers[1] == NULL) {
+        PyErr_Format(PyExc_ValueError, "%s: the Arrow array is not the pixels of a PIL RGB image", what);
+        return -1;
+    }
+    t->data = (uint8_t *)array->children[0]->buffers[1];
+    t->len = (Py_ssize_t)(4 * array->length);
+    return 0;
+}
+
+/* Fill `t` from `obj`, a writable buffer or the (schema, array) capsules above; release with
+ * release_pixels. */
+static int get_pixels(PyObject *obj, pixel_target *t, const char *what) {
+    t->has_view = 0;
+    if (PyTuple_Check(obj)) return arrow_pixels(obj, t, what);
+    if (PyObject_GetBuffer(obj, &t->view, PyBUF_WRITABLE) < 0) {
+        PyErr_Format(PyExc_TypeError, "%s: the pixels should be a writable buffer, or the Arrow pair of a PIL RGB image",
+                     what);
+        return -1;
+    }
+    t->has_view = 1;
+    t->data = (uint8_t *)t->view.buf;
+    t->len = t->view.len;
+    return 0;
+}
+
+static void release_pixels(pixel_target *t) {
+    if (t->has_view) PyBuffer_Release(&t->view);
+    t->has_view = 0;
+}
+
 static int read_doubles(PyObject *seq, double *out, Py_ssize_t n, const char *what) {
     PyObject *fast = PySequence_Fast(seq, what);
     if (fast == NULL) return -1;
@@ -572,17 +642,23 @@ static int read_doubles(PyObject *seq, double *out, Py_ssize_t n, const char *wh
 
 PyDoc_STRVAR(warp_doc,
 "warp(source, height, width, matrix, out, size, footprint=None, side=0.0)\n--\n\n"
-"Bilinear warp of an RGBX `source` (height x width x 4 bytes) into `out` (size x size x 4 bytes).\n"
+"Bilinear warp of an RGBX `source` (height x width x 4 bytes) into `out` (size x size x 4 bytes): a\n"
+"writable buffer, or the (schema, array) pair of a PIL RGB image's __arrow_c_array__(), written in place.\n"
 "`matrix` holds 6 numbers, the 2x3 map from output to source pixel indices. `footprint`, 6 numbers,\n"
 "maps output pixel centres to continuous coordinates in which pixels outside [0, side)^2 are 0.");
 
 static PyObject *py_warp(PyObject *self, PyObject *args) {
-    Py_buffer src, dst;
+    Py_buffer src;
+    pixel_target dst;
     int height, width, size;
-    PyObject *matrix, *footprint = Py_None;
+    PyObject *matrix, *out, *footprint = Py_None;
     double side = 0.0;
-    if (!PyArg_ParseTuple(args, "y*iiOw*i|Od:warp", &src, &height, &width, &matrix, &dst, &size, &footprint, &side))
+    if (!PyArg_ParseTuple(args, "y*iiOOi|Od:warp", &src, &height, &width, &matrix, &out, &size, &footprint, &side))
         return NULL;
+    if (get_pixels(out, &dst, "warp") < 0) {
+        PyBuffer_Release(&src);
+        return NULL;
+    }
     PyObject *result = NULL;
     warp_job j;
     double m[6];
@@ -604,7 +680,7 @@ static PyObject *py_warp(PyObject *self, PyObject *args) {
     j.height = height;
     j.width = width;
     j.side = side;
-    j.dst = (uint32_t *)dst.buf;
+    j.dst = (uint32_t *)dst.data;
     j.size = size;
     Py_BEGIN_ALLOW_THREADS
 #if SID_X86
@@ -618,20 +694,22 @@ static PyObject *py_warp(PyObject *self, PyObject *args) {
     Py_INCREF(result);
 done:
     PyBuffer_Release(&src);
-    PyBuffer_Release(&dst);
+    release_pixels(&dst);
     return result;
 }
 
 PyDoc_STRVAR(jitter_doc,
 "jitter(pixels, ops)\n--\n\n"
-"Apply torchvision's PIL colour jitter, in place, to RGBX `pixels`. `ops` is a sequence of at most\n"
+"Apply torchvision's PIL colour jitter, in place, to RGBX `pixels` (a writable buffer, or an RGB PIL\n"
+"image's (schema, array) Arrow pair, as for warp). `ops` is a sequence of at most\n"
 "4 (op, value): op 0 brightness, 1 contrast, 2 saturation (value: the factor) or 3 hue (value: the\n"
 "shift of PIL's hue byte, 0-255), applied in the given order; contrast at most once.");
 
 static PyObject *py_jitter(PyObject *self, PyObject *args) {
-    Py_buffer buf;
-    PyObject *seq;
-    if (!PyArg_ParseTuple(args, "w*O:jitter", &buf, &seq)) return NULL;
+    pixel_target buf;
+    PyObject *pixels, *seq;
+    if (!PyArg_ParseTuple(args, "OO:jitter", &pixels, &seq)) return NULL;
+    if (get_pixels(pixels, &buf, "jitter") < 0) return NULL;
     PyObject *result = NULL, *fast = NULL;
     jitter_ops ops;
     int contrasts = 0;
@@ -665,13 +743,13 @@ static PyObject *py_jitter(PyObject *self, PyObject *args) {
         ops.alpha[k] = 1.0f;
     }
     Py_BEGIN_ALLOW_THREADS
-    jitter_run((uint32_t *)buf.buf, buf.len / 4, &ops);
+    jitter_run((uint32_t *)buf.data, buf.len / 4, &ops);
     Py_END_ALLOW_THREADS
     result = Py_None;
     Py_INCREF(result);
 done:
     Py_XDECREF(fast);
-    PyBuffer_Release(&buf);
+    release_pixels(&buf);
     return result;
 }
 

@@ -180,20 +180,15 @@ class FastRenderer(Renderer):
         to_resized, level, to_level = self._maps(params)
         footprint = None if _corners_inside(to_resized, n, params.resize) else to_resized
         source = self._pyramid[level]
-        rgbx = np.empty(n * n * 4, dtype=np.uint8)
-        _kernels.warp(source, source.shape[0], source.shape[1], to_level, rgbx, n, footprint, float(params.resize))
-        if params.debug_size is not None:
-            small = Image.frombytes("RGB", (n, n), rgbx, "raw", "RGBX").resize(
-                (params.debug_size, params.debug_size), Image.Resampling.BILINEAR
-            )
-            n = params.debug_size
-            rgbx = np.frombuffer(bytearray(small.tobytes("raw", "RGBX")), dtype=np.uint8)
-        if params.jitter is not None:
-            _kernels.jitter(rgbx, _native_ops(params.jitter))
-        # Image.frombytes would first fill the new image with zeros.
         image = Image.new("RGB", (n, n), None)
-        image.frombytes(rgbx, "raw", "RGBX")
-        return image
+        pixels = _pixels(image, fresh=True)
+        _kernels.warp(source, source.shape[0], source.shape[1], to_level, pixels, n, footprint, float(params.resize))
+        if params.debug_size is not None:
+            image = _finish(image, pixels).resize((params.debug_size, params.debug_size), Image.Resampling.BILINEAR)
+            pixels = _pixels(image)
+        if params.jitter is not None:
+            _kernels.jitter(pixels, _native_ops(params.jitter))
+        return _finish(image, pixels)
 
     def _warp(self, params: SampleParams) -> np.ndarray:
         """OpenCV's geometry, as a 4-channel array ``output_size`` square whose last channel is padding."""
@@ -236,6 +231,29 @@ def _build_pyramid(image: np.ndarray) -> list[np.ndarray]:
             prev = cv2.copyMakeBorder(prev, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
         levels.append(cv2.resize(prev, ((width + 1) // 2, (height + 1) // 2), interpolation=cv2.INTER_AREA))
     return [cv2.copyMakeBorder(level, *(_BORDER,) * 4, cv2.BORDER_REPLICATE) for level in levels]
+
+
+def _pixels(image: Image.Image, fresh: bool = False) -> tuple[Any, Any] | np.ndarray:
+    """Where the kernels are to write the pixels of an RGB image.
+
+    The image's own memory, as Pillow (11.2 and later) exports it through the Arrow C data
+    interface: the kernels write the image in place, with no copy. Otherwise (an older Pillow, or an
+    image too large for one block of Pillow's memory) a buffer holding a copy of the pixels
+    (uninitialised when ``fresh``), which :func:`_finish` copies back.
+    """
+    try:
+        return image.__arrow_c_array__()
+    except (AttributeError, ValueError):
+        if fresh:
+            return np.empty(image.width * image.height * 4, dtype=np.uint8)
+        return np.frombuffer(bytearray(image.tobytes("raw", "RGBX")), dtype=np.uint8)
+
+
+def _finish(image: Image.Image, pixels: tuple[Any, Any] | np.ndarray) -> Image.Image:
+    """``image`` holding the pixels written to ``pixels`` (a :func:`_pixels` result)."""
+    if not isinstance(pixels, tuple):
+        image.frombytes(pixels, "raw", "RGBX")
+    return image
 
 
 def _corners_inside(to_resized: geometry.Affine, output_size: int, side: int) -> bool:
