@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--loader-samples", type=int, default=2000, help="samples per DataLoader pass (default: 2000)"
     )
     parser.add_argument(
-        "--processes", type=int, default=3, help="fresh processes per cell; the median is reported (default: 3)"
+        "--processes", type=int, default=5, help="fresh processes per cell; the median is reported (default: 5)"
     )
     args = parser.parse_args(argv)
     if args.quick:
