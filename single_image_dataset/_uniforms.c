@@ -126,14 +126,16 @@ static PyObject *py_uniforms(PyObject *self, PyObject *args) {
         return NULL;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
-        if (!PyLong_Check(item)) {
+        /* any integer type (numpy's too), as SeedSequence takes */
+        PyObject *item = PyNumber_Index(PySequence_Fast_GET_ITEM(fast, i));
+        if (item == NULL) {
             Py_DECREF(fast);
             PyErr_SetString(PyExc_TypeError, "uniforms: entropy should be a sequence of integers");
             return NULL;
         }
         /* OverflowError for negative values and values past 2**64 - 1 */
         unsigned long long value = PyLong_AsUnsignedLongLong(item);
+        Py_DECREF(item);
         if (value == (unsigned long long)-1 && PyErr_Occurred()) {
             Py_DECREF(fast);
             return NULL;

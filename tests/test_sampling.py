@@ -312,6 +312,13 @@ class TestUniformStream:
         n = sampling._FIRST_DRAW + 150  # into numpy's share of the stream
         assert list(itertools.islice(sampling.uniform_stream(entropy), n)) == self._numpy(entropy, n)
 
+    def test_numpy_integers_draw_what_python_integers_draw(self, monkeypatch):
+        cfg = AugmentConfig(seed=7)
+        expected = sample_params(cfg, HUBBLE_SIZE, 12, epoch=3)
+        assert sample_params(cfg, HUBBLE_SIZE, np.int64(12), epoch=np.uint32(3)) == expected
+        monkeypatch.setattr(sampling, "_native_uniforms", None)
+        assert sample_params(cfg, HUBBLE_SIZE, np.int64(12), epoch=np.uint32(3)) == expected
+
     def test_params_are_the_same_without_the_extension(self, monkeypatch):
         cfg = AugmentConfig(jitter_p=1.0, randinterp=True, vflip=True)
         with_native = [sample_params(cfg, HUBBLE_SIZE, i) for i in range(300)]
