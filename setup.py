@@ -1,8 +1,12 @@
-"""Builds the fast renderer's optional native kernels; all other metadata lives in setup.cfg.
+"""Builds the two optional C extensions; all other metadata lives in setup.cfg.
 
-The extension is optional: where it cannot be compiled (no C compiler), installation goes on and
-backend="fast" renders with OpenCV alone. FMA contraction is turned off so that the AVX2 and the
-portable kernels give the same bytes.
+- ``single_image_dataset._uniforms``: the sampler's random stream (numpy's, bit for bit), natively;
+  without it, numpy draws the same numbers, more slowly.
+- ``single_image_dataset.render._kernels``: the fast renderer's warp and colour jitter; without it,
+  backend="fast" renders with OpenCV alone. FMA contraction is turned off so that the AVX2 and the
+  portable kernels give the same bytes.
+
+Where they cannot be compiled (no C compiler), installation goes on without them.
 """
 
 import sys
@@ -24,6 +28,6 @@ setup(
             sources=["single_image_dataset/render/_kernels.c"],
             extra_compile_args=COMPILE_ARGS,
             optional=True,
-        )
+        ),
     ]
 )

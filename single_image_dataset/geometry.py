@@ -68,9 +68,13 @@ def _translate(dx: float, dy: float) -> Affine:
     return (1.0, 0.0, dx, 0.0, 1.0, dy)
 
 
+def _vflip(height: float) -> Affine:
+    return (1.0, 0.0, 0.0, 0.0, -1.0, height)
+
+
 def translate(dx: float, dy: float) -> np.ndarray:
     """The map ``(x, y) -> (x + dx, y + dy)``."""
-    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+    return _matrix(_translate(dx, dy))
 
 
 def scale(sx: float, sy: float) -> np.ndarray:
@@ -85,7 +89,7 @@ def crop_to_parent(top: float, left: float) -> np.ndarray:
 
 def vflip(height: float) -> np.ndarray:
     """A vertical flip of an image ``height`` pixels tall (its own inverse)."""
-    return np.array([[1.0, 0.0, 0.0], [0.0, -1.0, height], [0.0, 0.0, 1.0]])
+    return _matrix(_vflip(height))
 
 
 def affine_inverse(center: tuple[float, float], angle: float, shear: tuple[float, float]) -> np.ndarray:
@@ -152,7 +156,7 @@ def _output_to_resized(params: SampleParams) -> Affine:
     offset = center_crop_offset(params.resize, params.output_size)
     m = _translate(offset, offset)
     if params.vflip:
-        m = compose((1.0, 0.0, 0.0, 0.0, -1.0, side), m)
+        m = compose(_vflip(side), m)
     center = (side * 0.5, side * 0.5)
     if params.warp == "affine":
         m = compose(_affine_inverse(center, params.angle, params.shear), m)
