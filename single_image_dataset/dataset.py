@@ -102,9 +102,16 @@ class SingleImageDataset(VisionDataset):
 
     def render(self, params: SampleParams) -> Image.Image:
         """Render any parameter record with this dataset's backend (no transform applied)."""
-        if self._renderer is None:
-            self._renderer = get_renderer(self.backend, self.source)
-        return self._renderer.render(params)
+        return self._built_renderer().render(params)
+
+    def renderer_identity(self) -> dict[str, str]:
+        """What renders the pixels: the backend and whatever else decides them (:meth:`Renderer.identity`).
+
+        Example:
+            >>> SingleImageDataset(num_imgs=10).renderer_identity()
+            {'backend': 'reference'}
+        """
+        return self._built_renderer().identity()
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         img = self.render(self.params(index))
@@ -133,6 +140,11 @@ class SingleImageDataset(VisionDataset):
     def __getstate__(self) -> dict[str, Any]:
         # The renderer's caches are rebuilt lazily in each process rather than pickled to workers.
         return {**self.__dict__, "_renderer": None}
+
+    def _built_renderer(self) -> Renderer:
+        if self._renderer is None:
+            self._renderer = get_renderer(self.backend, self.source)
+        return self._renderer
 
     def _check_index(self, index: int) -> int:
         try:

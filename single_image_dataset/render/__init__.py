@@ -7,6 +7,7 @@ pyramid) and then renders any number of parameter records. It never draws random
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 from PIL import Image
 
@@ -22,12 +23,24 @@ class Renderer:
         image: the RGB source image.
     """
 
+    #: The backend name it is registered under, set by :func:`register_renderer`.
+    name: ClassVar[str]
+
     def __init__(self, image: Image.Image) -> None:
         self.image = image
 
     def render(self, params: SampleParams) -> Image.Image:
         """The RGB image of the sample described by ``params``."""
         raise NotImplementedError
+
+    def identity(self) -> dict[str, str]:
+        """What, besides the parameters and the source, decides this renderer's pixels.
+
+        An export's manifest records it, and resuming or sharding that export refuses a renderer
+        whose identity differs. This default is the backend name; a renderer whose pixels depend on
+        more (an implementation, a library version) adds it.
+        """
+        return {"backend": self.name}
 
 
 _REGISTRY: dict[str, type[Renderer]] = {}
@@ -37,6 +50,7 @@ def register_renderer(name: str) -> Callable[[type[Renderer]], type[Renderer]]:
     """Class decorator that makes a :class:`Renderer` available as ``backend=name``."""
 
     def decorate(cls: type[Renderer]) -> type[Renderer]:
+        cls.name = name
         _REGISTRY[name] = cls
         return cls
 

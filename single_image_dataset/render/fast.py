@@ -148,6 +148,15 @@ class FastRenderer(Renderer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["image"])
 
+    def identity(self) -> dict[str, str]:
+        """The backend name, the implementation and the version of OpenCV (which builds the pyramid).
+
+        The implementation is ``"native"`` for the AVX2 and the portable kernels alike, whose bytes
+        are the same, or ``"opencv"`` for OpenCV alone, whose pixels differ slightly.
+        """
+        native = _kernels is not None
+        return {**super().identity(), "implementation": "native" if native else "opencv", "opencv": cv2.__version__}
+
     def render(self, params: SampleParams) -> Image.Image:
         if _threads_unchecked:
             _check_threads()
