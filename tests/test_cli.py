@@ -381,7 +381,7 @@ class TestBadInput:
         assert _run([*SMALL, "--materialize", "--targetpath", str(tmp_path)], capsys)[0] == 0
         code, _, err = _run([*SMALL, "--seed", "1", "--materialize", "--targetpath", str(tmp_path)], capsys)
         assert code == 1
-        _one_line_error(err, r"already holds a different export \(seed 0 there, 1 now; config\.seed 0 there, 1 now\)")
+        _one_line_error(err, r"already holds a different export \(seed 0 there, 1 now\); use --overwrite")
 
     def test_original_script_output_in_target(self, tmp_path, capsys):
         _folder(tmp_path).mkdir(parents=True)

@@ -9,6 +9,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import torchvision
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from single_image_dataset import AugmentConfig, SingleImageDataset, export, preview
+import single_image_dataset
+from single_image_dataset import AugmentConfig, SingleImageDataset, export, preview, render
 from single_image_dataset.export import ExportResult, estimate_bytes, image_name, materialize, shard_range
 from single_image_dataset.preview import preview_grid, save_preview
 from single_image_dataset.source import pixel_sha256
@@ -52,7 +54,7 @@ def _live_children() -> list:
 
 
 def test_docstring_examples():
-    for module in (export, preview):
+    for module in (export, export.target, export.manifest, preview):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0
 
@@ -112,7 +114,7 @@ class TestMaterialize:
         assert dataset["config"] == ds.config.to_dict()
         assert AugmentConfig.from_dict(dataset["config"]) == ds.config
         assert (dataset["num_imgs"], dataset["seed"], dataset["epoch"]) == (5, 7, 0)
-        assert (dataset["backend"], dataset["format"], dataset["quality"]) == ("reference", "png", None)
+        assert (dataset["renderer"], dataset["format"], dataset["quality"]) == ({"backend": "reference"}, "png", None)
         assert dataset["layout"] == "train/dummy/patch_{index:01d}.png"
         assert dataset["source"] == {"pixel_sha256": pixel_sha256(ds.source), "width": 600, "height": 400}
         assert manifest["source_file"] == {
@@ -123,20 +125,11 @@ class TestMaterialize:
         versions = manifest["versions"]
         assert versions["torch"] == torch.__version__ and versions["torchvision"] == torchvision.__version__
         assert versions["Pillow"] == PIL.__version__ and versions["single_image_dataset"]
-        assert "fast_renderer" not in versions  # the reference renderer has one implementation
+        assert versions["numpy"] == np.__version__ and "opencv" not in versions  # the reference renderer needs none
         record = json.loads((tmp_path / "out" / "shards" / "0-of-1.json").read_text())
         assert (record["shard"], record["num_shards"], record["start"], record["stop"]) == (0, 1, 0, 5)
         assert (record["status"], record["written"], record["skipped"]) == ("complete", 5, 0)
 
-    def test_manifest_of_the_fast_renderer_names_its_implementation(self, tmp_path):
-        cv2 = pytest.importorskip("cv2")
-        from single_image_dataset.render import fast
-
-        ds = _dataset(num_imgs=2, backend="fast")
-        materialize(ds, tmp_path / "out", image_format="png", **QUIET)
-        versions = json.loads((tmp_path / "out" / "manifest.json").read_text())["versions"]
-        assert versions["opencv"] == cv2.__version__
-        assert versions["fast_renderer"] == fast.implementation()
 
     def test_resume_writes_only_the_missing_files(self, tmp_path):
         ds = _dataset(num_imgs=20)
@@ -263,6 +256,81 @@ class TestConflicts:
         (tmp_path / "manifest.json").write_text("{not json")
         with pytest.raises(ValueError, match=r"cannot read the existing manifest .*manifest\.json"):
             materialize(_dataset(num_imgs=4), tmp_path, **QUIET)
+
+
+class TestRendererIdentity:
+    def test_every_renderer_names_its_backend(self, backend):
+        assert _dataset(num_imgs=2, backend=backend).renderer_identity()["backend"] == backend
+
+    def test_manifest_records_the_fast_renderers_implementation(self, tmp_path):
+        cv2 = pytest.importorskip("cv2")
+        from single_image_dataset.render import fast
+
+        materialize(_dataset(num_imgs=2, backend="fast"), tmp_path, image_format="png", **QUIET)
+        renderer = json.loads((tmp_path / "manifest.json").read_text())["dataset"]["renderer"]
+        implementation = "opencv" if fast._kernels is None else "native"
+        assert renderer == {"backend": "fast", "implementation": implementation, "opencv": cv2.__version__}
+
+    def test_shard_or_resume_by_the_other_implementation_is_refused(self, tmp_path):
+        pytest.importorskip("cv2")
+        ds = _dataset(num_imgs=6, backend="fast")
+        materialize(ds, tmp_path, image_format="png", shard=(0, 2), **QUIET)
+        # Make the stored export one that the other implementation (native kernels or OpenCV alone) wrote.
+        path = tmp_path / "manifest.json"
+        stored = json.loads(path.read_text())
+        now = stored["dataset"]["renderer"]["implementation"]
+        there = {"native": "opencv", "opencv": "native"}[now]
+        stored["dataset"]["renderer"]["implementation"] = there
+        path.write_text(json.dumps(stored))
+        message = rf"different export \(renderer\.implementation '{there}' there, '{now}' now\); use --overwrite"
+        for shard in ((1, 2), (0, 2)):
+            with pytest.raises(FileExistsError, match=message):
+                materialize(ds, tmp_path, image_format="png", shard=shard, **QUIET)
+        assert _files(tmp_path) == ["patch_0.png", "patch_1.png", "patch_2.png"]
+
+    def test_a_renderer_whose_identity_changed_cannot_resume(self, tmp_path, monkeypatch):
+        from single_image_dataset.render.reference import ReferenceRenderer
+
+        monkeypatch.setattr(render, "_REGISTRY", dict(render._REGISTRY))  # forget the test renderer afterwards
+
+        @render.register_renderer("versioned")
+        class Versioned(ReferenceRenderer):
+            version = "1"
+
+            def identity(self) -> dict[str, str]:
+                return {**super().identity(), "version": self.version}
+
+        materialize(_dataset(num_imgs=4, backend="versioned"), tmp_path, image_format="png", **QUIET)
+        stored = json.loads((tmp_path / "manifest.json").read_text())["dataset"]["renderer"]
+        assert stored == {"backend": "versioned", "version": "1"}
+        ds = _dataset(num_imgs=4, backend="versioned")
+        assert materialize(ds, tmp_path, image_format="png", **QUIET).skipped == 4
+        Versioned.version = "2"
+        with pytest.raises(FileExistsError, match=r"different export \(renderer\.version '1' there, '2' now\);"):
+            materialize(ds, tmp_path, image_format="png", **QUIET)
+
+    @pytest.mark.parametrize(
+        ("changes", "listed"),
+        [
+            ({"seed": 1}, "seed 0 there, 1 now"),
+            ({"seed": 1, "num_imgs": 7}, "num_imgs 6 there, 7 now; seed 0 there, 1 now"),
+            ({"deg": 15.0}, "config.deg 30.0 there, 15.0 now"),
+        ],
+    )
+    def test_a_conflict_names_each_difference_once(self, tmp_path, changes, listed):
+        materialize(_dataset(num_imgs=6), tmp_path, image_format="png", **QUIET)
+        with pytest.raises(FileExistsError) as info:
+            materialize(_dataset(**{"num_imgs": 6, **changes}), tmp_path, image_format="png", **QUIET)
+        assert f"already holds a different export ({listed}); use --overwrite" in str(info.value)
+
+    def test_only_renderers_ask_which_backend_they_are(self):
+        names = "|".join(map(re.escape, render.available_backends()))
+        comparison = re.compile(rf"""[=!]=\s*["']({names})["']|["']({names})["']\s*[=!]=""")
+        assert comparison.search('if backend == "fast":') and comparison.search("'reference' != dataset.backend")
+        package = Path(single_image_dataset.__file__).parent
+        sources = [path for path in package.rglob("*.py") if path.relative_to(package).parts[0] != "render"]
+        assert package / "export" / "manifest.py" in sources
+        assert [str(path) for path in sources if comparison.search(path.read_text(encoding="utf-8"))] == []
 
 
 class TestDiskAndArguments:

@@ -1,0 +1,180 @@
+"""The export's records: ``TARGET/manifest.json`` (what the files are) and ``TARGET/shards/<K>-of-<N>.json``.
+
+The manifest's ``"dataset"`` section holds everything that decides the files' content, so that a
+resumed run or another shard can be compared with it; the rest (the source file, the library
+versions, the date) is for the reader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..dataset import SingleImageDataset
+from ..source import pixel_sha256
+
+__all__ = ["MANIFEST_NAME", "SHARDS_DIR", "ShardRecord", "build_manifest", "differences", "read_manifest", "write_json"]
+
+MANIFEST_NAME = "manifest.json"
+SHARDS_DIR = "shards"
+# 2: the renderer's identity replaced the backend name in the "dataset" section.
+_MANIFEST_VERSION = 2
+
+
+def build_manifest(dataset: SingleImageDataset, image_format: str, quality: int, layout: str) -> dict[str, Any]:
+    """The manifest of exporting ``dataset`` as ``image_format`` files named after ``layout``."""
+    config = dataset.config
+    source = dataset.source
+    root = getattr(dataset, "root", None)
+    source_file = None
+    if isinstance(root, str) and os.path.isfile(root):
+        source_file = {"path": os.path.abspath(root), "sha256": _file_sha256(root), "bytes": os.path.getsize(root)}
+    return {
+        "manifest_version": _MANIFEST_VERSION,
+        # Everything that determines the files' content; a re-run must match it exactly.
+        "dataset": {
+            "num_imgs": config.num_imgs,
+            "seed": config.seed,
+            "epoch": dataset.epoch,
+            "renderer": dataset.renderer_identity(),
+            "format": image_format,
+            "quality": quality if image_format == "jpg" else None,
+            "layout": layout,
+            "source": {"pixel_sha256": pixel_sha256(source), "width": source.width, "height": source.height},
+            "config": config.to_dict(),
+        },
+        "source_file": source_file,
+        "versions": _versions(),
+        "created": _now(),
+    }
+
+
+def differences(old: Any, new: dict[str, Any]) -> list[str]:
+    """How the ``"dataset"`` section ``old`` of an existing manifest differs from ``new``.
+
+    Each differing fact is named once: ``seed``, which the section also holds inside ``config``,
+    is not reported again as ``config.seed``.
+
+    Example:
+        >>> differences({"seed": 0, "config": {"seed": 0, "deg": 30}}, {"seed": 1, "config": {"seed": 1, "deg": 15}})
+        ['seed 0 there, 1 now', 'config.deg 30 there, 15 now']
+    """
+    if not isinstance(old, dict):
+        return ["manifest: unreadable"]
+    out, seen = [], set()
+    for path, before, after in _changes(old, new):
+        fact = (path[-1], repr(before), repr(after))
+        if fact not in seen:
+            seen.add(fact)
+            out.append(f"{'.'.join(path)} {before!r} there, {after!r} now")
+    return out
+
+
+def _changes(
+    old: dict[str, Any], new: dict[str, Any], path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Any, Any]]:
+    """The ``(path, old value, new value)`` of each leaf of ``new`` that ``old`` does not hold."""
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            yield from _changes(before, value, (*path, key))
+        elif before != value:
+            yield (*path, key), before, value
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest at ``path``.
+
+    Raises:
+        ValueError: it cannot be read or is not a JSON object.
+    """
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read the existing manifest {path}: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"cannot read the existing manifest {path}: not a JSON object")
+    return value
+
+
+def write_json(path: Path, value: dict[str, Any]) -> None:
+    """Write ``value`` to ``path`` atomically (through a temporary file renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+    os.replace(temp, path)
+
+
+class ShardRecord:
+    """``TARGET/shards/<K>-of-<N>.json``: a shard's range, host and status (``running``, ``complete``).
+
+    Args:
+        target: the export root.
+        shard: ``(K, N)``.
+        indices: the shard's index range.
+        processes: its worker processes.
+        versions: the manifest's ``"versions"``.
+    """
+
+    def __init__(
+        self, target: Path, shard: tuple[int, int], indices: range, processes: int, versions: dict[str, str]
+    ) -> None:
+        self.path = target / SHARDS_DIR / f"{shard[0]}-of-{shard[1]}.json"
+        self.fields: dict[str, Any] = {
+            "shard": shard[0],
+            "num_shards": shard[1],
+            "start": indices.start,
+            "stop": indices.stop,
+            "status": "running",
+            "processes": processes,
+            "host": socket.gethostname(),
+            "started": _now(),
+            "versions": versions,
+        }
+
+    def write(self) -> None:
+        """Write the record as it stands."""
+        write_json(self.path, self.fields)
+
+    def complete(self, **facts: Any) -> None:
+        """Mark the shard complete with ``facts`` (files written, bytes, seconds...) and write the record."""
+        self.fields.update(status="complete", finished=_now(), **facts)
+        self.write()
+
+
+def _versions() -> dict[str, str]:
+    # The renderer's own identity, OpenCV's version included, is in the manifest's "dataset" section.
+    import numpy
+    import PIL
+    import torch
+    import torchvision
+
+    from .. import __version__
+
+    return {
+        "single_image_dataset": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "Pillow": PIL.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,154 @@
+"""The export's worker processes: chunks of indices handed out to processes that die with their parent.
+
+Plain processes rather than :class:`multiprocessing.pool.Pool`: a Pool whose worker is killed (say
+by the OOM killer) waits forever for the lost task, while here the dead worker's pipe reports it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["run"]
+
+def run(
+    write: Callable[[Sequence[int]], tuple[int, int]], chunks: list[list[int]], processes: int,
+    done: Callable[[int], None],
+) -> tuple[int, int]:
+    """``write`` every chunk, in this process or in ``processes`` worker processes.
+
+    Args:
+        write: writes the images of one chunk; returns how many it wrote and their total size in
+            bytes. It must pickle where processes are spawned rather than forked.
+        chunks: the indices, in the pieces handed to a worker at a time.
+        processes: 1 writes in this process.
+        done: called in this process with the number of images of each finished chunk.
+
+    Returns:
+        The images written and their total size in bytes.
+
+    Raises:
+        ChildProcessError: a worker died (killed, out of memory) before it finished its chunks.
+        Exception: what ``write`` raised in a worker; the other workers are stopped first.
+    """
+    written = nbytes = 0
+    if processes == 1:
+        for chunk in chunks:
+            n, b = write(chunk)
+            written, nbytes = written + n, nbytes + b
+            done(n)
+        return written, nbytes
+
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    next_chunk = context.Value("q", 0)
+    workers: dict[Any, multiprocessing.process.BaseProcess] = {}
+    try:
+        with _signals_for_workers():
+            for _ in range(processes):
+                receive, send = context.Pipe(duplex=False)
+                worker = context.Process(
+                    target=_work, args=(write, chunks, next_chunk, send, os.getpid()), daemon=True
+                )
+                worker.start()
+                send.close()
+                workers[receive] = worker
+        remaining = len(chunks)
+        while remaining:
+            if not workers:
+                raise ChildProcessError(f"the export workers stopped with {remaining} chunks of images unwritten")
+            for receive in multiprocessing.connection.wait(list(workers)):
+                try:
+                    message = receive.recv()
+                except EOFError:  # the worker has exited, normally or not, and everything it sent is read
+                    _check_exit(workers.pop(receive))
+                    continue
+                if isinstance(message, BaseException):
+                    raise message
+                written, nbytes = written + message[0], nbytes + message[1]
+                remaining -= 1
+                done(message[0])
+    finally:
+        # On Ctrl-C, SIGTERM or a failed write, stop the others now; the caller removes temp files.
+        for receive, worker in workers.items():
+            if worker.is_alive():
+                worker.terminate()
+            worker.join()
+            receive.close()
+    return written, nbytes
+
+
+def _check_exit(worker: multiprocessing.process.BaseProcess) -> None:
+    worker.join()
+    if worker.exitcode:
+        cause = (
+            f"was killed by {signal.Signals(-worker.exitcode).name}"
+            if worker.exitcode < 0
+            else f"exited with status {worker.exitcode}"
+        )
+        raise ChildProcessError(f"export worker {worker.pid} {cause} (out of memory?); re-run to resume")
+
+
+def _work(
+    write: Callable[[Sequence[int]], tuple[int, int]],
+    chunks: list[list[int]],
+    next_chunk: Any,
+    send: multiprocessing.connection.Connection,
+    parent_pid: int,
+) -> None:
+    """A worker process: takes the next unwritten chunk until none is left, or the parent is gone."""
+    # Ctrl-C reaches the whole process group; only the parent handles it, by terminating us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
+    import torch
+
+    # The processes are the parallelism; intra-op threads on top of them would oversubscribe.
+    torch.set_num_threads(1)
+    try:
+        while os.getppid() == parent_pid:
+            with next_chunk.get_lock():
+                k = next_chunk.value
+                next_chunk.value += 1
+            if k >= len(chunks):
+                break
+            send.send(write(chunks[k]))
+    except Exception as exc:
+        try:
+            send.send(exc)
+        except Exception:  # an exception that does not pickle
+            send.send(RuntimeError(f"{type(exc).__name__}: {exc}"))
+    finally:
+        send.close()
+
+
+def _die_with_parent() -> None:
+    # Without this a SIGKILLed parent leaves its workers writing (Linux only; elsewhere they stop
+    # after their current chunk, when they see that their parent changed).
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+
+
+@contextmanager
+def _signals_for_workers() -> Iterator[None]:
+    """Start workers with SIGINT ignored and SIGTERM at its default, whatever the parent installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved[0])
+        signal.signal(signal.SIGTERM, saved[1])
