@@ -20,8 +20,17 @@ from typing import Any, NoReturn
 
 from .config import AugmentConfig
 from .dataset import SingleImageDataset
-from .export import FORMATS, MANIFEST_NAME, estimate_bytes, format_bytes, image_name, materialize, shard_range
-from .preview import save_preview
+from .export import (
+    DEFAULT_QUALITY,
+    FORMATS,
+    MANIFEST_NAME,
+    estimate_bytes,
+    format_bytes,
+    image_name,
+    materialize,
+    shard_range,
+)
+from .preview import PREVIEW_COUNT, PREVIEW_NROW, save_preview
 from .render import available_backends
 from .sampling import DEBUG_SIZE
 
@@ -31,7 +40,6 @@ PROG = "single-image-dataset"
 PREVIEW_NAME = "preview.png"
 DEBUG_NUM_IMGS = 64
 DEBUG_THREADS = 2
-_DEFAULT_QUALITY = 75
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--format", choices=tuple(FORMATS), default="jpg", help="image file format (default: jpg)")
     io.add_argument(
         "--quality", type=_int_in(1, 100), metavar="Q",
-        help=f"JPEG quality, 1-100 (default: {_DEFAULT_QUALITY}, as the original)",
+        help=f"JPEG quality, 1-100 (default: {DEFAULT_QUALITY}, as the original)",
     )
     io.add_argument("--shard", metavar="K/N", type=_shard, help="write only shard K (0-based) of N contiguous ranges")
     io.add_argument("--overwrite", action="store_true", help="replace a different export already in TARGETPATH")
@@ -127,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     config = _resolve_config(args)
     threads = args.threads or (DEBUG_THREADS if config.debug else _available_cpus())
-    quality = args.quality or _DEFAULT_QUALITY
+    quality = args.quality or DEFAULT_QUALITY
     shard = args.shard or (0, 1)
     dataset = SingleImageDataset(args.imgpath, config=config, backend=args.backend)
     target = Path(args.targetpath)
@@ -163,7 +171,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"--materialize would write {len(indices)} files, about {format_bytes(need)}: {where}", file=out)
     if not args.materialize or config.debug:
         path = save_preview(dataset, target / PREVIEW_NAME)
-        print(f"preview: {path} (samples 0-{min(64, config.num_imgs) - 1}, 8 per row)", file=out)
+        last = min(PREVIEW_COUNT, config.num_imgs) - 1
+        print(f"preview: {path} (samples 0-{last}, {PREVIEW_NROW} per row)", file=out)
     return 0
 
 

@@ -11,10 +11,16 @@ from torchvision.utils import make_grid
 
 from .dataset import SingleImageDataset
 
-__all__ = ["preview_grid", "save_preview"]
+__all__ = ["PREVIEW_COUNT", "PREVIEW_NROW", "preview_grid", "save_preview"]
+
+#: Samples in a preview grid, and tiles per row, by default.
+PREVIEW_COUNT = 64
+PREVIEW_NROW = 8
 
 
-def preview_grid(dataset: SingleImageDataset, count: int = 64, nrow: int = 8, padding: int = 3) -> Image.Image:
+def preview_grid(
+    dataset: SingleImageDataset, count: int = PREVIEW_COUNT, nrow: int = PREVIEW_NROW, padding: int = 3
+) -> Image.Image:
     """Samples ``0 .. count - 1`` (fewer if the dataset is shorter) tiled ``nrow`` per row.
 
     The padding is black and 3 px wide, as in the original script's debug grid.
@@ -31,7 +37,11 @@ def preview_grid(dataset: SingleImageDataset, count: int = 64, nrow: int = 8, pa
 
 
 def save_preview(
-    dataset: SingleImageDataset, path: str | os.PathLike, count: int = 64, nrow: int = 8, padding: int = 3
+    dataset: SingleImageDataset,
+    path: str | os.PathLike,
+    count: int = PREVIEW_COUNT,
+    nrow: int = PREVIEW_NROW,
+    padding: int = 3,
 ) -> Path:
     """Write :func:`preview_grid` as a PNG at ``path`` (creating its folder) and return the path."""
     path = Path(path)
