@@ -8,7 +8,9 @@ With no arguments: a few-minute CPU demo of RotNet on the embedded Hubble Deep F
     torchrun --nproc_per_node 8 train_example.py --device cuda --num_imgs 1281167 --img_size 256 \\
         --crop 224 --width 1 --dropout 0.5 --batch_size 64 --lr 0.05 --epochs 30 --workers 8 --resume
 
-The training code lives in ``single_image_dataset.examples``; this file is only its command line.
+The program lives in the ``training/`` package beside this file (not installed with the library; Python
+finds it because it puts this file's folder on ``sys.path``, whatever the working directory); this file is
+only its command line.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import NoReturn
 
 from single_image_dataset import available_backends
-from single_image_dataset.examples import AUTO_RESUME, METHODS, TrainConfig, train
+from single_image_dataset.cli import OneLineErrorParser
+from training import AUTO_RESUME, METHODS, TrainConfig, train
 
 __all__ = ["build_parser", "main"]
 
@@ -34,16 +36,11 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # One line, no usage block: the message names the flag and the problem.
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line; every flag is a field of :class:`TrainConfig` with its default."""
-    p = _Parser(
+    p = OneLineErrorParser(
         prog="train_example.py",
+        help_hint=False,
         description="RotNet or DeepCluster on a SingleImageDataset, with linear probes; runs under torchrun.",
         formatter_class=_Formatter,
     )

@@ -12,15 +12,19 @@ from .preview import preview_grid, save_preview
 from .render import Renderer, available_backends, get_renderer, register_renderer
 from .sampling import JitterParams, SampleParams, sample_params
 from .source import DEFAULT_IMAGE, load_image
+from .tasks import NUM_ROTATIONS, PseudoLabelled, RotationLabels, rotate_batch
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_IMAGE",
     "IMAGENET_TRAIN_SIZE",
+    "NUM_ROTATIONS",
     "AugmentConfig",
     "JitterParams",
+    "PseudoLabelled",
     "Renderer",
+    "RotationLabels",
     "SampleParams",
     "SingleImageDataset",
     "available_backends",
@@ -29,6 +33,7 @@ __all__ = [
     "materialize",
     "preview_grid",
     "register_renderer",
+    "rotate_batch",
     "sample_params",
     "save_preview",
 ]

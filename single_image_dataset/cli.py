@@ -34,7 +34,7 @@ from .preview import PREVIEW_COUNT, PREVIEW_NROW, save_preview
 from .render import available_backends
 from .sampling import DEBUG_SIZE
 
-__all__ = ["build_parser", "main"]
+__all__ = ["OneLineErrorParser", "build_parser", "main"]
 
 PROG = "single-image-dataset"
 PREVIEW_NAME = "preview.png"
@@ -42,16 +42,43 @@ DEBUG_NUM_IMGS = 64
 DEBUG_THREADS = 2
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that reports a usage error as one line on stderr (exit status 2), no usage block.
+
+    The line is ``PROG: error: MESSAGE (see PROG --help)``, or without the hint when ``help_hint``
+    is false: one line, like the library errors a command reports (argparse's messages already
+    name the flag and the problem).
+
+    Args:
+        *args: as for ``argparse.ArgumentParser``.
+        help_hint: end the line with ``(see PROG --help)``.
+        **kwargs: as for ``argparse.ArgumentParser``.
+
+    Example:
+        >>> import contextlib, io
+        >>> parser = OneLineErrorParser(prog="demo")
+        >>> _ = parser.add_argument("--n", type=int)
+        >>> with contextlib.redirect_stderr(io.StringIO()) as err:
+        ...     try:
+        ...         parser.parse_args(["--n", "x"])
+        ...     except SystemExit as stop:
+        ...         print(stop.code, err.getvalue(), end="")
+        2 demo: error: argument --n: invalid int value: 'x' (see demo --help)
+    """
+
+    def __init__(self, *args: Any, help_hint: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help_hint = help_hint
+
     def error(self, message: str) -> NoReturn:
-        # One line, like the library errors main() reports; the usage is one --help away.
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        hint = f" (see {self.prog} --help)" if self.help_hint else ""
+        self.exit(2, f"{self.prog}: error: {message}{hint}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; flags that map to :class:`AugmentConfig` fields default to ``None``,
     meaning "not given", so that a ``--config`` file fills them in."""
-    p = _Parser(
+    p = OneLineErrorParser(
         prog=PROG,
         description="Make a dataset of augmented views of one image (Asano et al., ICLR 2020). Without "
         "--materialize, print the resolved config and write a preview grid; with it, write the images "

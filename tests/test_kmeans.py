@@ -1,4 +1,4 @@
-"""The example's torch k-means and NMI, checked against hand-computed values."""
+"""The training program's torch k-means and NMI, checked against hand-computed values."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from single_image_dataset.examples import kmeans, kmeans_plus_plus, normalized_mutual_info
+from training import kmeans, kmeans_plus_plus, normalized_mutual_info
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -1,4 +1,4 @@
-"""``train_example.py`` and ``single_image_dataset.examples``: tiny CPU runs that must learn, torchrun, probes."""
+"""``train_example.py`` and its ``training`` package: tiny CPU runs that must learn, torchrun, probes."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from single_image_dataset import SingleImageDataset
-from single_image_dataset.examples import (
+from training import (
     CONV_NAMES,
     AlexNet,
     LinearProbes,
@@ -27,7 +27,6 @@ from single_image_dataset.examples import (
     linear_probe,
     min_input_size,
     pca_whiten,
-    rotate_batch,
     train,
     uniform_cluster_indices,
 )
@@ -117,15 +116,6 @@ class TestAlexNet:
 
 
 class TestBuildingBlocks:
-    def test_rotate_batch(self) -> None:
-        x = torch.arange(8.0).reshape(2, 1, 2, 2)
-        rotated, labels = rotate_batch(x)
-        assert labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
-        for i in range(8):
-            torch.testing.assert_close(rotated[i], torch.rot90(x[i % 2], i // 2, dims=(1, 2)))
-        with pytest.raises(ValueError, match="square images"):
-            rotate_batch(torch.zeros(1, 3, 4, 5))
-
     def test_uniform_cluster_indices_balances_clusters(self) -> None:
         labels = torch.tensor([0] * 90 + [1] * 10)
         indices = uniform_cluster_indices(labels, 100, np.random.default_rng(0))
@@ -280,9 +270,11 @@ class TestCommandLine:
         assert __import__("re").search(message, err)
 
     def test_bad_input_in_a_real_process(self, tmp_path: Path) -> None:
+        # From another folder and without PYTHONPATH: the script finds training/ beside itself.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         run = subprocess.run(
             [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--width", "-1"],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
         )
         assert run.returncode == 2
         assert run.stderr == "train_example.py: error: width should be a positive channel multiplier, got -1\n"

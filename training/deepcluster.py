@@ -2,47 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from .kmeans import kmeans
 
-__all__ = ["PseudoLabelled", "cluster_features", "compute_features", "pca_whiten", "uniform_cluster_indices"]
+__all__ = ["cluster_features", "compute_features", "pca_whiten", "uniform_cluster_indices"]
 
 # Rows per block when streaming features from host memory to the device.
 _BLOCK = 65536
-
-
-class PseudoLabelled(Dataset):
-    """A view of ``dataset`` at ``indices`` whose items are ``(image, label of that index, index)``.
-
-    Args:
-        dataset: any map-style dataset returning ``(image, target)``; the target is dropped.
-        indices: which of its indices item ``i`` shows (all of them, in order, when ``None``).
-        labels: a label per index of ``dataset``; 0 for every index when ``None``.
-    """
-
-    def __init__(
-        self, dataset: Dataset, indices: Sequence[int] | None = None, labels: torch.Tensor | None = None
-    ) -> None:
-        self.dataset = dataset
-        self.indices = range(len(dataset)) if indices is None else indices  # type: ignore[arg-type]
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> tuple[Any, int, int]:
-        index = int(self.indices[i])
-        image, _ = self.dataset[index]
-        label = 0 if self.labels is None else int(self.labels[index])
-        return image, label, index
 
 
 @torch.no_grad()
@@ -70,11 +41,11 @@ def compute_features(
     per_rank = -(-n // world_size)
     # Pad every shard to the same length, so all ranks run the same number of all_gathers.
     shard += shard[: per_rank - len(shard)] if shard else [0] * per_rank
-    loader = DataLoader(PseudoLabelled(dataset, shard), batch_size=batch_size, num_workers=workers)
+    loader = DataLoader(Subset(dataset, shard), batch_size=batch_size, num_workers=workers)
     was_training = model.training
     model.eval()
     rows = []
-    for x, _, _ in loader:
+    for x, _ in loader:
         local = model.embed(x.to(device)).float()
         if world_size > 1:
             gathered = [torch.empty_like(local) for _ in range(world_size)]
@@ -93,6 +64,11 @@ def pca_whiten(x: torch.Tensor, dim: int, device: torch.device | None = None, ep
     DeepCluster's preprocessing (faiss ``PCAMatrix(eigen_power=-0.5)`` then ``L2norm``). ``x`` may
     live in host memory: it is streamed to ``device`` in blocks, the covariance is accumulated in
     float64, and only the ``N x dim`` result is kept on ``device``. ``dim`` is capped at ``D``.
+
+    Example:
+        >>> y = pca_whiten(torch.randn(100, 8, generator=torch.Generator().manual_seed(0)), 3)
+        >>> tuple(y.shape), torch.allclose(y.norm(dim=1), torch.ones(100))
+        ((100, 3), True)
     """
     device = x.device if device is None else device
     blocks = x.split(_BLOCK)
@@ -126,6 +102,11 @@ def uniform_cluster_indices(labels: torch.Tensor, num_samples: int, rng: np.rand
 
     DeepCluster's ``UnifLabelSampler``: every cluster contributes about ``num_samples / #clusters``
     indices (with replacement when it is smaller), so a few huge clusters cannot dominate training.
+
+    Example:
+        >>> labels = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1])
+        >>> sorted(labels[uniform_cluster_indices(labels, 8, np.random.default_rng(0))].tolist())
+        [0, 0, 0, 0, 1, 1, 1, 1]
     """
     labels_np = labels.cpu().numpy()
     clusters = [np.flatnonzero(labels_np == c) for c in np.unique(labels_np)]

@@ -22,14 +22,15 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
-from torchvision import transforms
 
-from .. import SingleImageDataset, available_backends
+from single_image_dataset import NUM_ROTATIONS, PseudoLabelled, SingleImageDataset, available_backends, rotate_batch
+
 from .alexnet import AlexNet, min_input_size
-from .deepcluster import PseudoLabelled, cluster_features, compute_features, uniform_cluster_indices
+from .deepcluster import cluster_features, compute_features, uniform_cluster_indices
 from .kmeans import normalized_mutual_info
 from .probe import linear_probe
-from .rotnet import NUM_ROTATIONS, rotate_batch, rotation_accuracy
+from .rotnet import rotation_accuracy
+from .transforms import pretrain_transforms
 
 __all__ = ["AUTO_RESUME", "METHODS", "TrainConfig", "train"]
 
@@ -37,8 +38,8 @@ METHODS = ("rotnet", "deepcluster")
 #: ``resume`` value meaning "``out/checkpoint.pt`` if it exists, else start from scratch".
 AUTO_RESUME = "auto"
 _CHECKPOINT = "checkpoint.pt"
-_MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-_log = logging.getLogger("single_image_dataset.examples")
+# The package's logger, so that the probes' (training.probe) lines reach the same handlers.
+_log = logging.getLogger("training")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,18 @@ class TrainConfig:
             fixed dataset.
         log_indices: write the dataset indices each process trained on to ``out/indices_rank{r}.txt``.
         log_every: steps between progress lines.
+
+    Raises:
+        ValueError, FileNotFoundError: a setting is out of range or names a missing file; the
+            message names the setting.
+
+    Example:
+        >>> TrainConfig().input_size, TrainConfig(img_size=256, crop=224).input_size
+        (64, 224)
+        >>> TrainConfig(method="simclr")
+        Traceback (most recent call last):
+        ...
+        ValueError: method should be one of rotnet, deepcluster, got 'simclr'
     """
 
     method: str = "rotnet"
@@ -235,25 +248,13 @@ def _logging_to(path: Path | None) -> Iterator[None]:
             handler.close()
 
 
-def _transforms(config: TrainConfig) -> tuple[transforms.Compose, transforms.Compose]:
-    """The method's augmentation on top of the dataset's samples (train) and the plain view (eval)."""
-    size = config.input_size
-    tail = [transforms.ToTensor(), transforms.Normalize(_MEAN, _STD)]
-    if config.method == "rotnet":
-        # No flips of the rotation's axes beyond a horizontal one: it keeps "upright" upright.
-        train = [transforms.RandomCrop(size), transforms.RandomHorizontalFlip()]
-    else:
-        train = [transforms.RandomResizedCrop(size, scale=(0.2, 1.0)), transforms.RandomHorizontalFlip()]
-    return transforms.Compose(train + tail), transforms.Compose([transforms.CenterCrop(size), *tail])
-
-
 def _seed(*words: int) -> int:
     """A 63-bit seed from several integers (never ``hash()``, which is salted per process)."""
     return int(np.random.SeedSequence(list(words)).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def _train(config: TrainConfig, ctx: _Context, out: Path) -> dict[str, Any]:
-    train_tf, eval_tf = _transforms(config)
+    train_tf, eval_tf = pretrain_transforms(config.method, config.input_size)
     data_args = {"backend": config.backend, "img_size": config.img_size, "seed": config.seed}
     train_set = SingleImageDataset(config.imgpath, num_imgs=config.num_imgs, transform=train_tf, **data_args)
     # Features (DeepCluster) and held-out accuracy (RotNet) use the un-augmented samples; indices
@@ -369,9 +370,9 @@ def _train_epoch(
         )
     loss_fn = nn.CrossEntropyLoss()
     net.train()
-    losses, seen = [], []
+    losses = []
     t0 = time.perf_counter()
-    for step, (x, y, index) in enumerate(loader, 1):
+    for step, (x, y) in enumerate(loader, 1):
         x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
         if config.method == "rotnet":
             x, y = rotate_batch(x)
@@ -382,14 +383,14 @@ def _train_epoch(
         for optimizer in optimizers:
             optimizer.step()
         losses.append(loss.item())
-        if config.log_indices:
-            seen.append(index)
         if step % config.log_every == 0 or step == len(loader):
             rate = step * config.batch_size * ctx.world_size / (time.perf_counter() - t0)
             _log.info("epoch %d step %d/%d loss %.4f (%.0f img/s)", epoch + 1, step, len(loader), losses[-1], rate)
     if config.log_indices:
+        # The loader took the sampler's positions in order, in full batches: the dataset indices trained on.
+        positions = list(sampler)[: len(loader) * config.batch_size]
         with open(out / f"indices_rank{ctx.rank}.txt", "a", encoding="utf-8") as f:
-            f.write(f"{epoch}: " + " ".join(map(str, torch.cat(seen).tolist())) + "\n")
+            f.write(f"{epoch}: " + " ".join(str(int(view.indices[p])) for p in positions) + "\n")
     quarter = max(1, len(losses) // 4)
     return {
         "loss": sum(losses) / len(losses),

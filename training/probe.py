@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from torchvision import datasets, transforms
+from torchvision import datasets
 
 from .alexnet import CONV_NAMES, AlexNet
+from .transforms import probe_transforms
 
-__all__ = ["PROBE_FEATURES", "LinearProbes", "linear_probe", "probe_transforms"]
+__all__ = ["PROBE_FEATURES", "LinearProbes", "linear_probe"]
 
 #: Features per layer after the adaptive max-pool (the paper's ~9k: 96x10x10, 256x6x6, 384x5x5, ...).
 PROBE_FEATURES = 9216
@@ -33,6 +33,11 @@ class LinearProbes(nn.Module):
         trunk: the network to evaluate; it is put in eval mode and never updated.
         num_classes: classes of the labelled set.
         features: target number of features per layer.
+
+    Example:
+        >>> probes = LinearProbes(AlexNet(4, width=0.25, input_size=64), num_classes=10)
+        >>> {name: tuple(logits.shape) for name, logits in probes(torch.zeros(2, 3, 64, 64)).items()}
+        {'conv1': (2, 10), 'conv2': (2, 10), 'conv3': (2, 10), 'conv4': (2, 10), 'conv5': (2, 10)}
     """
 
     def __init__(self, trunk: AlexNet, num_classes: int, features: int = PROBE_FEATURES) -> None:
@@ -58,23 +63,6 @@ class LinearProbes(nn.Module):
         with torch.no_grad():
             maps = self.trunk.conv_features(x)
         return {name: head(m) for (name, head), m in zip(self.heads.items(), maps, strict=True)}
-
-
-def probe_transforms(input_size: int) -> tuple[Callable, Callable]:
-    """Train (random crop + flip) and val (centre crop) transforms to ``input_size`` px, normalised."""
-    normalize = transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
-    train = transforms.Compose(
-        [
-            transforms.RandomResizedCrop(input_size, scale=(0.5, 1.0)),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            normalize,
-        ]
-    )
-    val = transforms.Compose(
-        [transforms.Resize(input_size), transforms.CenterCrop(input_size), transforms.ToTensor(), normalize]
-    )
-    return train, val
 
 
 def linear_probe(

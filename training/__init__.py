@@ -1,25 +1,27 @@
 """Self-supervised training on a single image: RotNet, DeepCluster and linear probes on an AlexNet.
 
-The module code behind ``train_example.py``; it uses :class:`~single_image_dataset.SingleImageDataset`
-exactly as a user would, as a drop-in ImageFolder.
+The program behind ``train_example.py``, kept outside the installed package as torchvision keeps
+its ``references/``. It uses the library exactly as a user would: :class:`~single_image_dataset.SingleImageDataset`
+as a drop-in ImageFolder, and the task adapters of :mod:`single_image_dataset.tasks`.
 """
 
 from .alexnet import CONV_NAMES, AlexNet, min_input_size
-from .deepcluster import PseudoLabelled, cluster_features, compute_features, pca_whiten, uniform_cluster_indices
+from .deepcluster import cluster_features, compute_features, pca_whiten, uniform_cluster_indices
 from .kmeans import kmeans, kmeans_plus_plus, normalized_mutual_info
-from .probe import PROBE_FEATURES, LinearProbes, linear_probe, probe_transforms
-from .rotnet import NUM_ROTATIONS, rotate_batch, rotation_accuracy
+from .probe import PROBE_FEATURES, LinearProbes, linear_probe
+from .rotnet import rotation_accuracy
 from .train import AUTO_RESUME, METHODS, TrainConfig, train
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, pretrain_transforms, probe_transforms
 
 __all__ = [
     "AUTO_RESUME",
     "CONV_NAMES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "METHODS",
-    "NUM_ROTATIONS",
     "PROBE_FEATURES",
     "AlexNet",
     "LinearProbes",
-    "PseudoLabelled",
     "TrainConfig",
     "cluster_features",
     "compute_features",
@@ -29,8 +31,8 @@ __all__ = [
     "min_input_size",
     "normalized_mutual_info",
     "pca_whiten",
+    "pretrain_transforms",
     "probe_transforms",
-    "rotate_batch",
     "rotation_accuracy",
     "train",
     "uniform_cluster_indices",
