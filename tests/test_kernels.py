@@ -1,5 +1,5 @@
-"""The fast renderer's native kernels (render/_kernels.c): exactness, the AVX2 and portable code
-giving the same bytes, and argument checking."""
+"""The fast renderer's native kernels (render/kernels/, bound by render/_kernels.c): exactness, the
+AVX2 and portable code giving the same bytes, and argument checking."""
 
 from __future__ import annotations
 
