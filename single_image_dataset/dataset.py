@@ -12,8 +12,9 @@ from PIL import Image
 from torchvision.datasets import VisionDataset
 
 from .config import AugmentConfig
+from .params import SampleParams
 from .render import Renderer, get_renderer
-from .sampling import MIN_FIT_PROBABILITY, SampleParams, fit_probability, sample_params
+from .sampling import MIN_FIT_PROBABILITY, fit_probability, sample_params
 from .source import DEFAULT_IMAGE, ImageLike, load_image
 
 __all__ = ["SingleImageDataset"]

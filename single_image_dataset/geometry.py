@@ -19,7 +19,7 @@ from typing import overload
 
 import numpy as np
 
-from .sampling import SampleParams
+from .params import SampleParams
 
 __all__ = [
     "Affine",

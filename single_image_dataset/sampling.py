@@ -1,22 +1,22 @@
 """Drawing a sample's augmentation parameters from ``(seed, epoch, index)`` alone.
 
-This module holds all of the library's randomness. Renderers take the frozen :class:`SampleParams`
-it returns and never draw a number themselves, so every renderer renders the same augmentation.
-The distributions are those of torchvision's ``RandomCrop``, ``RandomResizedCrop`` (without the
-centre-crop fallback, as in the paper's code), ``RandomAffine`` / ``RandomRotation``,
-``RandomVerticalFlip`` and ``RandomApply([ColorJitter])``.
+This module holds all of the library's randomness. Renderers take the frozen
+:class:`~single_image_dataset.params.SampleParams` it returns and never draw a number themselves,
+so every renderer renders the same augmentation. The distributions are those of torchvision's
+``RandomCrop``, ``RandomResizedCrop`` (without the centre-crop fallback, as in the paper's code),
+``RandomAffine`` / ``RandomRotation``, ``RandomVerticalFlip`` and ``RandomApply([ColorJitter])``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .params import INTERPOLATIONS, JITTER_OPS, JitterParams, SampleParams
 
 if TYPE_CHECKING:
     from .config import AugmentConfig
@@ -27,17 +27,13 @@ except ImportError:  # the optional extension was not built: numpy draws the sam
     _native_uniforms = None
 
 __all__ = [
-    "INTERPOLATIONS",
-    "JITTER_OPS",
-    "JitterParams",
-    "SampleParams",
+    "DEBUG_SIZE",
+    "MIN_FIT_PROBABILITY",
     "fit_probability",
     "sample_params",
     "uniform_stream",
 ]
 
-INTERPOLATIONS = ("bilinear", "bicubic", "lanczos")
-JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
 RATIO_RANGE = (3.0 / 4.0, 4.0 / 3.0)
 DEBUG_SIZE = 32
 
@@ -59,68 +55,6 @@ _BLOCK = 15
 # that needs more goes on with numpy, from the same stream.
 _ATTEMPTS_AHEAD = 8
 _FIRST_DRAW = _BLOCK + 2 * _ATTEMPTS_AHEAD + 2
-
-
-@dataclass(frozen=True)
-class JitterParams:
-    """Colour-jitter factors in torchvision's ``adjust_*`` conventions.
-
-    A factor is ``None`` when its strength in the config is 0; torchvision's ``ColorJitter`` skips
-    that op, and so does every renderer. ``order`` lists the applied ops in application order.
-    """
-
-    brightness: float | None
-    contrast: float | None
-    saturation: float | None
-    hue: float | None
-    order: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SampleParams:
-    """The complete recipe of one sample; rendering it needs nothing else but the source image.
-
-    Boxes are ``(top, left, height, width)``, the argument order of torchvision's ``F.crop``.
-
-    Attributes:
-        crop: the initial square crop in source pixels, or ``None`` when ``cropfirst`` is off.
-        resized_crop: the resized-crop box inside the initial crop (or the source).
-        resize: side the resized crop is resampled to (``int(sqrt(2) * img_size)``).
-        interpolation: ``"bilinear"``, ``"bicubic"`` or ``"lanczos"``.
-        warp: ``"affine"`` (``F.affine``), ``"rotate"`` (``F.rotate``) or ``None``.
-        angle: rotation in degrees, counter-clockwise as in torchvision.
-        shear: ``(x, y)`` shear in degrees.
-        vflip: whether the image is flipped vertically.
-        output_size: side of the final centre crop (``img_size``).
-        debug_size: side of the final debug resize, or ``None``.
-        jitter: the colour jitter, or ``None`` when it is not applied to this sample.
-    """
-
-    crop: tuple[int, int, int, int] | None
-    resized_crop: tuple[int, int, int, int]
-    resize: int
-    interpolation: str
-    warp: str | None
-    angle: float
-    shear: tuple[float, float]
-    vflip: bool
-    output_size: int
-    debug_size: int | None
-    jitter: JitterParams | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (tuples become lists); :meth:`from_dict` inverts it."""
-        return _listify(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SampleParams:
-        """Rebuild the record written by :meth:`to_dict`."""
-        values = dict(values)
-        jitter = values.pop("jitter")
-        return cls(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()},
-            jitter=None if jitter is None else JitterParams(**{**jitter, "order": tuple(jitter["order"])}),
-        )
 
 
 def sample_params(
@@ -275,10 +209,3 @@ def _randint(u: float, n: int) -> int:
     """Uniform integer in ``[0, n)`` from a uniform ``u`` in ``[0, 1)``."""
     return min(int(u * n), n - 1)
 
-
-def _listify(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _listify(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [_listify(v) for v in value]
-    return value

@@ -11,6 +11,7 @@ import pytest
 import torchvision.transforms.functional as F
 from PIL import Image
 
+from single_image_dataset.params import hue_steps
 from single_image_dataset.render import fast
 
 kernels = fast._kernels
@@ -59,7 +60,7 @@ def _torchvision(rgb: np.ndarray, ops: list[tuple[int, float]]) -> np.ndarray:
 
 def _native(ops: list[tuple[int, float]]) -> list[tuple[int, float]]:
     # The hue as the kernels take it: torchvision's shift of PIL's hue byte.
-    return [(op, float(int(f * 255) % 256) if op == 3 else f) for op, f in ops]
+    return [(op, float(hue_steps(f)) if op == 3 else f) for op, f in ops]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from PIL import Image
 
-from ..sampling import SampleParams
+from ..params import SampleParams
 
 __all__ = ["Renderer", "available_backends", "get_renderer", "register_renderer"]
 

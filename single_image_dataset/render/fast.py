@@ -18,7 +18,7 @@ from PIL import Image
 from torch.utils.data import get_worker_info
 
 from .. import geometry
-from ..sampling import JitterParams, SampleParams
+from ..params import JitterParams, SampleParams, hue_steps
 from . import Renderer, register_renderer
 
 try:
@@ -274,17 +274,11 @@ _NATIVE_OP = {"brightness": 0, "contrast": 1, "saturation": 2, "hue": 3}
 
 def _native_ops(jitter: JitterParams) -> list[tuple[int, float]]:
     """The jitter as the kernels' ``(op, value)`` list; the hue as torchvision's shift of PIL's hue byte."""
-    ops = []
-    for name in jitter.order:
-        factor = getattr(jitter, name)
-        ops.append((_NATIVE_OP[name], float(int(factor * 255) % 256) if name == "hue" else factor))
-    return ops
+    return [(_NATIVE_OP[name], float(hue_steps(f)) if name == "hue" else f) for name, f in jitter.ops()]
 
 
 def _jitter(rgb: np.ndarray, jitter: JitterParams) -> np.ndarray:
-    for name in jitter.order:
-        rgb = _ADJUST[name](rgb, getattr(jitter, name))
-    return rgb
+    return jitter.apply(rgb, _ADJUST)
 
 
 def _adjust_brightness(rgb: np.ndarray, factor: float) -> np.ndarray:
@@ -318,9 +312,8 @@ def _blend_with_grey(rgb: np.ndarray, factor: float, level: float | None) -> np.
 
 
 def _adjust_hue(rgb: np.ndarray, factor: float) -> np.ndarray:
-    # torchvision shifts PIL's 8-bit hue (255 steps per turn) by int(factor * 255), wrapping around;
-    # OpenCV's *_FULL hue has 256 steps per turn, so the same angle is rescaled.
-    steps = round(int(factor * 255) * 256 / 255)
+    # PIL's hue byte has 255 steps per turn; OpenCV's *_FULL hue has 256, so the shift is rescaled.
+    steps = round(hue_steps(factor) * 256 / 255)
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV_FULL)
     hue = hsv[:, :, 0]
     hue += np.uint8(steps % 256)
