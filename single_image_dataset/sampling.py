@@ -29,6 +29,8 @@ except ImportError:  # the optional extension was not built: numpy draws the sam
 __all__ = [
     "DEBUG_SIZE",
     "MIN_FIT_PROBABILITY",
+    "check_fit",
+    "crop_region",
     "fit_probability",
     "sample_params",
     "uniform_stream",
@@ -42,6 +44,10 @@ DEBUG_SIZE = 32
 # config reaches with probability below 1e-40.
 MIN_FIT_PROBABILITY = 0.01
 _MAX_ATTEMPTS = 10_000
+
+# The config alone is checked on a square this large, where the rounding of the crop box is
+# negligible; the dataset checks again on its real source (check_fit).
+_NOMINAL_SIDE = 4096
 
 # Positions in the fixed block of uniforms drawn first for every sample. Each stage owns its
 # slots, so switching one augmentation on or off leaves the others' parameters unchanged; the
@@ -81,14 +87,12 @@ def sample_params(
     stream = uniform_stream((config.seed, epoch, index))
     u = tuple(itertools.islice(stream, _BLOCK))
     width, height = source_size
+    region = crop_region(config, source_size)
 
+    crop = None
     if config.cropfirst:
-        side = int(config.initcrop * min(width, height))
+        side = region[0]
         crop = (_randint(u[_CROP_TOP], height - side + 1), _randint(u[_CROP_LEFT], width - side + 1), side, side)
-        region = (side, side)
-    else:
-        crop = None
-        region = (width, height)
 
     resized_crop = _sample_resized_crop(stream, region, config.area_range)
     interpolation = INTERPOLATIONS[_randint(u[_INTERP], 3)] if config.randinterp else "bicubic"
@@ -119,6 +123,57 @@ def sample_params(
         debug_size=DEBUG_SIZE if config.debug else None,
         jitter=jitter,
     )
+
+
+def crop_region(config: AugmentConfig, source_size: tuple[int, int]) -> tuple[int, int]:
+    """``(width, height)`` of the region the resized crop is drawn from: the initial square crop, or the source.
+
+    Example:
+        >>> from single_image_dataset import AugmentConfig
+        >>> crop_region(AugmentConfig(), (1000, 872)), crop_region(AugmentConfig(cropfirst=False), (1000, 872))
+        ((436, 436), (1000, 872))
+    """
+    width, height = source_size
+    if config.cropfirst:
+        side = int(config.initcrop * min(width, height))
+        return (side, side)
+    return (width, height)
+
+
+def check_fit(config: AugmentConfig, source_size: tuple[int, int] | None = None) -> None:
+    """Reject a setup in which the resized-crop box fits its region too rarely for sampling to end soon.
+
+    Args:
+        config: the augmentation config.
+        source_size: ``(width, height)`` of the source image; ``None`` checks the config alone, on a
+            region so large that only its ``scale`` matters.
+
+    Raises:
+        ValueError: the initial crop would be 0 px, or a resized-crop attempt fits less often than
+            :data:`MIN_FIT_PROBABILITY`; the message says what to change.
+    """
+    if source_size is None:
+        p = fit_probability(_NOMINAL_SIDE, _NOMINAL_SIDE, config.area_range)
+        if p < MIN_FIT_PROBABILITY:
+            raise ValueError(
+                f"scale={config.scale} makes the resized-crop box fit only {p:.2%} of the time, so "
+                "sampling would practically hang; lower the minimum area fraction (raise scale[0])"
+            )
+        return
+    width, height = source_size
+    region = crop_region(config, source_size)
+    if config.cropfirst and region[0] < 1:
+        raise ValueError(
+            f"image of {width}x{height} px is too small for initcrop={config.initcrop:g}: the initial "
+            "crop would be 0 px; use a larger image or raise initcrop"
+        )
+    p = fit_probability(*region, config.area_range)
+    if p < MIN_FIT_PROBABILITY:
+        raise ValueError(
+            f"image of {width}x{height} px is too small or too elongated for the crops: a resized-crop box "
+            f"of scale={config.scale} fits its {region[0]}x{region[1]} px region only {p:.2%} of the time; "
+            "use a larger image, cropfirst, or a smaller scale[0]"
+        )
 
 
 def fit_probability(
