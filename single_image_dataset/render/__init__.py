@@ -34,9 +34,18 @@ _REGISTRY: dict[str, type[Renderer]] = {}
 
 
 def register_renderer(name: str) -> Callable[[type[Renderer]], type[Renderer]]:
-    """Class decorator that makes a :class:`Renderer` available as ``backend=name``."""
+    """Class decorator that makes a :class:`Renderer` available as ``backend=name``.
+
+    Raises:
+        ValueError: a renderer is already registered as ``name`` (a second registration would hide it).
+    """
 
     def decorate(cls: type[Renderer]) -> type[Renderer]:
+        if name in _REGISTRY:
+            raise ValueError(
+                f"a renderer is already registered as backend {name!r} ({_REGISTRY[name].__qualname__}); "
+                "register this one under another name"
+            )
         _REGISTRY[name] = cls
         return cls
 
