@@ -128,8 +128,13 @@ class AugmentConfig:
         return (1.0 / self.scale[0], 1.0 / self.scale[1])
 
     def replace(self, **changes: Any) -> AugmentConfig:
-        """A copy with ``changes`` applied and validated; unknown names raise ``TypeError``."""
-        _check_keys(changes, "AugmentConfig.replace()")
+        """A copy with ``changes`` applied and validated.
+
+        Raises:
+            TypeError: an unknown name, as :func:`dataclasses.replace` raises; or a value of the wrong type.
+            ValueError: a value out of range.
+        """
+        _check_keys(changes, "AugmentConfig.replace()", TypeError)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,10 +185,10 @@ def _field_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(AugmentConfig))
 
 
-def _check_keys(values: Mapping[str, Any], where: str) -> None:
+def _check_keys(values: Mapping[str, Any], where: str, error: type[Exception] = ValueError) -> None:
     unknown = sorted(set(values) - set(_field_names()))
     if unknown:
-        raise ValueError(
+        raise error(
             f"unknown key {unknown[0]!r} in {where}; valid keys are: {', '.join(_field_names())}"
         )
 

@@ -197,7 +197,7 @@ class TestErrors:
             SingleImageDataset(scale=(0.5, 1))
 
     def test_unknown_override(self):
-        with pytest.raises(ValueError, match=r"unknown key 'imgsize'"):
+        with pytest.raises(TypeError, match=r"unknown key 'imgsize'"):
             SingleImageDataset(imgsize=32)
 
     def test_unknown_backend(self):
