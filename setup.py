@@ -2,7 +2,8 @@
 
 - ``single_image_dataset._uniforms``: the sampler's random stream (numpy's, bit for bit), natively;
   without it, numpy draws the same numbers, more slowly.
-- ``single_image_dataset.render._kernels``: the fast renderer's warp and colour jitter; without it,
+- ``single_image_dataset.render._kernels``: the fast renderer's warp and colour jitter, the pure C
+  kernels of ``render/kernels/`` behind the bindings of ``render/_kernels.c``; without it,
   backend="fast" renders with OpenCV alone. FMA contraction is turned off so that the AVX2 and the
   portable kernels give the same bytes.
 
@@ -14,6 +15,7 @@ import sys
 from setuptools import Extension, setup
 
 COMPILE_ARGS = ["/O2", "/fp:precise"] if sys.platform == "win32" else ["-O3", "-ffp-contract=off", "-fno-trapping-math"]
+KERNELS = "single_image_dataset/render/kernels"
 
 setup(
     ext_modules=[
@@ -25,7 +27,9 @@ setup(
         ),
         Extension(
             "single_image_dataset.render._kernels",
-            sources=["single_image_dataset/render/_kernels.c"],
+            sources=["single_image_dataset/render/_kernels.c", f"{KERNELS}/warp.c", f"{KERNELS}/jitter.c"],
+            include_dirs=[KERNELS],
+            depends=[f"{KERNELS}/kernels.h"],
             extra_compile_args=COMPILE_ARGS,
             optional=True,
         ),

@@ -143,15 +143,11 @@ def _rates(label: str, size: int, export_root: str, samples: int, repeats: int) 
     }
     from single_image_dataset.render import fast
 
-    if fast._kernels is not None:
-        opencv_only = SingleImageDataset(source, backend="fast", img_size=size, num_imgs=samples)
+    if fast.implementation() != "opencv":
+        opencv_only = fast.FastRenderer(source, implementation="opencv")
 
         def read_with_opencv(i: int) -> object:
-            kernels, fast._kernels = fast._kernels, None
-            try:
-                return opencv_only[i]
-            finally:
-                fast._kernels = kernels
+            return opencv_only.render(datasets["fast"].params(i))
 
         readers["fast_opencv"] = read_with_opencv
     for read in readers.values():  # warm up: page cache, renderer caches, lazy imports

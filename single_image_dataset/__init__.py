@@ -8,9 +8,10 @@ what we can learn from a single image" (ICLR 2020) as a per-index reproducible
 from .config import IMAGENET_TRAIN_SIZE, AugmentConfig
 from .dataset import SingleImageDataset
 from .export import materialize
+from .params import JitterParams, SampleParams
 from .preview import preview_grid, save_preview
 from .render import Renderer, available_backends, get_renderer, register_renderer
-from .sampling import JitterParams, SampleParams, sample_params
+from .sampling import sample_params
 from .source import DEFAULT_IMAGE, load_image
 from .tasks import NUM_ROTATIONS, PseudoLabelled, RotationLabels, rotate_batch
 

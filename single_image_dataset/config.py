@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .sampling import MIN_FIT_PROBABILITY, fit_probability
+from .sampling import check_fit
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -20,10 +20,6 @@ else:  # pragma: no cover - exercised only on Python 3.10
 __all__ = ["AugmentConfig", "IMAGENET_TRAIN_SIZE"]
 
 IMAGENET_TRAIN_SIZE = 1_281_167
-
-# A square this large makes the rounding of the crop box negligible, so the fit check below
-# measures the config alone; the dataset repeats it on the real source size.
-_NOMINAL_SIDE = 4096
 
 
 @dataclass(frozen=True)
@@ -111,12 +107,7 @@ class AugmentConfig:
                 f"scale={self.scale} draws crop areas of at least {1 / s0:g} times the image, so the crop "
                 "box never fits; scale[0] must exceed 1 (the paper uses 500 1)"
             )
-        p = fit_probability(_NOMINAL_SIDE, _NOMINAL_SIDE, self.area_range)
-        if p < MIN_FIT_PROBABILITY:
-            raise ValueError(
-                f"scale={self.scale} makes the resized-crop box fit only {p:.2%} of the time, so "
-                "sampling would practically hang; lower the minimum area fraction (raise scale[0])"
-            )
+        check_fit(self)  # the config alone; the dataset checks again on its source
         brightness, contrast, saturation, hue = self.jitter
         for name, value in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
             if not (math.isfinite(value) and value >= 0):
@@ -137,8 +128,13 @@ class AugmentConfig:
         return (1.0 / self.scale[0], 1.0 / self.scale[1])
 
     def replace(self, **changes: Any) -> AugmentConfig:
-        """A copy with ``changes`` applied and validated; unknown names raise ``TypeError``."""
-        _check_keys(changes, "AugmentConfig.replace()")
+        """A copy with ``changes`` applied and validated.
+
+        Raises:
+            TypeError: an unknown name, as :func:`dataclasses.replace` raises; or a value of the wrong type.
+            ValueError: a value out of range.
+        """
+        _check_keys(changes, "AugmentConfig.replace()", TypeError)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,10 +185,10 @@ def _field_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(AugmentConfig))
 
 
-def _check_keys(values: Mapping[str, Any], where: str) -> None:
+def _check_keys(values: Mapping[str, Any], where: str, error: type[Exception] = ValueError) -> None:
     unknown = sorted(set(values) - set(_field_names()))
     if unknown:
-        raise ValueError(
+        raise error(
             f"unknown key {unknown[0]!r} in {where}; valid keys are: {', '.join(_field_names())}"
         )
 

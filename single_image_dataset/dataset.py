@@ -12,8 +12,9 @@ from PIL import Image
 from torchvision.datasets import VisionDataset
 
 from .config import AugmentConfig
+from .params import SampleParams
 from .render import Renderer, get_renderer
-from .sampling import MIN_FIT_PROBABILITY, SampleParams, fit_probability, sample_params
+from .sampling import check_fit, sample_params
 from .source import DEFAULT_IMAGE, ImageLike, load_image
 
 __all__ = ["SingleImageDataset"]
@@ -67,7 +68,7 @@ class SingleImageDataset(VisionDataset):
         self.config = config
         self.backend = backend
         self.source = load_image(image)
-        _check_source_fits(self.source.size, config)
+        check_fit(config, self.source.size)
         self.classes = ["dummy"]
         self.class_to_idx = {"dummy": 0}
         # Shared memory, so set_epoch reaches DataLoader workers (fork or spawn, persistent or not).
@@ -157,27 +158,6 @@ class SingleImageDataset(VisionDataset):
         if not 0 <= i < n:
             raise IndexError(f"index {index} is out of range for a dataset of {n} samples")
         return i
-
-
-def _check_source_fits(size: tuple[int, int], config: AugmentConfig) -> None:
-    width, height = size
-    if config.cropfirst:
-        side = int(config.initcrop * min(width, height))
-        if side < 1:
-            raise ValueError(
-                f"image of {width}x{height} px is too small for initcrop={config.initcrop:g}: the initial "
-                "crop would be 0 px; use a larger image or raise initcrop"
-            )
-        region = (side, side)
-    else:
-        region = (width, height)
-    p = fit_probability(*region, config.area_range)
-    if p < MIN_FIT_PROBABILITY:
-        raise ValueError(
-            f"image of {width}x{height} px is too small or too elongated for the crops: a resized-crop box "
-            f"of scale={config.scale} fits its {region[0]}x{region[1]} px region only {p:.2%} of the time; "
-            "use a larger image, cropfirst, or a smaller scale[0]"
-        )
 
 
 class _ConstantSequence(Sequence[int]):

@@ -1,32 +1,35 @@
-"""The geometry of a sample as 3x3 matrices: one map from output pixels back to source pixels.
+"""The geometry of a sample as affine maps: one map from output pixels back to source pixels.
 
-Every matrix here maps *continuous* coordinates ``(x, y)`` in which pixel ``(row i, column j)``
-covers ``[j, j + 1) x [i, i + 1)`` and has its centre at ``(j + 0.5, i + 0.5)``. That is the
-convention of PIL's ``resize`` (it maps pixel centres by a plain scale) and of PIL's
-``Image.transform`` (it samples each output pixel at its centre), hence of the reference renderer.
-OpenCV samples at integer coordinates instead; :func:`to_pixel_indices` converts.
+A map is an :data:`Affine` tuple ``(a, b, c, d, e, f)``, the top two rows of its 3x3 matrix. Every
+map here takes *continuous* coordinates ``(x, y)`` in which pixel ``(row i, column j)`` covers
+``[j, j + 1) x [i, i + 1)`` and has its centre at ``(j + 0.5, i + 0.5)``. That is the convention of
+PIL's ``resize`` (it maps pixel centres by a plain scale) and of PIL's ``Image.transform`` (it samples
+each output pixel at its centre), hence of the reference renderer. OpenCV samples at integer
+coordinates instead; :func:`to_pixel_indices` converts.
 
-The matrices point *backwards*, from a stage's output to its input, as image warps need them.
+The maps point *backwards*, from a stage's output to its input, as image warps need them.
 
-:func:`sample_maps` gives a sample's two maps as :data:`Affine` tuples of plain floats instead: the
-same numbers (the matrix functions are built on it), cheaper to make per sample than 3x3 arrays.
+The arithmetic is elementwise: where a map's entries (or an angle, a centre, a height) are numpy
+``float64`` arrays of shape ``(N,)`` instead of floats, the functions compute ``N`` maps at once, each
+bit for bit the map of the corresponding floats.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import overload
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from .sampling import SampleParams
+from .params import SampleParams
 
 __all__ = [
     "Affine",
     "affine_inverse",
-    "compose",
     "center_crop_offset",
-    "crop_to_parent",
+    "compose",
     "invert",
     "output_to_resized",
     "output_to_source",
@@ -41,12 +44,22 @@ __all__ = [
 ]
 
 
-Affine = tuple[float, float, float, float, float, float]
+_Value = float | np.ndarray
+"""A float, or a ``float64`` array with one element per map."""
+
+Affine = tuple[_Value, _Value, _Value, _Value, _Value, _Value]
 """An affine map as ``(a, b, c, d, e, f)``: ``(x, y) -> (a x + b y + c, d x + e y + f)``, its matrix's top rows."""
 
 
+def _elementwise(fn: Callable[[float], Any], x: _Value) -> Any:
+    """``fn(x)`` for a float; for an array, ``fn`` of each element, so both give the same bits."""
+    if isinstance(x, np.ndarray):
+        return np.array([fn(v) for v in x.tolist()])
+    return fn(x)
+
+
 def compose(p: Affine, q: Affine) -> Affine:
-    """``p`` after ``q``, the tuple form of ``P @ Q``.
+    """``p`` after ``q``, the map of the matrix product ``P @ Q``.
 
     Example:
         >>> compose((2.0, 0.0, 1.0, 0.0, 2.0, 0.0), (1.0, 0.0, 3.0, 0.0, 1.0, 4.0))
@@ -60,39 +73,23 @@ def compose(p: Affine, q: Affine) -> Affine:
     )
 
 
-def _matrix(p: Affine) -> np.ndarray:
-    return np.array([p[:3], p[3:], (0.0, 0.0, 1.0)])
-
-
-def _translate(dx: float, dy: float) -> Affine:
+def translate(dx: _Value, dy: _Value) -> Affine:
+    """The map ``(x, y) -> (x + dx, y + dy)``; from a crop with its corner at ``(top, left)`` to its
+    parent image, ``translate(left, top)``."""
     return (1.0, 0.0, dx, 0.0, 1.0, dy)
 
 
-def _vflip(height: float) -> Affine:
+def scale(sx: _Value, sy: _Value) -> Affine:
+    """The map ``(x, y) -> (sx * x, sy * y)``."""
+    return (sx, 0.0, 0.0, 0.0, sy, 0.0)
+
+
+def vflip(height: _Value) -> Affine:
+    """A vertical flip of an image ``height`` pixels tall (its own inverse)."""
     return (1.0, 0.0, 0.0, 0.0, -1.0, height)
 
 
-def translate(dx: float, dy: float) -> np.ndarray:
-    """The map ``(x, y) -> (x + dx, y + dy)``."""
-    return _matrix(_translate(dx, dy))
-
-
-def scale(sx: float, sy: float) -> np.ndarray:
-    """The map ``(x, y) -> (sx * x, sy * y)``."""
-    return np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]])
-
-
-def crop_to_parent(top: float, left: float) -> np.ndarray:
-    """From the coordinates of a crop whose corner is at ``(top, left)`` to those of its parent image."""
-    return translate(left, top)
-
-
-def vflip(height: float) -> np.ndarray:
-    """A vertical flip of an image ``height`` pixels tall (its own inverse)."""
-    return _matrix(_vflip(height))
-
-
-def affine_inverse(center: tuple[float, float], angle: float, shear: tuple[float, float]) -> np.ndarray:
+def affine_inverse(center: tuple[_Value, _Value], angle: _Value, shear: tuple[_Value, _Value]) -> Affine:
     """The output-to-input map of ``F.affine(img, angle, translate=[0, 0], scale=1, shear=shear)``.
 
     It is the matrix of torchvision's ``_get_inverse_affine_matrix`` (which PIL's ``Image.transform``
@@ -107,28 +104,23 @@ def affine_inverse(center: tuple[float, float], angle: float, shear: tuple[float
         shear: ``(x, y)`` shear angles in degrees.
 
     Example:
-        >>> np.round(affine_inverse((5.0, 5.0), 90.0, (0.0, 0.0)), 12) + 0.0
-        array([[ 0.,  1.,  0.],
-               [-1.,  0., 10.],
-               [ 0.,  0.,  1.]])
+        >>> tuple(round(v, 12) + 0.0 for v in affine_inverse((5.0, 5.0), 90.0, (0.0, 0.0)))
+        (0.0, 1.0, 0.0, -1.0, 0.0, 10.0)
     """
-    return _matrix(_affine_inverse(center, angle, shear))
-
-
-def _affine_inverse(center: tuple[float, float], angle: float, shear: tuple[float, float]) -> Affine:
-    rot = math.radians(angle)
-    sx, sy = math.radians(shear[0]), math.radians(shear[1])
-    a = math.cos(rot - sy) / math.cos(sy)
-    b = -math.cos(rot - sy) * math.tan(sx) / math.cos(sy) - math.sin(rot)
-    c = math.sin(rot - sy) / math.cos(sy)
-    d = -math.sin(rot - sy) * math.tan(sx) / math.cos(sy) + math.cos(rot)
+    cos, sin, tan = (functools.partial(_elementwise, fn) for fn in (math.cos, math.sin, math.tan))
+    rot = _elementwise(math.radians, angle)
+    sx, sy = _elementwise(math.radians, shear[0]), _elementwise(math.radians, shear[1])
+    a = cos(rot - sy) / cos(sy)
+    b = -cos(rot - sy) * tan(sx) / cos(sy) - sin(rot)
+    c = sin(rot - sy) / cos(sy)
+    d = -sin(rot - sy) * tan(sx) / cos(sy) + cos(rot)
     # [[a, b], [c, d]] has determinant 1 (a rotation times two shears), so its inverse is the
     # adjugate [[d, -b], [-c, a]]; conjugating by the translation to the centre moves the fixed point.
     cx, cy = center
     return (d, -b, cx - d * cx + b * cy, -c, a, cy + c * cx - a * cy)
 
 
-def rotate_inverse(center: tuple[float, float], angle: float) -> np.ndarray:
+def rotate_inverse(center: tuple[_Value, _Value], angle: _Value) -> Affine:
     """The output-to-input map of ``F.rotate(img, angle)``: counter-clockwise, unlike ``F.affine``'s angle.
 
     PIL's ``Image.rotate`` and torchvision's tensor path both equal :func:`affine_inverse` with
@@ -142,45 +134,37 @@ def center_crop_offset(size: int, crop: int) -> int:
     return int(round((size - crop) / 2.0))
 
 
-def output_to_resized(params: SampleParams) -> np.ndarray:
+def output_to_resized(params: SampleParams) -> Affine:
     """From the final ``output_size`` image to the ``resize``-sided resized crop, before its warp.
 
     Undoes, in order: the centre crop, the vertical flip and the affine or rotation (whose centre is
     that of the resized crop). The debug resize is not included; it follows the warp as a resize.
     """
-    return _matrix(_output_to_resized(params))
-
-
-def _output_to_resized(params: SampleParams) -> Affine:
     side = float(params.resize)
     offset = center_crop_offset(params.resize, params.output_size)
-    m = _translate(offset, offset)
+    m = translate(offset, offset)
     if params.vflip:
-        m = compose(_vflip(side), m)
+        m = compose(vflip(side), m)
     center = (side * 0.5, side * 0.5)
     if params.warp == "affine":
-        m = compose(_affine_inverse(center, params.angle, params.shear), m)
+        m = compose(affine_inverse(center, params.angle, params.shear), m)
     elif params.warp == "rotate":
-        m = compose(_affine_inverse(center, -params.angle, (0.0, 0.0)), m)
+        m = compose(rotate_inverse(center, params.angle), m)
     return m
 
 
-def resized_to_source(params: SampleParams) -> np.ndarray:
+def resized_to_source(params: SampleParams) -> Affine:
     """From the resized crop (``resize`` pixels square) to the source image.
 
     PIL's resize maps pixel centres linearly, so the resize is a pure scale from the box's corner.
     """
-    return _matrix(_resized_to_source(params))
-
-
-def _resized_to_source(params: SampleParams) -> Affine:
     top, left, height, width = params.resized_crop
     if params.crop is not None:
         top, left = top + params.crop[0], left + params.crop[1]
     return (width / params.resize, 0.0, float(left), 0.0, height / params.resize, float(top))
 
 
-def output_to_source(params: SampleParams) -> np.ndarray:
+def output_to_source(params: SampleParams) -> Affine:
     """The whole geometry of a sample: from final output pixels to source pixels (continuous coordinates).
 
     Example:
@@ -188,59 +172,50 @@ def output_to_source(params: SampleParams) -> np.ndarray:
         >>> p = sample_params(AugmentConfig(img_size=64, deg=0, shear=0), (1000, 872), index=0)
         >>> p.crop, p.resized_crop, p.resize
         ((278, 152, 436, 436), (147, 69, 165, 204), 90)
-        >>> np.round(output_to_source(p), 4)
-        array([[  2.2667,   0.    , 250.4667],
-               [  0.    ,   1.8333, 448.8333],
-               [  0.    ,   0.    ,   1.    ]])
+        >>> tuple(round(v, 4) for v in output_to_source(p))
+        (2.2667, 0.0, 250.4667, 0.0, 1.8333, 448.8333)
     """
-    return _matrix(sample_maps(params)[1])
+    return sample_maps(params)[1]
 
 
 def sample_maps(params: SampleParams) -> tuple[Affine, Affine]:
-    """:func:`output_to_resized` and :func:`output_to_source` as :data:`Affine` tuples."""
-    to_resized = _output_to_resized(params)
-    return to_resized, compose(_resized_to_source(params), to_resized)
+    """:func:`output_to_resized` and :func:`output_to_source`, the first computed once for both."""
+    to_resized = output_to_resized(params)
+    return to_resized, compose(resized_to_source(params), to_resized)
 
 
-def invert(matrix: np.ndarray) -> np.ndarray:
-    """Inverse of an affine 3x3 matrix (last row ``[0, 0, 1]``).
+def invert(affine: Affine) -> Affine:
+    """The inverse map.
 
     Raises:
-        ValueError: the matrix is singular or not affine.
+        ValueError: the map is singular (for arrays: any of them).
+
+    Example:
+        >>> invert((2.0, 0.0, 3.0, 0.0, 4.0, 4.0))
+        (0.5, -0.0, -1.5, -0.0, 0.25, -1.0)
     """
-    if matrix.shape != (3, 3) or not np.array_equal(matrix[2], [0.0, 0.0, 1.0]):
-        raise ValueError(f"matrix should be a 3x3 affine matrix with last row [0, 0, 1], got {matrix.tolist()}")
-    (a, b), (c, d) = matrix[:2, :2].tolist()
-    det = a * d - b * c
-    if abs(det) < 1e-12:
-        raise ValueError(f"matrix is singular (determinant {det:g}), it has no inverse")
-    inv_linear = np.array([[d, -b], [-c, a]]) / det
-    result = np.eye(3)
-    result[:2, :2] = inv_linear
-    result[:2, 2] = -inv_linear @ matrix[:2, 2]
-    return result
+    a, b, c, d, e, f = affine
+    det = a * e - b * d
+    singular = np.abs(det) < 1e-12
+    if np.any(singular):
+        raise ValueError(f"matrix is singular (determinant {np.asarray(det)[singular][0]:g}), it has no inverse")
+    return (e / det, -b / det, (b * f - e * c) / det, -d / det, a / det, (d * c - a * f) / det)
 
 
-@overload
-def to_pixel_indices(matrix: np.ndarray) -> np.ndarray: ...
-@overload
-def to_pixel_indices(matrix: Affine) -> Affine: ...
-def to_pixel_indices(matrix: np.ndarray | Affine) -> np.ndarray | Affine:
+def to_pixel_indices(affine: Affine) -> Affine:
     """The same map in OpenCV's convention, where pixel ``(i, j)`` sits at integer ``(j, i)``.
 
-    Takes and returns a 3x3 matrix or an :data:`Affine` tuple.
+    It is ``translate(-0.5, -0.5)`` after the map after ``translate(0.5, 0.5)``.
+
+    Example:
+        >>> to_pixel_indices(scale(2.0, 2.0))
+        (2.0, 0.0, 0.5, 0.0, 2.0, 0.5)
     """
-    if isinstance(matrix, tuple):
-        a, b, c, d, e, f = matrix
-        return (a, b, c + 0.5 * (a + b) - 0.5, d, e, f + 0.5 * (d + e) - 0.5)
-    return _CENTRES_TO_INDICES @ matrix @ _INDICES_TO_CENTRES
+    a, b, c, d, e, f = affine
+    return (a, b, c + 0.5 * (a + b) - 0.5, d, e, f + 0.5 * (d + e) - 0.5)
 
 
-_CENTRES_TO_INDICES = translate(-0.5, -0.5)
-_INDICES_TO_CENTRES = translate(0.5, 0.5)
-
-
-def pyramid_level(matrix: np.ndarray | Affine, num_levels: int) -> int:
+def pyramid_level(affine: Affine, num_levels: int) -> int | np.ndarray:
     """The pyramid level to warp from so that the warp itself scales by a factor within ``sqrt(2)`` of 1.
 
     Level ``k`` is the source reduced ``2**k`` times by area averaging. The warp's scale is measured
@@ -254,8 +229,11 @@ def pyramid_level(matrix: np.ndarray | Affine, num_levels: int) -> int:
     level 0.
 
     Args:
-        matrix: an output-to-source map such as :func:`output_to_source`'s, or its :data:`Affine` tuple.
+        affine: an output-to-source map such as :func:`output_to_source`'s.
         num_levels: how many levels the pyramid has (at least 1).
+
+    Returns:
+        The level, an ``int``; an integer array for a map of arrays.
 
     Raises:
         ValueError: ``num_levels`` is below 1.
@@ -268,9 +246,12 @@ def pyramid_level(matrix: np.ndarray | Affine, num_levels: int) -> int:
     """
     if num_levels < 1:
         raise ValueError(f"num_levels should be at least 1, got {num_levels}")
-    a, b, _, c, d, _ = matrix if isinstance(matrix, tuple) else matrix[:2].ravel().tolist()
-    det = abs(a * d - b * c)
+    a, b, _, c, d, _ = affine
+    return _elementwise(functools.partial(_level, top=num_levels - 1), abs(a * d - b * c))
+
+
+def _level(det: float, top: int) -> int:
     if det <= 1.0:
         return 0
     # log2(sqrt(det)) = 0.5 * log2(det); + 0.5 then floor rounds it.
-    return min(int(math.floor(0.5 * math.log2(det) + 0.5)), num_levels - 1)
+    return min(int(math.floor(0.5 * math.log2(det) + 0.5)), top)

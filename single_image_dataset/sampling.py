@@ -1,22 +1,22 @@
 """Drawing a sample's augmentation parameters from ``(seed, epoch, index)`` alone.
 
-This module holds all of the library's randomness. Renderers take the frozen :class:`SampleParams`
-it returns and never draw a number themselves, so every renderer renders the same augmentation.
-The distributions are those of torchvision's ``RandomCrop``, ``RandomResizedCrop`` (without the
-centre-crop fallback, as in the paper's code), ``RandomAffine`` / ``RandomRotation``,
-``RandomVerticalFlip`` and ``RandomApply([ColorJitter])``.
+This module holds all of the library's randomness. Renderers take the frozen
+:class:`~single_image_dataset.params.SampleParams` it returns and never draw a number themselves,
+so every renderer renders the same augmentation. The distributions are those of torchvision's
+``RandomCrop``, ``RandomResizedCrop`` (without the centre-crop fallback, as in the paper's code),
+``RandomAffine`` / ``RandomRotation``, ``RandomVerticalFlip`` and ``RandomApply([ColorJitter])``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .params import INTERPOLATIONS, JITTER_OPS, JitterParams, SampleParams
 
 if TYPE_CHECKING:
     from .config import AugmentConfig
@@ -27,17 +27,15 @@ except ImportError:  # the optional extension was not built: numpy draws the sam
     _native_uniforms = None
 
 __all__ = [
-    "INTERPOLATIONS",
-    "JITTER_OPS",
-    "JitterParams",
-    "SampleParams",
+    "DEBUG_SIZE",
+    "MIN_FIT_PROBABILITY",
+    "check_fit",
+    "crop_region",
     "fit_probability",
     "sample_params",
     "uniform_stream",
 ]
 
-INTERPOLATIONS = ("bilinear", "bicubic", "lanczos")
-JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
 RATIO_RANGE = (3.0 / 4.0, 4.0 / 3.0)
 DEBUG_SIZE = 32
 
@@ -46,6 +44,10 @@ DEBUG_SIZE = 32
 # config reaches with probability below 1e-40.
 MIN_FIT_PROBABILITY = 0.01
 _MAX_ATTEMPTS = 10_000
+
+# The config alone is checked on a square this large, where the rounding of the crop box is
+# negligible; the dataset checks again on its real source (check_fit).
+_NOMINAL_SIDE = 4096
 
 # Positions in the fixed block of uniforms drawn first for every sample. Each stage owns its
 # slots, so switching one augmentation on or off leaves the others' parameters unchanged; the
@@ -59,68 +61,6 @@ _BLOCK = 15
 # that needs more goes on with numpy, from the same stream.
 _ATTEMPTS_AHEAD = 8
 _FIRST_DRAW = _BLOCK + 2 * _ATTEMPTS_AHEAD + 2
-
-
-@dataclass(frozen=True)
-class JitterParams:
-    """Colour-jitter factors in torchvision's ``adjust_*`` conventions.
-
-    A factor is ``None`` when its strength in the config is 0; torchvision's ``ColorJitter`` skips
-    that op, and so does every renderer. ``order`` lists the applied ops in application order.
-    """
-
-    brightness: float | None
-    contrast: float | None
-    saturation: float | None
-    hue: float | None
-    order: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SampleParams:
-    """The complete recipe of one sample; rendering it needs nothing else but the source image.
-
-    Boxes are ``(top, left, height, width)``, the argument order of torchvision's ``F.crop``.
-
-    Attributes:
-        crop: the initial square crop in source pixels, or ``None`` when ``cropfirst`` is off.
-        resized_crop: the resized-crop box inside the initial crop (or the source).
-        resize: side the resized crop is resampled to (``int(sqrt(2) * img_size)``).
-        interpolation: ``"bilinear"``, ``"bicubic"`` or ``"lanczos"``.
-        warp: ``"affine"`` (``F.affine``), ``"rotate"`` (``F.rotate``) or ``None``.
-        angle: rotation in degrees, counter-clockwise as in torchvision.
-        shear: ``(x, y)`` shear in degrees.
-        vflip: whether the image is flipped vertically.
-        output_size: side of the final centre crop (``img_size``).
-        debug_size: side of the final debug resize, or ``None``.
-        jitter: the colour jitter, or ``None`` when it is not applied to this sample.
-    """
-
-    crop: tuple[int, int, int, int] | None
-    resized_crop: tuple[int, int, int, int]
-    resize: int
-    interpolation: str
-    warp: str | None
-    angle: float
-    shear: tuple[float, float]
-    vflip: bool
-    output_size: int
-    debug_size: int | None
-    jitter: JitterParams | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (tuples become lists); :meth:`from_dict` inverts it."""
-        return _listify(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SampleParams:
-        """Rebuild the record written by :meth:`to_dict`."""
-        values = dict(values)
-        jitter = values.pop("jitter")
-        return cls(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()},
-            jitter=None if jitter is None else JitterParams(**{**jitter, "order": tuple(jitter["order"])}),
-        )
 
 
 def sample_params(
@@ -147,14 +87,12 @@ def sample_params(
     stream = uniform_stream((config.seed, epoch, index))
     u = tuple(itertools.islice(stream, _BLOCK))
     width, height = source_size
+    region = crop_region(config, source_size)
 
+    crop = None
     if config.cropfirst:
-        side = int(config.initcrop * min(width, height))
+        side = region[0]
         crop = (_randint(u[_CROP_TOP], height - side + 1), _randint(u[_CROP_LEFT], width - side + 1), side, side)
-        region = (side, side)
-    else:
-        crop = None
-        region = (width, height)
 
     resized_crop = _sample_resized_crop(stream, region, config.area_range)
     interpolation = INTERPOLATIONS[_randint(u[_INTERP], 3)] if config.randinterp else "bicubic"
@@ -185,6 +123,57 @@ def sample_params(
         debug_size=DEBUG_SIZE if config.debug else None,
         jitter=jitter,
     )
+
+
+def crop_region(config: AugmentConfig, source_size: tuple[int, int]) -> tuple[int, int]:
+    """``(width, height)`` of the region the resized crop is drawn from: the initial square crop, or the source.
+
+    Example:
+        >>> from single_image_dataset import AugmentConfig
+        >>> crop_region(AugmentConfig(), (1000, 872)), crop_region(AugmentConfig(cropfirst=False), (1000, 872))
+        ((436, 436), (1000, 872))
+    """
+    width, height = source_size
+    if config.cropfirst:
+        side = int(config.initcrop * min(width, height))
+        return (side, side)
+    return (width, height)
+
+
+def check_fit(config: AugmentConfig, source_size: tuple[int, int] | None = None) -> None:
+    """Reject a setup in which the resized-crop box fits its region too rarely for sampling to end soon.
+
+    Args:
+        config: the augmentation config.
+        source_size: ``(width, height)`` of the source image; ``None`` checks the config alone, on a
+            region so large that only its ``scale`` matters.
+
+    Raises:
+        ValueError: the initial crop would be 0 px, or a resized-crop attempt fits less often than
+            :data:`MIN_FIT_PROBABILITY`; the message says what to change.
+    """
+    if source_size is None:
+        p = fit_probability(_NOMINAL_SIDE, _NOMINAL_SIDE, config.area_range)
+        if p < MIN_FIT_PROBABILITY:
+            raise ValueError(
+                f"scale={config.scale} makes the resized-crop box fit only {p:.2%} of the time, so "
+                "sampling would practically hang; lower the minimum area fraction (raise scale[0])"
+            )
+        return
+    width, height = source_size
+    region = crop_region(config, source_size)
+    if config.cropfirst and region[0] < 1:
+        raise ValueError(
+            f"image of {width}x{height} px is too small for initcrop={config.initcrop:g}: the initial "
+            "crop would be 0 px; use a larger image or raise initcrop"
+        )
+    p = fit_probability(*region, config.area_range)
+    if p < MIN_FIT_PROBABILITY:
+        raise ValueError(
+            f"image of {width}x{height} px is too small or too elongated for the crops: a resized-crop box "
+            f"of scale={config.scale} fits its {region[0]}x{region[1]} px region only {p:.2%} of the time; "
+            "use a larger image, cropfirst, or a smaller scale[0]"
+        )
 
 
 def fit_probability(
@@ -275,10 +264,3 @@ def _randint(u: float, n: int) -> int:
     """Uniform integer in ``[0, n)`` from a uniform ``u`` in ``[0, 1)``."""
     return min(int(u * n), n - 1)
 
-
-def _listify(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _listify(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [_listify(v) for v in value]
-    return value

@@ -85,7 +85,7 @@ class TestValidation:
         assert cfg.replace(img_size=32).img_size == 32
         with pytest.raises(ValueError, match=r"initcrop should be in \(0, 1\]"):
             cfg.replace(initcrop=2)
-        with pytest.raises(ValueError, match=r"unknown key 'img_szie'.*valid keys are: img_size"):
+        with pytest.raises(TypeError, match=r"unknown key 'img_szie'.*valid keys are: img_size"):
             cfg.replace(img_szie=32)
 
 

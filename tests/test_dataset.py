@@ -12,7 +12,15 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder, VisionDataset
 from torchvision.transforms import ToTensor
 
-from single_image_dataset import DEFAULT_IMAGE, AugmentConfig, SingleImageDataset
+from single_image_dataset import (
+    DEFAULT_IMAGE,
+    AugmentConfig,
+    Renderer,
+    SingleImageDataset,
+    available_backends,
+    get_renderer,
+    register_renderer,
+)
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -189,12 +197,20 @@ class TestErrors:
             SingleImageDataset(scale=(0.5, 1))
 
     def test_unknown_override(self):
-        with pytest.raises(ValueError, match=r"unknown key 'imgsize'"):
+        with pytest.raises(TypeError, match=r"unknown key 'imgsize'"):
             SingleImageDataset(imgsize=32)
 
     def test_unknown_backend(self):
         with pytest.raises(ValueError, match=r"unknown backend 'turbo'; available backends: reference"):
             SingleImageDataset(backend="turbo")
+
+    @pytest.mark.parametrize("name", ["reference", "fast"])
+    def test_a_second_renderer_of_a_registered_name_is_refused(self, name):
+        taken = rf"^a renderer is already registered as backend '{name}' \(\w+Renderer\);"
+        with pytest.raises(ValueError, match=taken):
+            register_renderer(name)(type("Impostor", (Renderer,), {}))
+        assert available_backends() == ("reference", "fast")
+        assert type(get_renderer("reference", Image.new("RGB", (8, 8)))).__name__ == "ReferenceRenderer"
 
     @pytest.mark.parametrize(
         ("image", "match"),

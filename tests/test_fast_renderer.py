@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from single_image_dataset import AugmentConfig, JitterParams, Renderer, get_renderer, load_image, sample_params
 from single_image_dataset.render import fast as fast_module
+from single_image_dataset.render.fast import FastRenderer
 
 pytestmark = [
     pytest.mark.filterwarnings("error"),
@@ -41,14 +42,14 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
 
 
 @functools.cache
-def _renderers(path: Path) -> tuple[Image.Image, Renderer, Renderer]:
+def _renderers(path: Path, implementation: str | None = None) -> tuple[Image.Image, Renderer, FastRenderer]:
     # Built once per photo: loading and the pyramid of the 2400 px photo are the slow part.
     image = load_image(path)
-    return image, get_renderer("reference", image), get_renderer("fast", image)
+    return image, get_renderer("reference", image), FastRenderer(image, implementation)
 
 
-def _psnrs(path: Path, config: AugmentConfig, samples: int = SAMPLES) -> np.ndarray:
-    image, reference, fast = _renderers(path)
+def _psnrs(path: Path, config: AugmentConfig, implementation: str, samples: int = SAMPLES) -> np.ndarray:
+    image, reference, fast = _renderers(path, implementation)
     values = []
     for index in range(samples):
         params = sample_params(config, image.size, index)
@@ -57,29 +58,26 @@ def _psnrs(path: Path, config: AugmentConfig, samples: int = SAMPLES) -> np.ndar
 
 
 @pytest.fixture(params=["native", "opencv"])
-def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def implementation(request: pytest.FixtureRequest) -> str:
     """Runs a test with each implementation of the fast renderer: the native kernels and OpenCV."""
-    from single_image_dataset.render import fast
-
-    if request.param == "opencv":
-        monkeypatch.setattr(fast, "_kernels", None)
-    elif fast._kernels is None:
+    if request.param == "native" and fast_module._kernels is None:
         pytest.skip("the C extension was not built (no C compiler)")
     return request.param
 
 
-@pytest.mark.usefixtures("implementation")
 class TestFidelity:
     @pytest.mark.parametrize("img_size", [32, 64, 256])
     @pytest.mark.parametrize("photo", PHOTOS)
-    def test_jitter_off(self, photo: str, img_size: int, request: pytest.FixtureRequest) -> None:
-        values = _psnrs(request.getfixturevalue(photo), AugmentConfig(img_size=img_size, jitter_p=0.0))
+    def test_jitter_off(self, photo: str, img_size: int, implementation: str, request: pytest.FixtureRequest) -> None:
+        config = AugmentConfig(img_size=img_size, jitter_p=0.0)
+        values = _psnrs(request.getfixturevalue(photo), config, implementation)
         assert values.mean() >= MIN_MEAN_PSNR, f"PSNRs {np.round(values, 1)}"
 
     @pytest.mark.parametrize("img_size", [32, 64, 256])
     @pytest.mark.parametrize("photo", PHOTOS)
-    def test_jitter_on(self, photo: str, img_size: int, request: pytest.FixtureRequest) -> None:
-        values = _psnrs(request.getfixturevalue(photo), AugmentConfig(img_size=img_size, jitter_p=1.0))
+    def test_jitter_on(self, photo: str, img_size: int, implementation: str, request: pytest.FixtureRequest) -> None:
+        config = AugmentConfig(img_size=img_size, jitter_p=1.0)
+        values = _psnrs(request.getfixturevalue(photo), config, implementation)
         assert values.mean() >= MIN_MEAN_PSNR_JITTER, f"PSNRs {np.round(values, 1)}"
 
     @pytest.mark.parametrize(
@@ -95,20 +93,20 @@ class TestFidelity:
         ],
         ids=["rotate", "no-warp", "vflip", "no-cropfirst", "randinterp", "debug", "extreme-warp"],
     )
-    def test_config_variants(self, changes: dict, hubble_path: Path) -> None:
-        values = _psnrs(hubble_path, AugmentConfig(img_size=64, jitter_p=0.0, **changes))
+    def test_config_variants(self, changes: dict, implementation: str, hubble_path: Path) -> None:
+        values = _psnrs(hubble_path, AugmentConfig(img_size=64, jitter_p=0.0, **changes), implementation)
         assert values.mean() >= MIN_MEAN_PSNR, f"PSNRs {np.round(values, 1)}"
 
-    def test_outputs_are_rgb_of_the_right_size(self, coffee_path: Path) -> None:
-        image, _, fast = _renderers(coffee_path)
+    def test_outputs_are_rgb_of_the_right_size(self, implementation: str, coffee_path: Path) -> None:
+        image, _, fast = _renderers(coffee_path, implementation)
         for config in (AugmentConfig(img_size=40), AugmentConfig(img_size=40, debug=True)):
             out = fast.render(sample_params(config, image.size, 3))
             side = 32 if config.debug else 40
             assert (out.mode, out.size) == ("RGB", (side, side))
 
-    def test_a_bad_geometry_would_fail(self, hubble_path: Path) -> None:
+    def test_a_bad_geometry_would_fail(self, implementation: str, hubble_path: Path) -> None:
         # The fidelity bar can fail: the same renders two source pixels off fall below it.
-        image, reference, fast = _renderers(hubble_path)
+        image, reference, fast = _renderers(hubble_path, implementation)
         config = AugmentConfig(img_size=64, jitter_p=0.0)
         values = []
         for index in range(SAMPLES):
@@ -119,13 +117,12 @@ class TestFidelity:
         assert np.mean(values) < MIN_MEAN_PSNR
 
 
-@pytest.mark.usefixtures("implementation")
 class TestFill:
     @pytest.mark.parametrize("img_size", [32, 64, 256])
-    def test_black_fill_regions_agree(self, img_size: int) -> None:
+    def test_black_fill_regions_agree(self, img_size: int, implementation: str) -> None:
         # On a white source, exactly the filled pixels are black; they must be the same pixels.
         white = Image.new("RGB", (600, 400), (255, 255, 255))
-        reference, fast = get_renderer("reference", white), get_renderer("fast", white)
+        reference, fast = get_renderer("reference", white), FastRenderer(white, implementation)
         config = AugmentConfig(img_size=img_size, jitter_p=0.0, deg=90.0, shear=60.0)
         filled = mismatched = total = 0
         for index in range(24):
@@ -138,8 +135,8 @@ class TestFill:
         assert filled > 0.03 * total, filled  # the warps do fill
         assert mismatched <= 1e-3 * total, (mismatched, total)
 
-    def test_filled_pixels_are_black_on_a_photo(self, coffee_path: Path) -> None:
-        image, reference, fast = _renderers(coffee_path)
+    def test_filled_pixels_are_black_on_a_photo(self, implementation: str, coffee_path: Path) -> None:
+        image, reference, fast = _renderers(coffee_path, implementation)
         config = AugmentConfig(img_size=64, jitter_p=0.0, deg=45.0, shear=45.0)
         for index in range(8):
             p = sample_params(config, image.size, index)
@@ -177,26 +174,26 @@ class TestOpenCVJitter:
         ],
     )
     def test_each_op_within_one_level(self, crop: Image.Image, name: str, factor: float, adjust) -> None:
-        from single_image_dataset.render import fast
+        from single_image_dataset.render import _opencv
 
-        out = fast._jitter(np.array(crop), _jitter_only(**{name: factor}))
+        out = _opencv.jitter(np.array(crop), _jitter_only(**{name: factor}))
         expected = np.asarray(adjust(crop, factor))
         assert np.abs(out.astype(int) - expected).max() <= 1
 
     @pytest.mark.parametrize("factor", [0.1, -0.1, 0.04, -0.5])
     def test_hue(self, crop: Image.Image, factor: float) -> None:
-        from single_image_dataset.render import fast
+        from single_image_dataset.render import _opencv
 
-        out = fast._jitter(np.array(crop), _jitter_only(hue=factor))
+        out = _opencv.jitter(np.array(crop), _jitter_only(hue=factor))
         expected = F.adjust_hue(crop, factor)
         assert psnr(Image.fromarray(out), expected) >= 35.0
 
     def test_keeps_the_sampled_order(self, crop: Image.Image) -> None:
-        from single_image_dataset.render import fast
+        from single_image_dataset.render import _opencv
 
         first = JitterParams(brightness=1.4, contrast=0.6, saturation=None, hue=None, order=("brightness", "contrast"))
         second = JitterParams(brightness=1.4, contrast=0.6, saturation=None, hue=None, order=("contrast", "brightness"))
-        outs = [fast._jitter(np.array(crop), j) for j in (first, second)]
+        outs = [_opencv.jitter(np.array(crop), j) for j in (first, second)]
         refs = [np.asarray(F.adjust_contrast(F.adjust_brightness(crop, 1.4), 0.6)),
                 np.asarray(F.adjust_brightness(F.adjust_contrast(crop, 0.6), 1.4))]
         assert np.abs(refs[0].astype(int) - refs[1]).max() > 10  # the order matters here
@@ -210,11 +207,32 @@ class TestRenderer:
 
         assert "fast" in available_backends()
 
-    def test_pickle_round_trip_renders_the_same_and_carries_no_pyramid(self, coffee_path: Path) -> None:
-        image, _, fast = _renderers(coffee_path)
+    def test_implementation_is_a_constructor_choice(self, coffee_path: Path) -> None:
+        image = load_image(coffee_path)
+        default = "opencv" if fast_module._kernels is None else "native"
+        assert get_renderer("fast", image).implementation == FastRenderer(image).implementation == default
+        assert fast_module.implementation().split("-")[0] == default
+        assert FastRenderer(image, "opencv").implementation == "opencv"
+        unknown = r"^implementation should be 'native', 'opencv' or None \(the default\), got 'avx'$"
+        with pytest.raises(ValueError, match=unknown):
+            FastRenderer(image, "avx")
+
+    def test_native_without_the_extension_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(fast_module, "_kernels", None)  # as where the C extension was not built
+        image = Image.new("RGB", (16, 16))
+        assert FastRenderer(image).implementation == fast_module.implementation() == "opencv"
+        not_built = r'^implementation="native" needs the C extension .*use implementation="opencv"'
+        with pytest.raises(ValueError, match=not_built):
+            FastRenderer(image, "native")
+
+    def test_pickle_round_trip_renders_the_same_and_carries_no_pyramid(
+        self, implementation: str, coffee_path: Path
+    ) -> None:
+        image, _, fast = _renderers(coffee_path, implementation)
         blob = pickle.dumps(fast)
         assert len(blob) < 1.2 * image.width * image.height * 3
         clone = pickle.loads(blob)
+        assert clone.implementation == implementation
         for index in range(4):
             p = sample_params(AugmentConfig(img_size=48), image.size, index)
             assert np.array_equal(np.asarray(clone.render(p)), np.asarray(fast.render(p)))

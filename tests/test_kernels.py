@@ -1,5 +1,5 @@
-"""The fast renderer's native kernels (render/_kernels.c): exactness, the AVX2 and portable code
-giving the same bytes, and argument checking."""
+"""The fast renderer's native kernels (render/kernels/, bound by render/_kernels.c): exactness, the
+AVX2 and portable code giving the same bytes, and argument checking."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ import pytest
 import torchvision.transforms.functional as F
 from PIL import Image
 
+from single_image_dataset.params import hue_steps
 from single_image_dataset.render import fast
 
-kernels = fast._kernels
+try:
+    from single_image_dataset.render import _kernels as kernels
+except ImportError:  # the optional extension was not built
+    kernels = None
 needs_kernels = pytest.mark.skipif(kernels is None, reason="the C extension was not built (no C compiler)")
 
 ADJUST = {0: F.adjust_brightness, 1: F.adjust_contrast, 2: F.adjust_saturation, 3: F.adjust_hue}
@@ -59,7 +63,7 @@ def _torchvision(rgb: np.ndarray, ops: list[tuple[int, float]]) -> np.ndarray:
 
 def _native(ops: list[tuple[int, float]]) -> list[tuple[int, float]]:
     # The hue as the kernels take it: torchvision's shift of PIL's hue byte.
-    return [(op, float(int(f * 255) % 256) if op == 3 else f) for op, f in ops]
+    return [(op, float(hue_steps(f)) if op == 3 else f) for op, f in ops]
 
 
 @pytest.fixture(scope="module")

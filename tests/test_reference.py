@@ -11,7 +11,7 @@ from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
 from single_image_dataset import AugmentConfig, SingleImageDataset
-from single_image_dataset.sampling import JITTER_OPS, SampleParams
+from single_image_dataset.params import JITTER_OPS, SampleParams
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -16,7 +16,8 @@ from PIL import Image
 from torchvision import transforms as T
 
 from single_image_dataset import AugmentConfig, SampleParams, sample_params, sampling
-from single_image_dataset.sampling import INTERPOLATIONS, fit_probability
+from single_image_dataset.params import INTERPOLATIONS
+from single_image_dataset.sampling import fit_probability
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from PIL import Image
 
-from ..sampling import SampleParams
+from ..params import SampleParams
 
 __all__ = ["Renderer", "available_backends", "get_renderer", "register_renderer"]
 
@@ -47,9 +47,18 @@ _REGISTRY: dict[str, type[Renderer]] = {}
 
 
 def register_renderer(name: str) -> Callable[[type[Renderer]], type[Renderer]]:
-    """Class decorator that makes a :class:`Renderer` available as ``backend=name``."""
+    """Class decorator that makes a :class:`Renderer` available as ``backend=name``.
+
+    Raises:
+        ValueError: a renderer is already registered as ``name`` (a second registration would hide it).
+    """
 
     def decorate(cls: type[Renderer]) -> type[Renderer]:
+        if name in _REGISTRY:
+            raise ValueError(
+                f"a renderer is already registered as backend {name!r} ({_REGISTRY[name].__qualname__}); "
+                "register this one under another name"
+            )
         cls.name = name
         _REGISTRY[name] = cls
         return cls

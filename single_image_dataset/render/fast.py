@@ -1,10 +1,10 @@
 """The fast renderer: the reference's geometry as one warp from an image pyramid, then the colour jitter.
 
-The pixel work runs in native kernels (``render/_kernels.c``, built with the package when a C
-compiler is present) with OpenCV building the pyramid; without the compiled kernels, OpenCV does the
-warp and numpy-level OpenCV calls the jitter. OpenCV is an optional extra (``pip install
-"single_image_dataset[fast]"``), imported when the first :class:`FastRenderer` is built, so the
-package itself imports without it.
+It has two implementations, chosen per renderer: the native kernels (the pure C kernels of
+``render/kernels/``, bound to Python by ``render/_kernels.c``, an extension built with the package
+when a C compiler is present) and OpenCV alone (``render/_opencv.py``). Both read an image pyramid
+that OpenCV builds. OpenCV is an optional extra (``pip install "single_image_dataset[fast]"``),
+imported when the first :class:`FastRenderer` is built, so the package itself imports without it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from PIL import Image
 from torch.utils.data import get_worker_info
 
 from .. import geometry
-from ..sampling import JitterParams, SampleParams
+from ..params import SampleParams, hue_steps
 from . import Renderer, register_renderer
 
 try:
@@ -26,12 +26,16 @@ try:
 except ImportError:  # the optional extension was not built (no C compiler): OpenCV does all the work
     _kernels = None
 
-__all__ = ["FastRenderer", "implementation"]
+__all__ = ["IMPLEMENTATIONS", "FastRenderer", "implementation"]
+
+IMPLEMENTATIONS = ("native", "opencv")
 
 _INSTALL_HINT = 'backend="fast" needs OpenCV, an optional extra: pip install "single_image_dataset[fast]"'
 
-# OpenCV's module, bound by _import_opencv() when a FastRenderer is built.
+# OpenCV's module and the OpenCV implementation (render/_opencv.py), bound by _import_opencv() when a
+# FastRenderer is built.
 cv2: Any = None
+_opencv: Any = None
 
 # Whether this process has yet to decide on OpenCV's threads (see FastRenderer), and whether it was
 # forked from a parent that had already imported OpenCV.
@@ -41,19 +45,19 @@ _opencv_inherited = False
 # Width of the replicated border around each pyramid level.
 _BORDER = 1
 
-# Affine colour transforms (3x3 matrix, offset column): the identity, and every channel set to the
-# luma of PIL's convert("L") (ITU-R 601-2), the grey of PIL's colour enhancer.
-_IDENTITY_3X4 = np.eye(3, 4)
-_TO_GREY_3X4 = np.array([[0.299, 0.587, 0.114, 0.0]] * 3)
+# The kernels' codes of the jitter ops.
+_NATIVE_OP = {"brightness": 0, "contrast": 1, "saturation": 2, "hue": 3}
 
 
 def _import_opencv() -> None:
-    global cv2
+    global cv2, _opencv
     try:
         import cv2 as module
     except ImportError:
         raise ImportError(_INSTALL_HINT) from None
-    cv2 = module
+    from . import _opencv as opencv_implementation
+
+    cv2, _opencv = module, opencv_implementation
 
 
 def _check_threads() -> None:
@@ -75,14 +79,31 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def implementation() -> str:
-    """Which implementation renders ``backend="fast"`` in this process.
+    """Which implementation a :class:`FastRenderer` uses by default in this process.
 
     ``"native-avx2"`` or ``"native"`` (the compiled kernels, vectorised or portable: the same
     bytes), or ``"opencv"`` when the package's C extension was not built.
     """
-    if _kernels is None:
-        return "opencv"
-    return "native-avx2" if _kernels.simd() else "native"
+    default = _default_implementation()
+    return "native-avx2" if default == "native" and _kernels.simd() else default
+
+
+def _default_implementation() -> str:
+    return "opencv" if _kernels is None else "native"
+
+
+def _check_implementation(name: str | None) -> str:
+    if name is None:
+        return _default_implementation()
+    if name not in IMPLEMENTATIONS:
+        names = ", ".join(map(repr, IMPLEMENTATIONS))
+        raise ValueError(f"implementation should be {names} or None (the default), got {name!r}")
+    if name == "native" and _kernels is None:
+        raise ValueError(
+            'implementation="native" needs the C extension single_image_dataset.render._kernels, which was not '
+            'built (no C compiler at install); use implementation="opencv" or reinstall with a C compiler'
+        )
+    return name
 
 
 @register_renderer("fast")
@@ -98,18 +119,19 @@ class FastRenderer(Renderer):
     the reference fills with 0 (outside the resized crop after the warp) are found with the
     reference's own test and set to 0. The colour jitter then runs in the sampled order.
 
-    Two implementations, chosen once per process (:func:`implementation` says which):
+    Two implementations (``implementation``; :func:`implementation` names the default):
 
-    - the native kernels (the default wherever the package's C extension was built): the warp and
-      the black fill in one pass, and the jitter fused into one or two passes in which brightness,
-      contrast and saturation are PIL's arithmetic exactly and the hue PIL's 8-bit HSV round trip
-      up to a level at rounding boundaries. An AVX2 version is used where the CPU has it and gives
-      the same bytes as the portable C version;
-    - OpenCV alone (where the extension could not be compiled): ``cv2.warpAffine``, a
-      nearest-neighbour warp of the crop's footprint for the fill, and OpenCV colour conversions.
+    - ``"native"``, the native kernels (the default wherever the package's C extension was built):
+      the warp and the black fill in one pass, and the jitter fused into one or two passes in which
+      brightness, contrast and saturation are PIL's arithmetic exactly and the hue PIL's 8-bit HSV
+      round trip up to a level at rounding boundaries. An AVX2 version is used where the CPU has it
+      and gives the same bytes as the portable C version;
+    - ``"opencv"``, OpenCV alone (the default where the extension could not be compiled):
+      ``cv2.warpAffine``, a nearest-neighbour warp of the crop's footprint for the fill, and OpenCV
+      colour conversions.
 
     The two give slightly different pixels (both within the tolerances below), so bit-for-bit
-    reproducibility across machines holds between installs that use the same implementation.
+    reproducibility across machines holds between renderers that use the same implementation.
     Neither is bit-exact with the reference: one bilinear pass replaces a bicubic resize followed by a
     bilinear warp. The tests hold both to a mean PSNR of at least 30 dB against the reference
     (28 dB with jitter).
@@ -125,13 +147,20 @@ class FastRenderer(Renderer):
 
     Args:
         image: the RGB source image.
+        implementation: ``"native"``, ``"opencv"``, or ``None`` for the native kernels where the C
+            extension was built and OpenCV elsewhere.
+
+    Attributes:
+        implementation: the implementation in use, ``"native"`` or ``"opencv"``.
 
     Raises:
         ImportError: OpenCV is not installed; the message names the pip command.
+        ValueError: an unknown implementation, or ``"native"`` where the C extension was not built.
     """
 
-    def __init__(self, image: Image.Image) -> None:
+    def __init__(self, image: Image.Image, implementation: str | None = None) -> None:
         super().__init__(image)
+        self.implementation = _check_implementation(implementation)
         _import_opencv()
         # RGBX, four bytes per pixel: OpenCV's vectorised warp handles RGBA far faster than RGB.
         self._pyramid = _build_pyramid(np.array(image.convert("RGBA")))
@@ -139,14 +168,13 @@ class FastRenderer(Renderer):
         self._level_maps = [
             (0.5**k, 0.0, float(_BORDER), 0.0, 0.5**k, float(_BORDER)) for k in range(len(self._pyramid))
         ]
-        self._footprints: dict[int, np.ndarray] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # The pyramid is a third larger than the image and quick to rebuild: pickle the image only.
-        return {"image": self.image}
+        return {"image": self.image, "implementation": self.implementation}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["image"])
+        self.__init__(state["image"], state["implementation"])
 
     def identity(self) -> dict[str, str]:
         """The backend name, the implementation and the version of OpenCV (which builds the pyramid).
@@ -154,73 +182,40 @@ class FastRenderer(Renderer):
         The implementation is ``"native"`` for the AVX2 and the portable kernels alike, whose bytes
         are the same, or ``"opencv"`` for OpenCV alone, whose pixels differ slightly.
         """
-        native = _kernels is not None
-        return {**super().identity(), "implementation": "native" if native else "opencv", "opencv": cv2.__version__}
+        return {**super().identity(), "implementation": self.implementation, "opencv": cv2.__version__}
 
     def render(self, params: SampleParams) -> Image.Image:
         if _threads_unchecked:
             _check_threads()
-        if _kernels is not None:
-            return self._render_native(params)
-        rgbx = self._warp(params)
-        size = (params.output_size, params.output_size)
-        if params.debug_size is None and params.jitter is None:
-            return Image.frombytes("RGB", size, rgbx, "raw", "RGBX")
-        rgb = cv2.cvtColor(rgbx, cv2.COLOR_RGBA2RGB)
-        if params.debug_size is not None:
-            # A 32 px resize, cheap in PIL; using PIL's own keeps this step identical to the reference.
-            small = Image.frombytes("RGB", size, rgb).resize(
-                (params.debug_size, params.debug_size), Image.Resampling.BILINEAR
-            )
-            rgb = np.asarray(small)
-        if params.jitter is not None:
-            rgb = _jitter(rgb, params.jitter)
-        return Image.frombytes("RGB", (rgb.shape[1], rgb.shape[0]), rgb)
-
-    def _maps(self, params: SampleParams) -> tuple[geometry.Affine, int, geometry.Affine]:
-        """The output-to-resized-crop map, the pyramid level to read, and the map to its pixel indices."""
         to_resized, to_source = geometry.sample_maps(params)
         level = geometry.pyramid_level(to_source, len(self._pyramid))
-        return to_resized, level, geometry.to_pixel_indices(geometry.compose(self._level_maps[level], to_source))
+        to_level = geometry.to_pixel_indices(geometry.compose(self._level_maps[level], to_source))
+        footprint = None if _corners_inside(to_resized, params.output_size, params.resize) else to_resized
+        render = _render_native if self.implementation == "native" else _opencv.render
+        return render(self._pyramid[level], to_level, footprint, params)
 
-    def _render_native(self, params: SampleParams) -> Image.Image:
-        """The native kernels: one pass for the warp and the fill, one or two for the jitter."""
-        n = params.output_size
-        to_resized, level, to_level = self._maps(params)
-        footprint = None if _corners_inside(to_resized, n, params.resize) else to_resized
-        source = self._pyramid[level]
-        image = Image.new("RGB", (n, n), None)
-        pixels = _pixels(image, fresh=True)
-        _kernels.warp(source, source.shape[0], source.shape[1], to_level, pixels, n, footprint, float(params.resize))
-        if params.debug_size is not None:
-            image = _finish(image, pixels).resize((params.debug_size, params.debug_size), Image.Resampling.BILINEAR)
-            pixels = _pixels(image)
-        if params.jitter is not None:
-            _kernels.jitter(pixels, _native_ops(params.jitter))
-        return _finish(image, pixels)
 
-    def _warp(self, params: SampleParams) -> np.ndarray:
-        """OpenCV's geometry, as a 4-channel array ``output_size`` square whose last channel is padding."""
-        size = (params.output_size, params.output_size)
-        to_resized, level, to_level = self._maps(params)
-        rgbx = cv2.warpAffine(
-            self._pyramid[level], np.reshape(to_level, (2, 3)), size,
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
-        )
-        if not _corners_inside(to_resized, params.output_size, params.resize):
-            # PIL's transform fills an output pixel whose centre maps outside the image, i.e. whose
-            # floor(coordinate) leaves [0, side): exactly a nearest-neighbour lookup in a mask.
-            inside = cv2.warpAffine(
-                self._footprint(params.resize), np.reshape(geometry.to_pixel_indices(to_resized), (2, 3)), size,
-                flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0,
-            )
-            rgbx = cv2.copyTo(rgbx, inside)
-        return rgbx
+def _render_native(
+    source: np.ndarray, to_level: geometry.Affine, footprint: geometry.Affine | None, params: SampleParams
+) -> Image.Image:
+    """The native kernels: one pass for the warp and the fill, one or two for the jitter.
 
-    def _footprint(self, side: int) -> np.ndarray:
-        if side not in self._footprints:
-            self._footprints[side] = np.full((side, side), 255, dtype=np.uint8)
-        return self._footprints[side]
+    ``source`` is the pyramid level to read, ``to_level`` the map from output pixel indices to its
+    pixel indices, and ``footprint`` the map to the resized crop outside which pixels are 0, or
+    ``None`` where no pixel is.
+    """
+    n = params.output_size
+    image = Image.new("RGB", (n, n), None)
+    pixels = _pixels(image, fresh=True)
+    _kernels.warp(source, source.shape[0], source.shape[1], to_level, pixels, n, footprint, float(params.resize))
+    if params.debug_size is not None:
+        image = _finish(image, pixels).resize((params.debug_size, params.debug_size), Image.Resampling.BILINEAR)
+        pixels = _pixels(image)
+    if params.jitter is not None:
+        # The hue as the kernels take it: torchvision's shift of PIL's hue byte.
+        ops = [(_NATIVE_OP[name], float(hue_steps(f)) if name == "hue" else f) for name, f in params.jitter.ops()]
+        _kernels.jitter(pixels, ops)
+    return _finish(image, pixels)
 
 
 def _build_pyramid(image: np.ndarray) -> list[np.ndarray]:
@@ -276,70 +271,3 @@ def _corners_inside(to_resized: geometry.Affine, output_size: int, side: int) ->
         if c + min(a * lo, a * hi) + min(b * lo, b * hi) < 0 or c + max(a * lo, a * hi) + max(b * lo, b * hi) >= side:
             return False
     return True
-
-
-_NATIVE_OP = {"brightness": 0, "contrast": 1, "saturation": 2, "hue": 3}
-
-
-def _native_ops(jitter: JitterParams) -> list[tuple[int, float]]:
-    """The jitter as the kernels' ``(op, value)`` list; the hue as torchvision's shift of PIL's hue byte."""
-    ops = []
-    for name in jitter.order:
-        factor = getattr(jitter, name)
-        ops.append((_NATIVE_OP[name], float(int(factor * 255) % 256) if name == "hue" else factor))
-    return ops
-
-
-def _jitter(rgb: np.ndarray, jitter: JitterParams) -> np.ndarray:
-    for name in jitter.order:
-        rgb = _ADJUST[name](rgb, getattr(jitter, name))
-    return rgb
-
-
-def _adjust_brightness(rgb: np.ndarray, factor: float) -> np.ndarray:
-    # PIL blends with black: factor * rgb.
-    return _blend_with_grey(rgb, factor, level=0.0)
-
-
-def _adjust_contrast(rgb: np.ndarray, factor: float) -> np.ndarray:
-    # PIL blends with the greyscale image's mean, rounded to an integer level.
-    mean = int(cv2.mean(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))[0] + 0.5)
-    return _blend_with_grey(rgb, factor, level=float(mean))
-
-
-def _adjust_saturation(rgb: np.ndarray, factor: float) -> np.ndarray:
-    # PIL blends with the greyscale image, whose three channels all equal the luma.
-    return _blend_with_grey(rgb, factor, level=None)
-
-
-def _blend_with_grey(rgb: np.ndarray, factor: float, level: float | None) -> np.ndarray:
-    """PIL's ``Image.blend(grey, rgb, factor)``: a constant grey ``level``, or the luma when ``None``.
-
-    One affine colour transform, clipped to [0, 255]. OpenCV rounds where PIL truncates, so a
-    result may be one level above PIL's.
-    """
-    if level is None:
-        matrix = factor * _IDENTITY_3X4 + (1.0 - factor) * _TO_GREY_3X4
-    else:
-        matrix = factor * _IDENTITY_3X4
-        matrix[:, 3] = (1.0 - factor) * level
-    return cv2.transform(rgb, matrix)
-
-
-def _adjust_hue(rgb: np.ndarray, factor: float) -> np.ndarray:
-    # torchvision shifts PIL's 8-bit hue (255 steps per turn) by int(factor * 255), wrapping around;
-    # OpenCV's *_FULL hue has 256 steps per turn, so the same angle is rescaled.
-    steps = round(int(factor * 255) * 256 / 255)
-    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV_FULL)
-    hue = hsv[:, :, 0]
-    hue += np.uint8(steps % 256)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
-
-
-_ADJUST = {
-    "brightness": _adjust_brightness,
-    "contrast": _adjust_contrast,
-    "saturation": _adjust_saturation,
-    "hue": _adjust_hue,
-}
-

@@ -10,7 +10,7 @@ import torchvision.transforms.functional as F
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
-from ..sampling import JitterParams, SampleParams
+from ..params import JitterParams, SampleParams
 from . import Renderer, register_renderer
 
 __all__ = ["ReferenceRenderer", "apply_jitter"]
@@ -60,6 +60,4 @@ class ReferenceRenderer(Renderer):
 
 def apply_jitter(img: Image.Image, jitter: JitterParams) -> Image.Image:
     """torchvision's ``ColorJitter`` with fixed factors and order."""
-    for name in jitter.order:
-        img = _ADJUST[name](img, getattr(jitter, name))
-    return img
+    return jitter.apply(img, _ADJUST)

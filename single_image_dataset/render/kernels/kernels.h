@@ -1,0 +1,84 @@
+/*
+ * The native kernels of the fast renderer, pure C with no Python API: one bilinear warp with the
+ * reference's black fill (warp.c), and PIL's colour-jitter arithmetic (jitter.c), both on RGBX pixels
+ * (4 bytes, the layout of a PIL "RGB" image). render/_kernels.c binds them to Python.
+ *
+ * Every kernel has a portable C version and, on x86-64 CPUs with AVX2, a vectorised one, chosen by the
+ * caller's `simd` flag (set it only where sid_cpu_has_avx2()). The two give the same bytes: the vector
+ * code does the same single-precision operations in the same order (the build turns off FMA
+ * contraction), so a sample does not depend on the CPU.
+ */
+
+#ifndef SID_KERNELS_H
+#define SID_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define SID_X86 1
+#define SID_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define SID_X86 0
+#endif
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Warp (warp.c)                                                                                     */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* Output pixel (x, y) reads the source at M (x, y) in pixel-index coordinates (OpenCV's convention),
+ * rounded to 1/64 pixel, interpolated bilinearly in fixed point:
+ *   top = a0 (64 - fu) + a1 fu,  bottom likewise,  r = top + (((bottom - top) (fv << 9) + 2^14) >> 15),
+ *   out = (r + 32) >> 6.
+ * A pixel whose 2x2 neighbourhood leaves the source is 0. With a footprint, a pixel whose centre
+ * (x + 0.5, y + 0.5) maps, by F in double precision, outside [0, side)^2 is 0 too: the test PIL's
+ * Image.transform applies before it fills.
+ *
+ * Both tests are monotone along a row (each coordinate is an affine function of x, and rounding is
+ * monotone), so each row is split into a span found from its ends: zeros outside the footprint's
+ * span, and inside it pixels that need no bounds test when both ends are in bounds. */
+
+typedef struct {
+    const uint32_t *src;
+    int height, width;
+    float m[6];
+    int has_footprint;
+    double f[6];
+    double side;
+    uint32_t *dst;
+    int size;
+} warp_job;
+
+/* Warp job->src into job->dst. */
+void sid_warp(const warp_job *job, int simd);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Colour jitter (jitter.c): torchvision's adjust_* on a PIL image, i.e. PIL's ImageEnhance and HSV   */
+/* arithmetic                                                                                        */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* The ops of one sample, in order. Contrast needs the mean luma of the image it is applied to, so
+ * the ops before it run in one pass that also sums the luma, and the rest in a second pass; without
+ * contrast one pass does all. Each pass converts a pixel once and applies its ops in registers. */
+enum { OP_BRIGHTNESS = 0, OP_CONTRAST = 1, OP_SATURATION = 2, OP_HUE = 3 };
+
+typedef struct {
+    int count;
+    int code[4];
+    float alpha[4]; /* blend factor; for the hue, the byte shift 0-255 */
+} jitter_ops;
+
+/* Apply `ops`, in order and in place, to `count` pixels. */
+void sid_jitter(uint32_t *px, ptrdiff_t count, const jitter_ops *ops, int simd);
+
+/* Whether this CPU runs the AVX2 kernels. */
+static inline int sid_cpu_has_avx2(void) {
+#if SID_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+#endif
