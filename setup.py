@@ -27,7 +27,12 @@ setup(
         ),
         Extension(
             "single_image_dataset.render._kernels",
-            sources=["single_image_dataset/render/_kernels.c", f"{KERNELS}/warp.c", f"{KERNELS}/jitter.c"],
+            sources=[
+                "single_image_dataset/render/_kernels.c",
+                f"{KERNELS}/warp.c",
+                f"{KERNELS}/jitter.c",
+                f"{KERNELS}/planes.c",
+            ],
             include_dirs=[KERNELS],
             depends=[f"{KERNELS}/kernels.h"],
             extra_compile_args=COMPILE_ARGS,

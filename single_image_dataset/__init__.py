@@ -8,10 +8,11 @@ what we can learn from a single image" (ICLR 2020) as a per-index reproducible
 from .config import IMAGENET_TRAIN_SIZE, AugmentConfig
 from .dataset import SingleImageDataset
 from .export import materialize
-from .params import JitterParams, SampleParams
+from .loader import BatchLoader, batch_loader
+from .params import JitterParams, ParamsBatch, SampleParams
 from .preview import preview_grid, save_preview
 from .render import Renderer, available_backends, get_renderer, register_renderer
-from .sampling import sample_params
+from .sampling import sample_params, sample_params_batch
 from .source import DEFAULT_IMAGE, load_image
 from .tasks import NUM_ROTATIONS, PseudoLabelled, RotationLabels, rotate_batch
 
@@ -22,13 +23,16 @@ __all__ = [
     "IMAGENET_TRAIN_SIZE",
     "NUM_ROTATIONS",
     "AugmentConfig",
+    "BatchLoader",
     "JitterParams",
+    "ParamsBatch",
     "PseudoLabelled",
     "Renderer",
     "RotationLabels",
     "SampleParams",
     "SingleImageDataset",
     "available_backends",
+    "batch_loader",
     "get_renderer",
     "load_image",
     "materialize",
@@ -36,5 +40,6 @@ __all__ = [
     "register_renderer",
     "rotate_batch",
     "sample_params",
+    "sample_params_batch",
     "save_preview",
 ]

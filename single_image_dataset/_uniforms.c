@@ -15,7 +15,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #if !defined(__SIZEOF_INT128__)
 #error "a compiler with 128-bit integers is needed; without one, sampling.py uses numpy instead"
@@ -98,6 +100,64 @@ static uint64_t pcg64_next(pcg64 *rng) {
     return (folded >> rot) | (folded << ((64 - rot) & 63));
 }
 
+/* The stream of SeedSequence(entropy): numpy's words of each integer (32 bits at a time, least
+ * significant first; 0 is one word), mixed into the pool, expanded into PCG64's seed. */
+static void seed_stream(pcg64 *rng, const uint64_t *entropy, int count) {
+    uint32_t words[MAX_WORDS], pool[POOL_SIZE];
+    uint64_t state[4];
+    int nwords = 0;
+    for (int i = 0; i < count; i++) {
+        words[nwords++] = (uint32_t)entropy[i];
+        if (entropy[i] >> 32) words[nwords++] = (uint32_t)(entropy[i] >> 32);
+    }
+    mix_entropy(pool, words, nwords);
+    generate_state(pool, state);
+    pcg64_seed(rng, state);
+}
+
+/* numpy's Generator.random(): the top 53 bits of an output, scaled to [0, 1). */
+static double next_double(pcg64 *rng) { return (double)(pcg64_next(rng) >> 11) * (1.0 / 9007199254740992.0); }
+
+/* ------------------------------------------------------------------------------------------------ */
+/* The resized crop, retried until its box fits (sampling._sample_resized_crop, operation for        */
+/* operation: the same libm exp and sqrt as Python's math module, round-half-even as round())      */
+/* ------------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t width, height;          /* the region the box must fit in */
+    double area_lo, area_hi;        /* area fraction range */
+    double log_lo, log_hi;          /* log aspect-ratio range */
+    int64_t max_attempts;
+} box_spec;
+
+static inline double uniform_in(double u, double lo, double hi) { return lo + (hi - lo) * u; }
+
+static inline int64_t randint_below(double u, int64_t n) {
+    int64_t v = (int64_t)(u * (double)n);
+    return v < n - 1 ? v : n - 1;
+}
+
+/* Writes (top, left, height, width); returns 0, or -1 when no box fitted in max_attempts. */
+static int resized_crop_box(pcg64 *rng, const box_spec *s, int64_t box[4]) {
+    double area = (double)(s->width * s->height);
+    for (int64_t attempt = 0; attempt < s->max_attempts; attempt++) {
+        double u_area = next_double(rng), u_ratio = next_double(rng);
+        double target = area * uniform_in(u_area, s->area_lo, s->area_hi);
+        double aspect = exp(uniform_in(u_ratio, s->log_lo, s->log_hi));
+        int64_t w = (int64_t)rint(sqrt(target * aspect));
+        int64_t h = (int64_t)rint(sqrt(target / aspect));
+        if (0 < w && w <= s->width && 0 < h && h <= s->height) {
+            double u_top = next_double(rng), u_left = next_double(rng);
+            box[0] = randint_below(u_top, s->height - h + 1);
+            box[1] = randint_below(u_left, s->width - w + 1);
+            box[2] = h;
+            box[3] = w;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* ------------------------------------------------------------------------------------------------ */
 /* Python binding                                                                                    */
 /* ------------------------------------------------------------------------------------------------ */
@@ -118,8 +178,7 @@ static PyObject *py_uniforms(PyObject *self, PyObject *args) {
     PyObject *fast = PySequence_Fast(entropy, "uniforms: entropy should be a sequence of integers");
     if (fast == NULL) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    uint32_t words[MAX_WORDS];
-    int nwords = 0;
+    uint64_t values[MAX_WORDS / 2];
     if (n > MAX_WORDS / 2) {
         Py_DECREF(fast);
         PyErr_SetString(PyExc_OverflowError, "uniforms: at most 8 integers");
@@ -140,23 +199,17 @@ static PyObject *py_uniforms(PyObject *self, PyObject *args) {
             Py_DECREF(fast);
             return NULL;
         }
-        /* numpy's words of an integer: 32 bits at a time, least significant first; 0 is one word */
-        words[nwords++] = (uint32_t)value;
-        if (value >> 32) words[nwords++] = (uint32_t)(value >> 32);
+        values[i] = value;
     }
     Py_DECREF(fast);
 
-    uint32_t pool[POOL_SIZE];
-    uint64_t state[4];
     pcg64 rng;
-    mix_entropy(pool, words, nwords);
-    generate_state(pool, state);
-    pcg64_seed(&rng, state);
+    seed_stream(&rng, values, (int)n);
 
     PyObject *result = PyTuple_New(count);
     if (result == NULL) return NULL;
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *value = PyFloat_FromDouble((double)(pcg64_next(&rng) >> 11) * (1.0 / 9007199254740992.0));
+        PyObject *value = PyFloat_FromDouble(next_double(&rng));
         if (value == NULL) {
             Py_DECREF(result);
             return NULL;
@@ -166,8 +219,96 @@ static PyObject *py_uniforms(PyObject *self, PyObject *args) {
     return result;
 }
 
+PyDoc_STRVAR(sample_batch_doc,
+"sample_batch(seed, epoch, indices, block, region, area_range, log_ratio_range, max_attempts, uniforms, boxes)\n--\n\n"
+"For each index i of `indices` (a contiguous int64 buffer), the stream of SeedSequence([seed, epoch, i]):\n"
+"its first `block` doubles go to row i of `uniforms` (a writable float64 buffer of len(indices) * block),\n"
+"and the resized-crop box drawn from the rest of the stream, retried until it fits `region` (width,\n"
+"height), to row i of `boxes` (a writable int64 buffer of len(indices) * 4, as top, left, height, width).\n"
+"RuntimeError (naming the index) when no box fits in `max_attempts` attempts.");
+
+static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize, const char *formats,
+                      const char *what) {
+    if (PyObject_GetBuffer(obj, view, (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Format(PyExc_TypeError, "sample_batch: %s should be a C-contiguous%s buffer", what,
+                     writable ? " writable" : "");
+        return -1;
+    }
+    if (view->itemsize != itemsize || view->format == NULL || strchr(formats, view->format[0]) == NULL ||
+        view->format[1] != '\0') {
+        PyErr_Format(PyExc_TypeError, "sample_batch: %s has item format '%s', expected one of '%s' of %zd bytes",
+                     what, view->format ? view->format : "B", formats, itemsize);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_sample_batch(PyObject *self, PyObject *args) {
+    unsigned long long seed, epoch;
+    PyObject *indices_obj, *uniforms_obj, *boxes_obj;
+    Py_ssize_t block;
+    box_spec spec;
+    if (!PyArg_ParseTuple(args, "KKOn(LL)(dd)(dd)LOO:sample_batch", &seed, &epoch, &indices_obj, &block,
+                          &spec.width, &spec.height, &spec.area_lo, &spec.area_hi, &spec.log_lo, &spec.log_hi,
+                          &spec.max_attempts, &uniforms_obj, &boxes_obj))
+        return NULL;
+    if (block < 0 || spec.width < 1 || spec.height < 1) {
+        PyErr_SetString(PyExc_ValueError, "sample_batch: block should be non-negative and the region non-empty");
+        return NULL;
+    }
+    Py_buffer indices, uniforms, boxes;
+    if (get_buffer(indices_obj, &indices, 0, 8, "qlQL", "indices") < 0) return NULL;
+    if (get_buffer(uniforms_obj, &uniforms, 1, 8, "d", "uniforms") < 0) {
+        PyBuffer_Release(&indices);
+        return NULL;
+    }
+    if (get_buffer(boxes_obj, &boxes, 1, 8, "qlQL", "boxes") < 0) {
+        PyBuffer_Release(&indices);
+        PyBuffer_Release(&uniforms);
+        return NULL;
+    }
+    Py_ssize_t n = indices.len / 8;
+    PyObject *result = NULL;
+    if (uniforms.len != n * block * 8 || boxes.len != n * 4 * 8) {
+        PyErr_SetString(PyExc_ValueError, "sample_batch: uniforms and boxes should have len(indices) * block and "
+                                          "len(indices) * 4 items");
+        goto done;
+    }
+    const int64_t *index = (const int64_t *)indices.buf;
+    double *u = (double *)uniforms.buf;
+    int64_t *box = (int64_t *)boxes.buf;
+    Py_ssize_t failed = -1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < n; k++) {
+        uint64_t entropy[3] = {seed, epoch, (uint64_t)index[k]};
+        pcg64 rng;
+        seed_stream(&rng, entropy, 3);
+        for (Py_ssize_t j = 0; j < block; j++) u[k * block + j] = next_double(&rng);
+        if (resized_crop_box(&rng, &spec, box + 4 * k) < 0) {
+            failed = k;
+            break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (failed >= 0) {
+        PyErr_Format(PyExc_RuntimeError, "no resized-crop box fitted a %lldx%lld region in %lld attempts for index %lld",
+                     (long long)spec.width, (long long)spec.height, (long long)spec.max_attempts,
+                     (long long)index[failed]);
+        goto done;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&indices);
+    PyBuffer_Release(&uniforms);
+    PyBuffer_Release(&boxes);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"uniforms", py_uniforms, METH_VARARGS, uniforms_doc},
+    {"sample_batch", py_sample_batch, METH_VARARGS, sample_batch_doc},
     {NULL, NULL, 0, NULL},
 };
 

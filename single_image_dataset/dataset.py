@@ -7,17 +7,22 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, overload
 
+import numpy as np
 import torch
+import torchvision.transforms.functional as F
 from PIL import Image
 from torchvision.datasets import VisionDataset
 
 from .config import AugmentConfig
-from .params import SampleParams
+from .params import ParamsBatch, SampleParams
 from .render import Renderer, get_renderer
-from .sampling import check_fit, sample_params
+from .sampling import check_fit, sample_params, sample_params_batch
 from .source import DEFAULT_IMAGE, ImageLike, load_image
 
-__all__ = ["SingleImageDataset"]
+__all__ = ["OUTPUTS", "SingleImageDataset"]
+
+#: Values of ``output=``: PIL images (the ImageFolder contract) or ``uint8`` CHW tensors.
+OUTPUTS = ("pil", "tensor")
 
 
 class SingleImageDataset(VisionDataset):
@@ -35,7 +40,10 @@ class SingleImageDataset(VisionDataset):
         config: the augmentation config; defaults to the paper's.
         backend: the renderer, one of :func:`available_backends` (``"reference"`` is
             torchvision's ops, the oracle the others are tested against).
-        transform: applied to the PIL image, as in ImageFolder.
+        output: ``"pil"`` (default) returns PIL images like ImageFolder; ``"tensor"`` returns ``uint8``
+            ``3 x S x S`` tensors, what torchvision's ``PILToTensor`` gives, made without a PIL image
+            where the backend can.
+        transform: applied to each image (PIL or tensor, per ``output``), as in ImageFolder.
         target_transform: applied to the target, as in ImageFolder.
         **overrides: fields of :class:`AugmentConfig` (``num_imgs``, ``seed``, ``img_size``, ...)
             applied on top of ``config``.
@@ -58,15 +66,19 @@ class SingleImageDataset(VisionDataset):
         *,
         config: AugmentConfig | None = None,
         backend: str = "reference",
+        output: str = "pil",
         transform: Callable[[Image.Image], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
         **overrides: Any,
     ) -> None:
+        if output not in OUTPUTS:
+            raise ValueError(f"output should be one of {', '.join(map(repr, OUTPUTS))}, got {output!r}")
         config = (config or AugmentConfig()).replace(**overrides)
         root = str(DEFAULT_IMAGE) if image is None else str(image) if isinstance(image, (str, os.PathLike)) else None
         super().__init__(root, transform=transform, target_transform=target_transform)
         self.config = config
         self.backend = backend
+        self.output = output
         self.source = load_image(image)
         check_fit(config, self.source.size)
         self.classes = ["dummy"]
@@ -101,9 +113,56 @@ class SingleImageDataset(VisionDataset):
         """The frozen augmentation parameters of sample ``index`` in the current epoch."""
         return sample_params(self.config, self.source.size, self._check_index(index), self.epoch)
 
+    def params_batch(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> ParamsBatch:
+        """The parameters of samples ``indices`` (current epoch) as one :class:`ParamsBatch`, drawn in bulk.
+
+        Row ``k`` equals ``self.params(indices[k])``; indices may be negative, as for indexing.
+
+        Raises:
+            TypeError: an index is not an integer.
+            IndexError: an index is out of range.
+            ValueError: ``indices`` is empty or not one-dimensional.
+        """
+        return sample_params_batch(self.config, self.source.size, self._check_indices(indices), self.epoch)
+
     def render(self, params: SampleParams) -> Image.Image:
         """Render any parameter record with this dataset's backend (no transform applied)."""
         return self._built_renderer().render(params)
+
+    def render_batch(self, params: ParamsBatch, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Render a batch into one ``uint8`` tensor ``N x 3 x S x S`` (no transform applied).
+
+        Image ``k`` is byte for byte ``render(params[k])``; ``S`` is the output side (the debug size
+        in debug mode).
+
+        Args:
+            params: the batch, e.g. from :meth:`params_batch`.
+            out: where to write: a C-contiguous ``uint8`` tensor of that shape on the renderer's
+                device (shared or pinned memory is fine); a new one when ``None``.
+
+        Returns:
+            ``out``, or the new tensor.
+
+        Raises:
+            TypeError: ``params`` is not a :class:`ParamsBatch`, or ``out`` not a tensor.
+            ValueError: ``out`` has the wrong shape, dtype, layout or device.
+
+        Example:
+            >>> ds = SingleImageDataset(num_imgs=100, img_size=32)
+            >>> ds.render_batch(ds.params_batch([0, 7, 99])).shape
+            torch.Size([3, 3, 32, 32])
+        """
+        if not isinstance(params, ParamsBatch):
+            raise TypeError(f"params should be a ParamsBatch (see params_batch), got {type(params).__name__}")
+        renderer = self._built_renderer()
+        side = params.output_size if params.debug_size is None else params.debug_size
+        shape = (len(params), 3, side, side)
+        if out is None:
+            out = torch.empty(shape, dtype=torch.uint8, device=renderer.device)
+        else:
+            _check_out(out, shape, renderer.device)
+        renderer.render_batch(params, out)
+        return out
 
     def renderer_identity(self) -> dict[str, str]:
         """What renders the pixels: the backend and whatever else decides them (:meth:`Renderer.identity`).
@@ -115,7 +174,27 @@ class SingleImageDataset(VisionDataset):
         return self._built_renderer().identity()
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
-        img = self.render(self.params(index))
+        params = self.params(index)
+        if self.output == "tensor":
+            return self._finish(self.render_batch(ParamsBatch.from_list([params]))[0])
+        return self._finish(self.render(params))
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
+        """Samples ``indices`` as a list of ``(image, target)``, what ``DataLoader`` asks for a batch.
+
+        Without a ``transform`` the batch is drawn and rendered in one go (:meth:`params_batch`,
+        :meth:`render_batch`; tensors are views of one ``N x 3 x S x S`` tensor); with one, sample by
+        sample. Either way sample ``k`` is ``self[indices[k]]``.
+        """
+        if self.transform is not None:
+            return [self[i] for i in indices]
+        images = self.render_batch(self.params_batch(indices))
+        if self.output == "pil":
+            return [self._finish(F.to_pil_image(image)) for image in images]
+        return [self._finish(image) for image in images]
+
+    def _finish(self, img: Any) -> tuple[Any, Any]:
+        """``(transform(img), target_transform(0))``, each where given."""
         target: Any = 0
         if self.transform is not None:
             img = self.transform(img)
@@ -158,6 +237,35 @@ class SingleImageDataset(VisionDataset):
         if not 0 <= i < n:
             raise IndexError(f"index {index} is out of range for a dataset of {n} samples")
         return i
+
+    def _check_indices(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> np.ndarray:
+        """:meth:`_check_index` for a whole batch, as a non-negative ``int64`` array."""
+        array = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices)
+        if array.ndim != 1 or array.size == 0:
+            raise ValueError(f"indices should be a non-empty one-dimensional sequence, got shape {array.shape}")
+        if array.dtype.kind not in "iu":
+            if array.dtype != object:
+                raise TypeError(f"dataset indices must be integers, got an array of {array.dtype}")
+            array = np.array([self._check_index(i) for i in array.tolist()], dtype=np.int64)
+        n = len(self)
+        bad = (array < -n) | (array >= n)
+        if bad.any():
+            raise IndexError(f"index {array[np.argmax(bad)]} is out of range for a dataset of {n} samples")
+        array = array.astype(np.int64)
+        return np.where(array < 0, array + n, array)
+
+
+def _check_out(out: torch.Tensor, shape: tuple[int, ...], device: torch.device) -> None:
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"out should be a torch.Tensor, got {type(out).__name__}")
+    if out.dtype != torch.uint8 or tuple(out.shape) != shape:
+        raise ValueError(
+            f"out should be a uint8 tensor of shape {list(shape)}, got {out.dtype} of shape {list(out.shape)}"
+        )
+    if out.device != device:
+        raise ValueError(f"out should be on the renderer's device {device}, got {out.device}")
+    if not out.is_contiguous():
+        raise ValueError("out should be C-contiguous; pass out.contiguous() or a fresh torch.empty buffer")
 
 
 class _ConstantSequence(Sequence[int]):

@@ -281,3 +281,21 @@ class TestMapsOfArrays:
 def test_docstring_examples() -> None:
     result = doctest.testmod(g, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+class TestBatchMaps:
+    def test_rows_are_the_scalar_maps_bit_for_bit(self):
+        from single_image_dataset import AugmentConfig, sample_params_batch
+
+        configs = [
+            AugmentConfig(img_size=64, vflip=True),
+            AugmentConfig(img_size=37, shear=0.0, deg=90.0, vflip=True, cropfirst=False),
+            AugmentConfig(img_size=256, shear=0.0, deg=0.0),
+        ]
+        for config in configs:
+            batch = sample_params_batch(config, (1000, 872), range(0, 2000, 10))
+            to_resized, to_source = g.batch_maps(batch)
+            for k, params in enumerate(batch.to_list()):
+                scalar = g.sample_maps(params)
+                assert tuple(float(v[k]) for v in to_resized) == tuple(float(v) for v in scalar[0])
+                assert tuple(float(v[k]) for v in to_source) == scalar[1]

@@ -288,3 +288,52 @@ class TestPILImagesInPlace:
         schema, array = Image.new("RGB", (4, 4)).__arrow_c_array__()
         with pytest.raises(TypeError, match="capsules"):
             kernels.jitter((array, schema), [])  # the capsules swapped
+
+
+@needs_kernels
+class TestRenderBatchKernel:
+    """``render_batch``: warp + jitter + split into planes for a whole batch, byte-equal to the one-sample path."""
+
+    def test_batch_equals_one_sample_path(self, simd: str) -> None:
+        from single_image_dataset import SingleImageDataset
+
+        for size in (31, 64, 263):  # planes: below one AVX2 block, whole blocks, a tail
+            ds = SingleImageDataset(num_imgs=50, img_size=size, backend="fast", jitter_p=1.0, vflip=True, seed=size)
+            batch = ds.params_batch(range(0, 50, 5))
+            images = ds.render_batch(batch)
+            for k, params in enumerate(batch.to_list()):
+                np.testing.assert_array_equal(images[k].permute(1, 2, 0).numpy(), np.asarray(ds.render(params)))
+
+    def test_planes_of_random_pixels(self, simd: str) -> None:
+        # A warp that copies the level 1:1 shows the split alone: plane c holds byte c of each pixel.
+        rng = np.random.default_rng(0)
+        for size in (1, 7, 32, 33, 100):
+            level = rng.integers(0, 256, (size + 2, size + 2, 4), dtype=np.uint8)
+            out = np.empty((1, 3, size, size), dtype=np.uint8)
+            identity = np.array([[1.0, 0.0, 1.0, 0.0, 1.0, 1.0]])
+            kernels.render_batch([(level, size + 2, size + 2)], np.zeros(1, dtype=np.int64), identity,
+                                 np.full((1, 6), np.nan), 0.0, np.full((1, 4), -1, dtype=np.int8), np.zeros((1, 4)),
+                                 out, size)
+            np.testing.assert_array_equal(out[0], level[1:-1, 1:-1, :3].transpose(2, 0, 1))
+
+    @pytest.mark.parametrize(
+        "change, message",
+        [
+            ({"level": np.array([3], dtype=np.int64)}, "level 3 of sample 0 does not exist"),
+            ({"ops": np.array([[-1, 0, -1, -1]], dtype=np.int8)}, "follows -1"),
+            ({"ops": np.array([[1, 1, -1, -1]], dtype=np.int8)}, "contrast may appear once"),
+            ({"ops": np.array([[7, -1, -1, -1]], dtype=np.int8)}, "unknown"),
+            ({"out": np.empty((1, 3, 4, 5), dtype=np.uint8)}, "out holds 60 bytes, expected 48"),
+            ({"matrices": np.zeros((1, 5))}, "matrices holds 40 bytes, expected 48"),
+        ],
+    )
+    def test_bad_arguments(self, change: dict, message: str) -> None:
+        level = np.zeros((6, 6, 4), dtype=np.uint8)
+        args = {
+            "level": np.zeros(1, dtype=np.int64), "matrices": np.zeros((1, 6)), "footprints": np.zeros((1, 6)),
+            "ops": np.full((1, 4), -1, dtype=np.int8), "values": np.zeros((1, 4)),
+            "out": np.empty((1, 3, 4, 4), dtype=np.uint8), **change,
+        }
+        with pytest.raises(ValueError, match=message):
+            kernels.render_batch([(level, 6, 6)], args["level"], args["matrices"], args["footprints"], 4.0,
+                                 args["ops"], args["values"], args["out"], 4)

@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+import torch
+import torchvision.transforms.functional as F
 from PIL import Image
 
-from ..params import SampleParams
+from ..params import ParamsBatch, SampleParams
 
 __all__ = ["Renderer", "available_backends", "get_renderer", "register_renderer"]
 
@@ -25,6 +27,8 @@ class Renderer:
 
     #: The backend name it is registered under, set by :func:`register_renderer`.
     name: ClassVar[str]
+    #: Where :meth:`render_batch` writes; a renderer that works on an accelerator sets its own.
+    device: torch.device = torch.device("cpu")
 
     def __init__(self, image: Image.Image) -> None:
         self.image = image
@@ -32,6 +36,15 @@ class Renderer:
     def render(self, params: SampleParams) -> Image.Image:
         """The RGB image of the sample described by ``params``."""
         raise NotImplementedError
+
+    def render_batch(self, batch: ParamsBatch, out: torch.Tensor) -> None:
+        """Write image ``k`` of ``batch`` into ``out[k]`` (``uint8``, ``N x 3 x S x S``, on :attr:`device`).
+
+        Image ``k`` must be byte for byte ``render(batch[k])``. This default renders one sample at a
+        time through :meth:`render`; renderers with a batched path override it.
+        """
+        for k, params in enumerate(batch.to_list()):
+            out[k].copy_(F.pil_to_tensor(self.render(params)))
 
     def identity(self) -> dict[str, str]:
         """What, besides the parameters and the source, decides this renderer's pixels.

@@ -9,6 +9,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -158,6 +159,21 @@ done:
     return result;
 }
 
+/* Append op `code` with `value` (a factor; for the hue, the shift of PIL's hue byte, taken modulo 256). */
+static void add_op(jitter_ops *ops, int code, double value) {
+    ops->code[ops->count] = code;
+    ops->alpha[ops->count] = code == OP_HUE ? (float)(((int)value) & 255) : (float)value;
+    ops->count++;
+}
+
+/* Fill the unused slots with identities, which the vector code runs through. */
+static void pad_ops(jitter_ops *ops) {
+    for (int k = ops->count; k < 4; k++) {
+        ops->code[k] = OP_BRIGHTNESS;
+        ops->alpha[k] = 1.0f;
+    }
+}
+
 PyDoc_STRVAR(jitter_doc,
 "jitter(pixels, ops)\n--\n\n"
 "Apply torchvision's PIL colour jitter, in place, to RGBX `pixels` (a writable buffer, or an RGB PIL\n"
@@ -179,29 +195,28 @@ static PyObject *py_jitter(PyObject *self, PyObject *args) {
     }
     fast = PySequence_Fast(seq, "jitter: ops should be a sequence");
     if (fast == NULL) goto done;
-    ops.count = (int)PySequence_Fast_GET_SIZE(fast);
-    if (ops.count > 4) {
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(fast);
+    if (count > 4) {
         PyErr_SetString(PyExc_ValueError, "jitter: at most 4 ops");
         goto done;
     }
-    for (int k = 0; k < ops.count; k++) {
+    ops.count = 0;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        int code;
         double value;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, k), "id:jitter op", &ops.code[k], &value)) goto done;
-        if (ops.code[k] < OP_BRIGHTNESS || ops.code[k] > OP_HUE) {
-            PyErr_Format(PyExc_ValueError, "jitter: unknown op %d", ops.code[k]);
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, k), "id:jitter op", &code, &value)) goto done;
+        if (code < OP_BRIGHTNESS || code > OP_HUE) {
+            PyErr_Format(PyExc_ValueError, "jitter: unknown op %d", code);
             goto done;
         }
-        contrasts += ops.code[k] == OP_CONTRAST;
-        ops.alpha[k] = ops.code[k] == OP_HUE ? (float)(((int)value) & 255) : (float)value;
+        contrasts += code == OP_CONTRAST;
+        add_op(&ops, code, value);
     }
     if (contrasts > 1) {
         PyErr_SetString(PyExc_ValueError, "jitter: contrast may appear once");
         goto done;
     }
-    for (int k = ops.count; k < 4; k++) {
-        ops.code[k] = OP_BRIGHTNESS;
-        ops.alpha[k] = 1.0f;
-    }
+    pad_ops(&ops);
     Py_BEGIN_ALLOW_THREADS
     sid_jitter((uint32_t *)buf.data, buf.len / 4, &ops, use_simd);
     Py_END_ALLOW_THREADS
@@ -212,6 +227,148 @@ done:
     release_pixels(&buf);
     return result;
 }
+PyDoc_STRVAR(render_batch_doc,
+"render_batch(levels, level, matrices, footprints, side, ops, values, out, size)\n--\n\n"
+"Warp, jitter and split into planes a batch of N images, writing `out`, a writable uint8 buffer of\n"
+"N x 3 x size x size (a CHW tensor's memory). Sample k reads the RGBX pyramid level `level[k]` of\n"
+"`levels` (a sequence of (buffer, height, width)) through row k of `matrices` (float64 N x 6), with\n"
+"row k of `footprints` (float64 N x 6; NaN in its first entry for none) and `side` as for warp,\n"
+"then applies the ops `ops[k]` (int8 N x 4, -1 padded) with `values[k]` (float64 N x 4) as for jitter.\n"
+"Image k is the bytes warp + jitter give for it alone.");
+
+#define MAX_LEVELS 40
+
+typedef struct {
+    Py_buffer view;
+    int height, width;
+} level_buffer;
+
+static int batch_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t len, Py_ssize_t itemsize,
+                        const char *what) {
+    if (PyObject_GetBuffer(obj, view, (writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) | PyBUF_C_CONTIGUOUS) < 0) {
+        PyErr_Format(PyExc_TypeError, "render_batch: %s should be a C-contiguous%s buffer", what,
+                     writable ? " writable" : "");
+        return -1;
+    }
+    if (view->len != len * itemsize) {
+        PyErr_Format(PyExc_ValueError, "render_batch: %s holds %zd bytes, expected %zd", what, view->len,
+                     len * itemsize);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_render_batch(PyObject *self, PyObject *args) {
+    PyObject *levels_obj, *level_obj, *matrices_obj, *footprints_obj, *ops_obj, *values_obj, *out_obj;
+    double side;
+    int size;
+    if (!PyArg_ParseTuple(args, "OOOOdOOOi:render_batch", &levels_obj, &level_obj, &matrices_obj, &footprints_obj,
+                          &side, &ops_obj, &values_obj, &out_obj, &size))
+        return NULL;
+    PyObject *levels_seq = PySequence_Fast(levels_obj, "render_batch: levels should be a sequence");
+    if (levels_seq == NULL) return NULL;
+    Py_ssize_t num_levels = PySequence_Fast_GET_SIZE(levels_seq), got_levels = 0;
+    level_buffer levels[MAX_LEVELS];
+    Py_buffer level, matrices, footprints, ops, values, out;
+    int got = 0; /* how many of the six batch buffers are held */
+    PyObject *result = NULL;
+    uint32_t *scratch = NULL;
+    if (num_levels < 1 || num_levels > MAX_LEVELS || size < 1) {
+        PyErr_SetString(PyExc_ValueError, "render_batch: 1 to 40 levels and a positive size");
+        goto done;
+    }
+    for (; got_levels < num_levels; got_levels++) {
+        level_buffer *l = &levels[got_levels];
+        PyObject *src;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(levels_seq, got_levels), "Oii:render_batch level", &src,
+                              &l->height, &l->width))
+            goto done;
+        if (l->height < 2 || l->width < 2 || (Py_ssize_t)l->height * l->width > INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "render_batch: a level should be at least 2x2 and below 2**31 pixels");
+            goto done;
+        }
+        if (batch_buffer(src, &l->view, 0, (Py_ssize_t)l->height * l->width, 4, "a level") < 0) goto done;
+    }
+    Py_ssize_t n = PyObject_Length(level_obj);
+    if (n < 0) goto done;
+    Py_ssize_t pixels = (Py_ssize_t)size * size;
+    if (batch_buffer(level_obj, &level, 0, n, 8, "level") < 0) goto done;
+    got++;
+    if (batch_buffer(matrices_obj, &matrices, 0, 6 * n, 8, "matrices") < 0) goto done;
+    got++;
+    if (batch_buffer(footprints_obj, &footprints, 0, 6 * n, 8, "footprints") < 0) goto done;
+    got++;
+    if (batch_buffer(ops_obj, &ops, 0, 4 * n, 1, "ops") < 0) goto done;
+    got++;
+    if (batch_buffer(values_obj, &values, 0, 4 * n, 8, "values") < 0) goto done;
+    got++;
+    if (batch_buffer(out_obj, &out, 1, 3 * pixels * n, 1, "out") < 0) goto done;
+    got++;
+    const int64_t *lv = (const int64_t *)level.buf;
+    const int8_t *codes = (const int8_t *)ops.buf;
+    const double *vals = (const double *)values.buf;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (lv[k] < 0 || lv[k] >= num_levels) {
+            PyErr_Format(PyExc_ValueError, "render_batch: level %lld of sample %zd does not exist", (long long)lv[k], k);
+            goto done;
+        }
+        int contrasts = 0;
+        for (int q = 0; q < 4; q++) {
+            int code = codes[4 * k + q], after_padding = q > 0 && codes[4 * k + q - 1] < 0 && code >= 0;
+            if (code < -1 || code > OP_HUE || after_padding) {
+                PyErr_Format(PyExc_ValueError, "render_batch: op %d of sample %zd is unknown or follows -1", code, k);
+                goto done;
+            }
+            contrasts += code == OP_CONTRAST;
+        }
+        if (contrasts > 1) {
+            PyErr_SetString(PyExc_ValueError, "render_batch: contrast may appear once per sample");
+            goto done;
+        }
+    }
+    scratch = PyMem_RawMalloc((size_t)pixels * 4);
+    if (scratch == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const double *m = (const double *)matrices.buf, *f = (const double *)footprints.buf;
+    uint8_t *dst = (uint8_t *)out.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < n; k++) {
+        const level_buffer *l = &levels[lv[k]];
+        warp_job j;
+        j.src = (const uint32_t *)l->view.buf;
+        j.height = l->height;
+        j.width = l->width;
+        for (int i = 0; i < 6; i++) j.m[i] = (float)m[6 * k + i];
+        j.has_footprint = !isnan(f[6 * k]);
+        for (int i = 0; i < 6; i++) j.f[i] = f[6 * k + i];
+        j.side = side;
+        j.dst = scratch;
+        j.size = size;
+        sid_warp(&j, use_simd);
+        jitter_ops jops = {0};
+        for (int q = 0; q < 4 && codes[4 * k + q] >= 0; q++) add_op(&jops, codes[4 * k + q], vals[4 * k + q]);
+        if (jops.count) {
+            pad_ops(&jops);
+            sid_jitter(scratch, pixels, &jops, use_simd);
+        }
+        uint8_t *image = dst + 3 * pixels * k;
+        sid_to_planes(scratch, pixels, image, image + pixels, image + 2 * pixels, use_simd);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyMem_RawFree(scratch);
+    Py_buffer *held[6] = {&level, &matrices, &footprints, &ops, &values, &out};
+    for (int i = 0; i < got; i++) PyBuffer_Release(held[i]);
+    for (Py_ssize_t i = 0; i < got_levels; i++) PyBuffer_Release(&levels[i].view);
+    Py_DECREF(levels_seq);
+    return result;
+}
+
 PyDoc_STRVAR(set_simd_doc,
 "set_simd(enabled)\n--\n\n"
 "Use the AVX2 kernels (when the CPU has them) or the portable ones; returns whether AVX2 is used.");
@@ -230,6 +387,7 @@ static PyObject *py_simd(PyObject *self, PyObject *unused) { return PyBool_FromL
 static PyMethodDef methods[] = {
     {"warp", py_warp, METH_VARARGS, warp_doc},
     {"jitter", py_jitter, METH_VARARGS, jitter_doc},
+    {"render_batch", py_render_batch, METH_VARARGS, render_batch_doc},
     {"set_simd", py_set_simd, METH_O, set_simd_doc},
     {"simd", py_simd, METH_NOARGS, simd_doc},
     {NULL, NULL, 0, NULL},

@@ -14,11 +14,12 @@ import sys
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 from torch.utils.data import get_worker_info
 
 from .. import geometry
-from ..params import SampleParams, hue_steps
+from ..params import JITTER_OPS, ParamsBatch, SampleParams, hue_steps
 from . import Renderer, register_renderer
 
 try:
@@ -168,6 +169,8 @@ class FastRenderer(Renderer):
         self._level_maps = [
             (0.5**k, 0.0, float(_BORDER), 0.0, 0.5**k, float(_BORDER)) for k in range(len(self._pyramid))
         ]
+        # The levels as the batch kernel takes them.
+        self._levels = [(level, level.shape[0], level.shape[1]) for level in self._pyramid]
 
     def __getstate__(self) -> dict[str, Any]:
         # The pyramid is a third larger than the image and quick to rebuild: pickle the image only.
@@ -193,6 +196,30 @@ class FastRenderer(Renderer):
         footprint = None if _corners_inside(to_resized, params.output_size, params.resize) else to_resized
         render = _render_native if self.implementation == "native" else _opencv.render
         return render(self._pyramid[level], to_level, footprint, params)
+
+    def render_batch(self, batch: ParamsBatch, out: torch.Tensor) -> None:
+        """The whole batch in one call of the native kernels, written straight into ``out``'s planes.
+
+        The maps of all samples are composed at once (:func:`~single_image_dataset.geometry.batch_maps`,
+        the same numbers as one sample's); each image is warped and jittered in a small buffer of
+        RGBX pixels and split into ``out``'s three planes. Debug mode (a PIL resize after the warp) and
+        the OpenCV implementation render sample by sample.
+        """
+        if self.implementation != "native" or batch.debug_size is not None:
+            super().render_batch(batch, out)
+            return
+        if _threads_unchecked:
+            _check_threads()
+        to_resized, to_source = geometry.batch_maps(batch)
+        level = np.asarray(geometry.pyramid_level(to_source, len(self._pyramid)), dtype=np.int64)
+        level_scale = np.ldexp(1.0, -level)  # 0.5 ** level, exactly
+        to_level = geometry.compose((level_scale, 0.0, float(_BORDER), 0.0, level_scale, float(_BORDER)), to_source)
+        matrices = np.stack(geometry.to_pixel_indices(to_level), axis=1)
+        footprints = np.stack(to_resized, axis=1)
+        footprints[_corners_inside(to_resized, batch.output_size, batch.resize), 0] = np.nan
+        ops, values = _batch_jitter(batch)
+        _kernels.render_batch(self._levels, level, matrices, footprints, float(batch.resize), ops, values,
+                              out.numpy(), batch.output_size)
 
 
 def _render_native(
@@ -260,14 +287,34 @@ def _finish(image: Image.Image, pixels: tuple[Any, Any] | np.ndarray) -> Image.I
     return image
 
 
-def _corners_inside(to_resized: geometry.Affine, output_size: int, side: int) -> bool:
+def _corners_inside(to_resized: geometry.Affine, output_size: int, side: int) -> bool | np.ndarray:
     """Whether every output pixel centre maps inside the resized crop, so no pixel is filled.
 
     The output pixel centres lie in the convex hull of the four corner centres, and the crop is
-    convex, so checking the corners suffices.
+    convex, so checking the corners suffices. Elementwise for a map of arrays.
     """
     lo, hi = 0.5, output_size - 0.5
+    least, most = (np.minimum, np.maximum) if isinstance(to_resized[0], np.ndarray) else (min, max)
+    inside: bool | np.ndarray = True
     for a, b, c in (to_resized[:3], to_resized[3:]):
-        if c + min(a * lo, a * hi) + min(b * lo, b * hi) < 0 or c + max(a * lo, a * hi) + max(b * lo, b * hi) >= side:
-            return False
-    return True
+        low = c + least(a * lo, a * hi) + least(b * lo, b * hi)
+        high = c + most(a * lo, a * hi) + most(b * lo, b * hi)
+        inside = inside & (low >= 0) & (high < side)
+    return inside
+
+
+def _batch_jitter(batch: ParamsBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's jitter as the kernels' op codes in application order (-1 padded) and their values.
+
+    The same values :func:`_render_native` passes for one sample: the factors, and the hue as
+    torchvision's shift of PIL's hue byte.
+    """
+    order = batch.jitter_order.astype(np.int64)
+    applied = order >= 0
+    codes = np.array([_NATIVE_OP[name] for name in JITTER_OPS], dtype=np.int8)
+    ops = np.where(applied, codes[np.maximum(order, 0)], -1).astype(np.int8)
+    values = np.take_along_axis(batch.jitter_factors, np.maximum(order, 0), axis=1)
+    hue = ops == _NATIVE_OP["hue"]
+    values[hue] = hue_steps(values[hue])
+    values[~applied] = 0.0
+    return ops, values

@@ -71,6 +71,13 @@ typedef struct {
 /* Apply `ops`, in order and in place, to `count` pixels. */
 void sid_jitter(uint32_t *px, ptrdiff_t count, const jitter_ops *ops, int simd);
 
+/* ------------------------------------------------------------------------------------------------ */
+/* Planes (planes.c)                                                                                 */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* Split `count` RGBX pixels into the planes r, g and b (a CHW image's three channels). */
+void sid_to_planes(const uint32_t *px, ptrdiff_t count, uint8_t *r, uint8_t *g, uint8_t *b, int simd);
+
 /* Whether this CPU runs the AVX2 kernels. */
 static inline int sid_cpu_has_avx2(void) {
 #if SID_X86

@@ -1,0 +1,149 @@
+"""Samples per second delivered to a training loop: the renderer alone vs. the ways of loading it.
+
+At 64 and 256 px (fast backend, the default source image), measured side by side in one run:
+
+- ``render``: ``ds.render(ds.params(i))`` in one process, the renderer alone (PIL images);
+- ``ToTensor, w workers``: the README's old recipe, ``transform=ToTensor()`` in a ``DataLoader``
+  (float32 batches, collated), with 0 and 2 workers;
+- ``PILToTensor, 2 workers``: the same with uint8 tensors;
+- ``batch_loader, w workers``: :func:`single_image_dataset.batch_loader`, uint8 batches, 0 and 2 workers;
+- the sampler alone: parameter sets per second, per sample (``ds.params(i)``) and batched
+  (``ds.params_batch(indices)``).
+
+Every loader delivers batches of ``--batch-size`` to a consumer that reads a byte of every page of each
+batch. Workers are persistent and warmed up by one untimed pass. Each figure is the median of
+``--repeats`` passes; torch and OpenCV use one thread per process, so "2 workers" is two cores.
+
+Run from the repository root::
+
+    python benchmarks/bench_loader.py            # the README's table, about 3 minutes
+    python benchmarks/bench_loader.py --quick    # a smoke run of about 20 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from torchvision.transforms import PILToTensor, ToTensor
+
+from single_image_dataset import SingleImageDataset, batch_loader
+
+SIZES = (64, 256)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples and one pass: a smoke run")
+    parser.add_argument("--batch-size", type=int, default=256, help="batch size of every loader (default: 256)")
+    parser.add_argument("--samples", type=int, default=8192, help="samples per timed pass at 64 px; a quarter at 256")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per figure; the median is reported")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.samples, args.repeats = 1024, 1
+    if min(args.batch_size, args.samples, args.repeats) < 1:
+        parser.error("--batch-size, --samples and --repeats should be positive")
+    _one_thread()
+
+    results = {}
+    for size in SIZES:
+        n = args.samples if size == 64 else args.samples // 4
+        n -= n % args.batch_size or 0
+        n = max(n, args.batch_size)
+        results[size] = _measure_size(size, n, args)
+    _print_table(results, args)
+    return 0
+
+
+def _measure_size(size: int, n: int, args: argparse.Namespace) -> dict[str, float]:
+    plain = SingleImageDataset(num_imgs=n, img_size=size, backend="fast")
+    rates: dict[str, float] = {}
+    rates["render"] = _rate(lambda: [_touch_pil(plain.render(plain.params(i))) for i in range(n)], n, args.repeats)
+    for name, transform, workers in (
+        ("ToTensor, 0 workers", ToTensor(), 0),
+        ("ToTensor, 2 workers", ToTensor(), 2),
+        ("PILToTensor, 2 workers", PILToTensor(), 2),
+    ):
+        ds = SingleImageDataset(num_imgs=n, img_size=size, backend="fast", transform=transform)
+        loader = DataLoader(ds, batch_size=args.batch_size, num_workers=workers, persistent_workers=workers > 0)
+        rates[name] = _loader_rate(loader, n, args.repeats)
+    for workers in (0, 2):
+        loader = batch_loader(plain, args.batch_size, num_workers=workers, persistent_workers=workers > 0)
+        rates[f"batch_loader, {workers} workers"] = _loader_rate(loader, n, args.repeats)
+    params_n = 20 * n
+    many = SingleImageDataset(num_imgs=params_n, img_size=size)
+    rates["params, per sample"] = _rate(lambda: [many.params(i) for i in range(params_n // 10)], params_n // 10,
+                                        args.repeats)
+    batches = [np.arange(k, min(k + args.batch_size, params_n)) for k in range(0, params_n, args.batch_size)]
+    rates["params, batched"] = _rate(lambda: [many.params_batch(b) for b in batches], params_n, args.repeats)
+    return rates
+
+
+def _touch_pil(image: object) -> None:
+    image.tobytes()  # type: ignore[attr-defined]
+
+
+def _touch(batch: torch.Tensor) -> int:
+    flat = batch.reshape(-1).view(torch.uint8) if batch.dtype != torch.uint8 else batch.reshape(-1)
+    return int(flat[::4096].sum())
+
+
+def _loader_rate(loader: Iterable, n: int, repeats: int) -> float:
+    def one_pass() -> None:
+        for images, _ in loader:
+            _touch(images)
+
+    one_pass()  # start (persistent) workers and warm caches
+    return _rate(one_pass, n, repeats)
+
+
+def _rate(work: Callable[[], object], n: int, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return n / statistics.median(times)
+
+
+def _print_table(results: dict[int, dict[str, float]], args: argparse.Namespace) -> None:
+    names = list(next(iter(results.values())))
+    print("| path | " + " | ".join(f"{s} px /s" for s in results) + " | " +
+          " | ".join(f"{s} px vs render" for s in results) + " |")
+    print("|---|" + "---:|" * (2 * len(results)))
+    for name in names:
+        cells = [f"{results[s][name]:,.0f}" for s in results]
+        ratios = [f"{results[s][name] / results[s]['render']:.2f}x" for s in results]
+        print(f"| {name} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    print()
+    for size, r in results.items():
+        print(
+            f"{size} px: batch_loader 2 workers / render = {r['batch_loader, 2 workers'] / r['render']:.2f}x, "
+            f"/ ToTensor 2 workers = {r['batch_loader, 2 workers'] / r['ToTensor, 2 workers']:.2f}x; "
+            f"batched / per-sample params = {r['params, batched'] / r['params, per sample']:.1f}x"
+        )
+    from single_image_dataset.render import fast
+
+    print(
+        f"\nbatch {args.batch_size}, median of {args.repeats} passes, one thread per process; fast renderer: "
+        f"{fast.implementation()}; torch {torch.__version__}."
+    )
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
