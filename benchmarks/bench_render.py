@@ -1,6 +1,6 @@
 """Throughput of the renderers against reading the same samples back from a JPEG ImageFolder.
 
-For img_size 32, 64 and 256 and for a small (the default 1000x872 Hubble image) and a large
+For img_size 32, 64 and 256 and for a small (the embedded 1000x872 Hubble image) and a large
 (the same image upscaled to 2560x1920) source, prints a markdown table of:
 
 - samples per CPU second (torch and OpenCV limited to one thread) of ``dataset[i]`` for the
@@ -38,7 +38,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder
 
-from single_image_dataset import DEFAULT_IMAGE, SingleImageDataset, load_image
+from single_image_dataset import HUBBLE_IMAGE, SingleImageDataset, load_image
 
 SIZES = (32, 64, 256)
 LARGE_SIZE = (2560, 1920)
@@ -86,7 +86,7 @@ SOURCES = ("small 1000x872", "large 2560x1920")
 
 
 def _source(label: str) -> Image.Image:
-    image = load_image(DEFAULT_IMAGE)
+    image = load_image(HUBBLE_IMAGE)
     return image if label.startswith("small") else image.resize(LARGE_SIZE, Image.Resampling.BICUBIC)
 
 
@@ -95,7 +95,7 @@ def _one_thread() -> None:
     try:
         import cv2
     except ImportError:
-        sys.exit('the benchmark needs OpenCV for backend="fast": pip install "single_image_dataset[fast]"')
+        sys.exit('the benchmark needs OpenCV for backend="fast": pip install -e ".[fast]"')
     cv2.setNumThreads(1)
 
 

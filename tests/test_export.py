@@ -213,10 +213,10 @@ class TestConflicts:
         with pytest.raises(FileExistsError, match=r"already holds a different export \(.*img_size 32 there, 48 now"):
             materialize(_dataset(num_imgs=6, img_size=48), tmp_path, image_format="png", **QUIET)
 
-    def test_different_image_is_refused(self, tmp_path, coffee_path):
+    def test_different_image_is_refused(self, tmp_path, hubble_path):
         materialize(_dataset(num_imgs=6), tmp_path, image_format="png", **QUIET)
         with pytest.raises(FileExistsError, match=r"different export \(source\.pixel_sha256 '"):
-            materialize(_dataset(num_imgs=6, image=coffee_path), tmp_path, image_format="png", **QUIET)
+            materialize(_dataset(num_imgs=6, image=hubble_path), tmp_path, image_format="png", **QUIET)
 
     def test_different_format_is_refused(self, tmp_path):
         materialize(_dataset(num_imgs=6), tmp_path, image_format="png", **QUIET)
