@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import errno
 import hashlib
 import io
@@ -20,7 +19,7 @@ import torchvision
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from single_image_dataset import AugmentConfig, SingleImageDataset, export, preview
+from single_image_dataset import AugmentConfig, SingleImageDataset, export
 from single_image_dataset.export import ExportResult, estimate_bytes, image_name, materialize, shard_range
 from single_image_dataset.preview import preview_grid, save_preview
 from single_image_dataset.source import pixel_sha256
@@ -49,12 +48,6 @@ def _assert_pixels_equal(target: Path, ds: SingleImageDataset) -> None:
 
 def _live_children() -> list:
     return [p for p in multiprocessing.active_children() if p.is_alive()]
-
-
-def test_docstring_examples():
-    for module in (export, preview):
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-        assert result.attempted > 0 and result.failed == 0
 
 
 class TestNaming:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
@@ -235,7 +234,3 @@ class TestPyramidLevel:
         with pytest.raises(ValueError, match="num_levels should be at least 1, got 0"):
             g.pyramid_level(np.eye(3), 0)
 
-
-def test_docstring_examples() -> None:
-    result = doctest.testmod(g, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
