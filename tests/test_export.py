@@ -398,6 +398,17 @@ class TestPreview:
         with Image.open(path) as img:
             assert img.format == "PNG" and img.size == (4 * 32 + 5 * 3, 32 + 2 * 3)
 
+    def test_large_samples_are_shrunk_to_the_tile_size(self):
+        ds = _dataset(num_imgs=3, img_size=64)
+        grid = np.asarray(preview_grid(ds, tile_size=40))
+        assert grid.shape == (40 + 2 * 3, 3 * 40 + 4 * 3, 3)
+        shrunk = ds[2][0].resize((40, 40), Image.Resampling.BICUBIC)
+        np.testing.assert_array_equal(grid[3:43, 89:129], np.asarray(shrunk))
+        assert not grid[:3].any() and not grid[:, 43:46].any()  # black padding kept
+        assert preview_grid(ds, tile_size=None).size == (3 * 64 + 4 * 3, 64 + 2 * 3)
+
     def test_bad_arguments(self):
         with pytest.raises(ValueError, match="count and nrow should be positive and padding non-negative, got 0, 8, 3"):
             preview_grid(_dataset(num_imgs=4), count=0)
+        with pytest.raises(ValueError, match=r"tile_size should be a positive number of pixels, or None .*, got 0"):
+            preview_grid(_dataset(num_imgs=4), tile_size=0)
