@@ -28,7 +28,7 @@ except ImportError:  # the optional extension was not built (no C compiler): Ope
 
 __all__ = ["FastRenderer", "implementation"]
 
-_INSTALL_HINT = 'backend="fast" needs OpenCV, an optional extra: pip install "single_image_dataset[fast]"'
+_INSTALL_HINT = 'backend="fast" needs OpenCV, an optional extra: pip install -e ".[fast]" in the clone'
 
 # OpenCV's module, bound by _import_opencv() when a FastRenderer is built.
 cv2: Any = None
