@@ -17,8 +17,12 @@ with memory layout, so one process alone can mislead.
 
 Run from the repository root::
 
-    python benchmarks/bench_render.py            # the figures in the README
-    python benchmarks/bench_render.py --quick    # a smoke run of a few seconds
+    python benchmarks/bench_render.py            # the figures in the README (about 8 minutes)
+    python benchmarks/bench_render.py --quick    # the same table from far fewer samples (about a minute)
+
+``--quick`` measures every cell of the table, but from 16 samples in one pass and one process per cell (and
+64 samples for the DataLoader columns): a smoke run that checks the script works, whose figures are too
+noisy to quote.
 """
 
 from __future__ import annotations
@@ -47,7 +51,11 @@ BACKENDS = ("reference", "fast")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few samples and one repeat: a smoke run of seconds")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="smoke run of about a minute: every cell from 16 samples, 1 repeat, 1 process (64 DataLoader samples); "
+        "too noisy to quote",
+    )
     parser.add_argument("--samples", type=int, default=200, help="samples per timed pass (default: 200)")
     parser.add_argument("--repeats", type=int, default=5, help="timed passes; the median is reported (default: 5)")
     parser.add_argument(
