@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
@@ -277,7 +276,3 @@ class TestMapsOfArrays:
         with pytest.raises(ValueError, match=r"matrix is singular \(determinant 0\)"):
             g.invert(maps)
 
-
-def test_docstring_examples() -> None:
-    result = doctest.testmod(g, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
