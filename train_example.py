@@ -1,6 +1,6 @@
 """Self-supervised pretraining on a single image: RotNet or DeepCluster on an AlexNet, then linear probes.
 
-With no arguments: a few-minute CPU demo of RotNet on the embedded Hubble Deep Field image.
+With no arguments: a few-minute CPU demo of RotNet on the embedded default photograph (coffee).
 
     python train_example.py                                      # CPU demo
     python train_example.py --method deepcluster --k 100         # DeepCluster
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d = _DEFAULTS
     data = p.add_argument_group("data")
-    data.add_argument("--imgpath", default=d["imgpath"], help="source image (default: the embedded Hubble photo)")
+    data.add_argument("--imgpath", default=d["imgpath"], help="source image (default: the embedded coffee photograph)")
     data.add_argument("--backend", default=d["backend"], choices=available_backends(), help="dataset renderer")
     data.add_argument("--num_imgs", type=int, default=d["num_imgs"], help="training indices 0..num_imgs-1")
     data.add_argument("--val_imgs", type=int, default=d["val_imgs"], help="held-out indices for RotNet accuracy")

@@ -1,6 +1,6 @@
 """Throughput of the renderers against reading the same samples back from a JPEG ImageFolder.
 
-For img_size 32, 64 and 256 and for a small (the default 1000x872 Hubble image) and a large
+For img_size 32, 64 and 256 and for a small (the embedded 1000x872 Hubble image) and a large
 (the same image upscaled to 2560x1920) source, prints a markdown table of:
 
 - samples per CPU second (torch and OpenCV limited to one thread) of ``dataset[i]`` for the
@@ -17,8 +17,12 @@ with memory layout, so one process alone can mislead.
 
 Run from the repository root::
 
-    python benchmarks/bench_render.py            # the figures in the README
-    python benchmarks/bench_render.py --quick    # a smoke run of a few seconds
+    python benchmarks/bench_render.py            # the figures in the README (about 8 minutes)
+    python benchmarks/bench_render.py --quick    # the same table from far fewer samples (about a minute)
+
+``--quick`` measures every cell of the table, but from 16 samples in one pass and one process per cell (and
+64 samples for the DataLoader columns): a smoke run that checks the script works, whose figures are too
+noisy to quote.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder
 
-from single_image_dataset import DEFAULT_IMAGE, SingleImageDataset, load_image
+from single_image_dataset import HUBBLE_IMAGE, SingleImageDataset, load_image
 
 SIZES = (32, 64, 256)
 LARGE_SIZE = (2560, 1920)
@@ -47,7 +51,11 @@ BACKENDS = ("reference", "fast")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few samples and one repeat: a smoke run of seconds")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="smoke run of about a minute: every cell from 16 samples, 1 repeat, 1 process (64 DataLoader samples); "
+        "too noisy to quote",
+    )
     parser.add_argument("--samples", type=int, default=200, help="samples per timed pass (default: 200)")
     parser.add_argument("--repeats", type=int, default=5, help="timed passes; the median is reported (default: 5)")
     parser.add_argument(
@@ -86,7 +94,7 @@ SOURCES = ("small 1000x872", "large 2560x1920")
 
 
 def _source(label: str) -> Image.Image:
-    image = load_image(DEFAULT_IMAGE)
+    image = load_image(HUBBLE_IMAGE)
     return image if label.startswith("small") else image.resize(LARGE_SIZE, Image.Resampling.BICUBIC)
 
 
@@ -95,7 +103,7 @@ def _one_thread() -> None:
     try:
         import cv2
     except ImportError:
-        sys.exit('the benchmark needs OpenCV for backend="fast": pip install "single_image_dataset[fast]"')
+        sys.exit('the benchmark needs OpenCV for backend="fast": pip install -e ".[fast]"')
     cv2.setNumThreads(1)
 
 

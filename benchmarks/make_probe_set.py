@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from single_image_dataset import DEFAULT_IMAGE, load_image
+from single_image_dataset import DEFAULT_IMAGE, HUBBLE_IMAGE, load_image
 
 __all__ = ["CLASSES", "make_probe_set"]
 
-_COFFEE = Path(__file__).resolve().parent.parent / "tests" / "data" / "coffee.png"
+_COFFEE = DEFAULT_IMAGE
 _Pattern = Callable[[np.random.Generator, np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -124,7 +124,7 @@ def make_probe_set(
     the set is reproducible and the splits never share an image.
     """
     root = Path(root)
-    photos = {"hubble": load_image(DEFAULT_IMAGE), "coffee": load_image(coffee)}
+    photos = {"hubble": load_image(HUBBLE_IMAGE), "coffee": load_image(coffee)}
     for split_id, (split, count) in enumerate((("train", train), ("val", val))):
         for class_id, name in enumerate(CLASSES):
             folder = root / split / name
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val", type=int, default=50, help="validation images per class")
     p.add_argument("--size", type=int, default=64, help="side of the images in px")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--coffee", default=str(_COFFEE), help="path of the coffee photograph")
+    p.add_argument("--coffee", default=str(_COFFEE), help="path of the coffee photograph (default: the embedded one)")
     args = p.parse_args(argv)
     if min(args.train, args.val) < 1 or args.size < 8 or args.seed < 0:
         print("make_probe_set.py: error: --train and --val should be >= 1, --size >= 8, --seed >= 0", file=sys.stderr)

@@ -3,6 +3,15 @@
 Reproduces the data of Asano, Rupprecht & Vedaldi, "A critical analysis of self-supervision, or
 what we can learn from a single image" (ICLR 2020) as a per-index reproducible
 ``torch.utils.data.Dataset`` that drops in for ``torchvision.datasets.ImageFolder``.
+
+Example:
+    >>> import single_image_dataset as sid
+    >>> ds = sid.SingleImageDataset(num_imgs=1000, img_size=32)  # the embedded DEFAULT_IMAGE
+    >>> image, target = ds[7]
+    >>> image.size, target, len(ds)
+    ((32, 32), 0, 1000)
+    >>> ds.params(7) == sid.sample_params(ds.config, ds.source.size, 7)  # sample 7 depends on (seed, epoch, 7) only
+    True
 """
 
 from .config import IMAGENET_TRAIN_SIZE, AugmentConfig
@@ -13,13 +22,14 @@ from .params import JitterParams, ParamsBatch, SampleParams
 from .preview import preview_grid, save_preview
 from .render import Renderer, available_backends, get_renderer, register_renderer
 from .sampling import sample_params, sample_params_batch
-from .source import DEFAULT_IMAGE, load_image
+from .source import DEFAULT_IMAGE, HUBBLE_IMAGE, load_image
 from .tasks import NUM_ROTATIONS, PseudoLabelled, RotationLabels, rotate_batch
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_IMAGE",
+    "HUBBLE_IMAGE",
     "IMAGENET_TRAIN_SIZE",
     "NUM_ROTATIONS",
     "AugmentConfig",

@@ -77,7 +77,13 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; flags that map to :class:`AugmentConfig` fields default to ``None``,
-    meaning "not given", so that a ``--config`` file fills them in."""
+    meaning "not given", so that a ``--config`` file fills them in.
+
+    Example:
+        >>> args = build_parser().parse_args(["--deg", "10", "--no-cropfirst"])
+        >>> args.deg, args.cropfirst, args.shear, args.targetpath
+        (10.0, False, None, './out')
+    """
     p = OneLineErrorParser(
         prog=PROG,
         description="Make a dataset of augmented views of one image (Asano et al., ICLR 2020). Without "
@@ -87,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cfg = AugmentConfig()
     io = p.add_argument_group("input and output")
-    io.add_argument("--imgpath", metavar="PATH", help="source image (default: the embedded Hubble Deep Field)")
+    io.add_argument("--imgpath", metavar="PATH", help="source image (default: the embedded coffee-cup photograph)")
     io.add_argument("--targetpath", metavar="DIR", default="./out", help="export root (default: ./out)")
     io.add_argument("--config", metavar="FILE.toml", help="TOML preset, e.g. configs/paper_imagenet.toml")
     io.add_argument("--materialize", action="store_true", help="write the images to TARGETPATH/train/dummy")

@@ -36,7 +36,7 @@ class SingleImageDataset(VisionDataset):
 
     Args:
         image: a path, a PIL image, a ``uint8`` array/tensor, or ``None`` for the embedded
-            Hubble Deep Field photograph.
+            default photograph, :data:`DEFAULT_IMAGE`.
         config: the augmentation config; defaults to the paper's.
         backend: the renderer, one of :func:`available_backends` (``"reference"`` is
             torchvision's ops, the oracle the others are tested against).
@@ -90,7 +90,13 @@ class SingleImageDataset(VisionDataset):
 
     @property
     def targets(self) -> Sequence[int]:
-        """The class index of every sample (all 0), as a lazy sequence rather than a list."""
+        """The class index of every sample (all 0), as a lazy sequence rather than a list.
+
+        Example:
+            >>> targets = SingleImageDataset(num_imgs=1_281_167).targets
+            >>> targets, targets[-1], targets[:3]
+            ([0] * 1281167, 0, [0, 0, 0])
+        """
         return _ConstantSequence(0, len(self))
 
     @property
@@ -103,6 +109,16 @@ class SingleImageDataset(VisionDataset):
 
         Call it before iterating the DataLoader for that epoch; DataLoader workers see the
         change, including persistent ones.
+
+        Example:
+            >>> ds = SingleImageDataset(num_imgs=10, img_size=32)
+            >>> fixed = ds.params(0)
+            >>> ds.set_epoch(1)
+            >>> ds.epoch, ds.params(0) == fixed
+            (1, False)
+            >>> ds.set_epoch(0)
+            >>> ds.params(0) == fixed
+            True
         """
         epoch = operator.index(epoch)
         if epoch < 0:
@@ -110,7 +126,17 @@ class SingleImageDataset(VisionDataset):
         self._epoch.fill_(epoch)
 
     def params(self, index: int) -> SampleParams:
-        """The frozen augmentation parameters of sample ``index`` in the current epoch."""
+        """The frozen augmentation parameters of sample ``index`` in the current epoch.
+
+        Example:
+            >>> ds = SingleImageDataset(num_imgs=10, img_size=32)
+            >>> ds.params(-1) == ds.params(9)
+            True
+            >>> ds.params(10)
+            Traceback (most recent call last):
+                ...
+            IndexError: index 10 is out of range for a dataset of 10 samples
+        """
         return sample_params(self.config, self.source.size, self._check_index(index), self.epoch)
 
     def params_batch(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> ParamsBatch:
@@ -126,7 +152,18 @@ class SingleImageDataset(VisionDataset):
         return sample_params_batch(self.config, self.source.size, self._check_indices(indices), self.epoch)
 
     def render(self, params: SampleParams) -> Image.Image:
-        """Render any parameter record with this dataset's backend (no transform applied)."""
+        """Render any parameter record with this dataset's backend (no transform applied).
+
+        Example:
+            >>> import dataclasses
+            >>> ds = SingleImageDataset(num_imgs=10, img_size=32)
+            >>> params = ds.params(0)
+            >>> ds.render(params).tobytes() == ds[0][0].tobytes()
+            True
+            >>> upright = dataclasses.replace(params, angle=0.0, shear=(0.0, 0.0))  # replay without the rotation
+            >>> ds.render(upright).tobytes() == ds[0][0].tobytes()
+            False
+        """
         return self._built_renderer().render(params)
 
     def render_batch(self, params: ParamsBatch, out: torch.Tensor | None = None) -> torch.Tensor:

@@ -11,12 +11,19 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["DEFAULT_IMAGE", "ImageLike", "load_image", "pixel_sha256"]
+__all__ = ["DEFAULT_IMAGE", "HUBBLE_IMAGE", "ImageLike", "load_image", "pixel_sha256"]
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
-#: The embedded default source: the Hubble eXtreme Deep Field (NASA/ESA, public domain).
-DEFAULT_IMAGE: Path = Path(str(resources.files(__package__) / "data" / "hubble_deep_field.jpg"))
+_DATA = resources.files(__package__) / "data"
+
+#: The embedded default source: "Coffee cup" by Rachel Michetti, courtesy of Pikolo Espresso Bar (CC0), a 600x400
+#: PNG. A photograph with a clear "up" and texture, so the rotation, the shear and the black fill show in a preview.
+DEFAULT_IMAGE: Path = Path(str(_DATA / "coffee.png"))
+
+#: The Hubble eXtreme Deep Field (NASA/ESA, public domain), a 1000x872 JPEG and the former default. A deep-sky
+#: field has no "up": rotation prediction (RotNet) does not learn from it.
+HUBBLE_IMAGE: Path = Path(str(_DATA / "hubble_deep_field.jpg"))
 
 # Modes holding more than 8 bits per pixel; PIL's convert("RGB") would clip them at 255.
 _WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -36,6 +43,25 @@ def load_image(image: ImageLike | None) -> Image.Image:
         PermissionError: the file may not be read.
         ValueError: the file is not a readable image, or is truncated or corrupt.
         TypeError: an array or tensor of the wrong dtype or shape, or another type altogether.
+
+    Example:
+        >>> load_image(None).size, load_image(HUBBLE_IMAGE).size
+        ((600, 400), (1000, 872))
+        >>> load_image(torch.zeros(3, 4, 5, dtype=torch.uint8)).size  # 3 x H x W
+        (5, 4)
+        >>> load_image(np.zeros((4, 5), dtype=np.uint8)).mode  # greyscale becomes RGB
+        'RGB'
+        >>> white16 = Image.fromarray(np.full((2, 2), 65535, dtype=np.uint16))  # 16-bit: scaled, not clipped
+        >>> white16.mode, load_image(white16).getpixel((0, 0))
+        ('I;16', (255, 255, 255))
+        >>> load_image(np.zeros((4, 5, 3)))
+        Traceback (most recent call last):
+            ...
+        TypeError: image array should be uint8 HxWx3, got dtype float64
+        >>> load_image("no_such_photo.jpg")
+        Traceback (most recent call last):
+            ...
+        FileNotFoundError: image file not found: no_such_photo.jpg
     """
     if image is None:
         image = DEFAULT_IMAGE
@@ -61,7 +87,18 @@ def load_image(image: ImageLike | None) -> Image.Image:
 
 
 def pixel_sha256(image: Image.Image) -> str:
-    """SHA-256 of an RGB image's size and pixels: identifies a source whatever its file encoding."""
+    """SHA-256 of an RGB image's size and pixels: identifies a source whatever its file encoding.
+
+    Example:
+        >>> import io
+        >>> image = load_image(None)
+        >>> as_bmp = io.BytesIO()
+        >>> image.save(as_bmp, format="BMP")
+        >>> pixel_sha256(load_image(Image.open(as_bmp))) == pixel_sha256(image)
+        True
+        >>> pixel_sha256(image.rotate(180)) == pixel_sha256(image)
+        False
+    """
     digest = hashlib.sha256(f"{image.width}x{image.height}:".encode())
     digest.update(image.tobytes())
     return digest.hexdigest()

@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from single_image_dataset import DEFAULT_IMAGE, available_backends
-
-DATA = Path(__file__).parent / "data"
+from single_image_dataset import DEFAULT_IMAGE, HUBBLE_IMAGE, available_backends
 
 
 @pytest.fixture(params=available_backends())
@@ -20,14 +18,14 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def hubble_path() -> Path:
-    """The embedded default image, 1000x872 JPEG."""
-    return DEFAULT_IMAGE
+    """The embedded Hubble Deep Field, 1000x872 JPEG with a mostly black background."""
+    return HUBBLE_IMAGE
 
 
 @pytest.fixture(scope="session")
 def coffee_path() -> Path:
-    """A second real photograph, 600x400 PNG (CC0, scikit-image's ``coffee``)."""
-    return DATA / "coffee.png"
+    """The embedded default image, a 600x400 PNG photograph (CC0, scikit-image's ``coffee``)."""
+    return DEFAULT_IMAGE
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from single_image_dataset import AugmentConfig, SingleImageDataset, available_backends, export
+from single_image_dataset import DEFAULT_IMAGE, AugmentConfig, SingleImageDataset, available_backends, export
 from single_image_dataset.cli import main
 
 if sys.version_info >= (3, 11):
@@ -171,6 +171,16 @@ class TestModes:
         with Image.open(tmp_path / "preview.png") as img:
             assert img.size == (8 * 32 + 9 * 3, 32 + 2 * 3)
         assert sorted(os.listdir(tmp_path)) == ["preview.png"]
+
+    def test_the_no_argument_run_writes_a_preview_for_a_glance(self, tmp_path, monkeypatch, capsys):
+        monkeypatch.chdir(tmp_path)
+        code, out, _ = _run([], capsys)
+        assert code == 0 and f"source: {DEFAULT_IMAGE} (600x400 px)" in out
+        preview = tmp_path / "out" / "preview.png"
+        with Image.open(preview) as img:
+            # 64 samples of 256 px, shrunk to 96 px tiles: 795 px square instead of 2075.
+            assert img.size == (8 * 96 + 9 * 3,) * 2
+        assert preview.stat().st_size < 1_000_000
 
     def test_debug_exports_64_images_of_32_px_and_a_grid(self, tmp_path, capsys):
         code, out, _ = _run(["--debug", "--img_size", "64", "--format", "png", "--targetpath", str(tmp_path)], capsys)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import errno
 import hashlib
 import io
@@ -22,7 +21,7 @@ from PIL import Image
 from torchvision.datasets import ImageFolder
 
 import single_image_dataset
-from single_image_dataset import AugmentConfig, SingleImageDataset, export, preview, render
+from single_image_dataset import AugmentConfig, SingleImageDataset, export, render
 from single_image_dataset.export import ExportResult, estimate_bytes, image_name, materialize, shard_range
 from single_image_dataset.preview import preview_grid, save_preview
 from single_image_dataset.source import pixel_sha256
@@ -51,12 +50,6 @@ def _assert_pixels_equal(target: Path, ds: SingleImageDataset) -> None:
 
 def _live_children() -> list:
     return [p for p in multiprocessing.active_children() if p.is_alive()]
-
-
-def test_docstring_examples():
-    for module in (export, export.target, export.manifest, preview):
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-        assert result.attempted > 0 and result.failed == 0
 
 
 class TestNaming:
@@ -206,10 +199,10 @@ class TestConflicts:
         with pytest.raises(FileExistsError, match=r"already holds a different export \(.*img_size 32 there, 48 now"):
             materialize(_dataset(num_imgs=6, img_size=48), tmp_path, image_format="png", **QUIET)
 
-    def test_different_image_is_refused(self, tmp_path, coffee_path):
+    def test_different_image_is_refused(self, tmp_path, hubble_path):
         materialize(_dataset(num_imgs=6), tmp_path, image_format="png", **QUIET)
         with pytest.raises(FileExistsError, match=r"different export \(source\.pixel_sha256 '"):
-            materialize(_dataset(num_imgs=6, image=coffee_path), tmp_path, image_format="png", **QUIET)
+            materialize(_dataset(num_imgs=6, image=hubble_path), tmp_path, image_format="png", **QUIET)
 
     def test_different_format_is_refused(self, tmp_path):
         materialize(_dataset(num_imgs=6), tmp_path, image_format="png", **QUIET)
@@ -473,6 +466,17 @@ class TestPreview:
         with Image.open(path) as img:
             assert img.format == "PNG" and img.size == (4 * 32 + 5 * 3, 32 + 2 * 3)
 
+    def test_large_samples_are_shrunk_to_the_tile_size(self):
+        ds = _dataset(num_imgs=3, img_size=64)
+        grid = np.asarray(preview_grid(ds, tile_size=40))
+        assert grid.shape == (40 + 2 * 3, 3 * 40 + 4 * 3, 3)
+        shrunk = ds[2][0].resize((40, 40), Image.Resampling.BICUBIC)
+        np.testing.assert_array_equal(grid[3:43, 89:129], np.asarray(shrunk))
+        assert not grid[:3].any() and not grid[:, 43:46].any()  # black padding kept
+        assert preview_grid(ds, tile_size=None).size == (3 * 64 + 4 * 3, 64 + 2 * 3)
+
     def test_bad_arguments(self):
         with pytest.raises(ValueError, match="count and nrow should be positive and padding non-negative, got 0, 8, 3"):
             preview_grid(_dataset(num_imgs=4), count=0)
+        with pytest.raises(ValueError, match=r"tile_size should be a positive number of pixels, or None .*, got 0"):
+            preview_grid(_dataset(num_imgs=4), tile_size=0)

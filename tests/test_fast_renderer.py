@@ -324,7 +324,7 @@ class _ThreadsInWorker(Dataset):
 class TestWithoutOpenCV:
     def test_building_raises_one_line_naming_the_extra(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(sys.modules, "cv2", None)  # makes "import cv2" raise ImportError
-        one_line = r'^backend="fast" needs OpenCV[^\n]*: pip install "single_image_dataset\[fast\]"$'
+        one_line = r'^backend="fast" needs OpenCV[^\n]*: pip install -e "\.\[fast\]" in the clone$'
         with pytest.raises(ImportError, match=one_line):
             get_renderer("fast", Image.new("RGB", (8, 8)))
 
@@ -342,5 +342,5 @@ class TestWithoutOpenCV:
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
         assert result.stdout.splitlines() == [
             "('reference', 'fast')",
-            'backend="fast" needs OpenCV, an optional extra: pip install "single_image_dataset[fast]"',
+            'backend="fast" needs OpenCV, an optional extra: pip install -e ".[fast]" in the clone',
         ]

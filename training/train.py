@@ -51,7 +51,7 @@ class TrainConfig:
 
     Args:
         method: ``"rotnet"`` or ``"deepcluster"``.
-        imgpath: the source image; ``None`` is the embedded Hubble Deep Field photo.
+        imgpath: the source image; ``None`` is the embedded default photograph (coffee).
         backend: the dataset's renderer.
         num_imgs: training indices ``0 .. num_imgs - 1`` of the dataset.
         val_imgs: held-out indices ``num_imgs ..`` on which RotNet's rotation accuracy is measured.

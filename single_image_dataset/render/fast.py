@@ -31,7 +31,7 @@ __all__ = ["IMPLEMENTATIONS", "FastRenderer", "implementation"]
 
 IMPLEMENTATIONS = ("native", "opencv")
 
-_INSTALL_HINT = 'backend="fast" needs OpenCV, an optional extra: pip install "single_image_dataset[fast]"'
+_INSTALL_HINT = 'backend="fast" needs OpenCV, an optional extra: pip install -e ".[fast]" in the clone'
 
 # OpenCV's module and the OpenCV implementation (render/_opencv.py), bound by _import_opencv() when a
 # FastRenderer is built.
