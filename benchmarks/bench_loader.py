@@ -8,7 +8,7 @@ At 64 and 256 px (fast backend, the default source image), measured side by side
 - ``PILToTensor, 2 workers``: the same with uint8 tensors;
 - ``batch_loader, w workers``: :func:`single_image_dataset.batch_loader`, uint8 batches, 0 and 2 workers;
 - the sampler alone: parameter sets per second, per sample (``ds.params(i)``) and batched
-  (``ds.params_batch(indices)``).
+  (``ds.params_batch(indices)``, by the batch size and by 4096).
 
 Every loader delivers batches of ``--batch-size`` to a consumer that reads a byte of every page of each
 batch. Workers are persistent and warmed up by one untimed pass. Each figure is the median of
@@ -79,8 +79,10 @@ def _measure_size(size: int, n: int, args: argparse.Namespace) -> dict[str, floa
     many = SingleImageDataset(num_imgs=params_n, img_size=size)
     rates["params, per sample"] = _rate(lambda: [many.params(i) for i in range(params_n // 10)], params_n // 10,
                                         args.repeats)
-    batches = [np.arange(k, min(k + args.batch_size, params_n)) for k in range(0, params_n, args.batch_size)]
-    rates["params, batched"] = _rate(lambda: [many.params_batch(b) for b in batches], params_n, args.repeats)
+    for size in (args.batch_size, 4096):
+        batches = [np.arange(k, min(k + size, params_n)) for k in range(0, params_n, size)]
+        rates[f"params, batched by {size}"] = _rate(lambda b=batches: [many.params_batch(x) for x in b], params_n,
+                                                   args.repeats)
     return rates
 
 
@@ -125,7 +127,8 @@ def _print_table(results: dict[int, dict[str, float]], args: argparse.Namespace)
         print(
             f"{size} px: batch_loader 2 workers / render = {r['batch_loader, 2 workers'] / r['render']:.2f}x, "
             f"/ ToTensor 2 workers = {r['batch_loader, 2 workers'] / r['ToTensor, 2 workers']:.2f}x; "
-            f"batched / per-sample params = {r['params, batched'] / r['params, per sample']:.1f}x"
+            f"batched (by {args.batch_size}) / per-sample params = "
+            f"{r[f'params, batched by {args.batch_size}'] / r['params, per sample']:.1f}x"
         )
     from single_image_dataset.render import fast
 

@@ -55,7 +55,7 @@ Affine = tuple[_Value, _Value, _Value, _Value, _Value, _Value]
 def _elementwise(fn: Callable[[float], Any], x: _Value) -> Any:
     """``fn(x)`` for a float; for an array, ``fn`` of each element, so both give the same bits."""
     if isinstance(x, np.ndarray):
-        return np.array([fn(v) for v in x.tolist()])
+        return np.array(list(map(fn, x.tolist())))
     return fn(x)
 
 
