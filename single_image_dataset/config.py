@@ -1,4 +1,9 @@
-"""The one configuration object shared by the Dataset, the CLI and the TOML presets in ``configs/``."""
+"""The one configuration object shared by the Dataset, the CLI and the TOML presets in ``configs/``.
+
+:class:`AugmentConfig` configures the image dataset; the fake-video clips' config
+(:class:`~single_image_dataset.video.VideoConfig`) shares its machinery (validation, TOML, ``replace``) and
+the checks of the fields both have.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from .sampling import check_fit
 
@@ -21,9 +26,89 @@ __all__ = ["AugmentConfig", "IMAGENET_TRAIN_SIZE"]
 
 IMAGENET_TRAIN_SIZE = 1_281_167
 
+_C = TypeVar("_C", bound="_Config")
+
+
+class _Config:
+    """What the frozen config dataclasses share: type checks, TOML and dict round trips, ``replace``.
+
+    A subclass is a frozen dataclass that lists the lengths of its tuple fields in ``_TUPLE_LENGTHS``
+    and checks its values in ``_check_ranges``. Every field is checked in ``__post_init__``, so an
+    invalid value fails when the config is built, not hours into an export.
+    """
+
+    _TUPLE_LENGTHS: ClassVar[Mapping[str, int]] = {}
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            _check_type(f.name, value, f.type, self._TUPLE_LENGTHS)
+            # TOML and argparse hand over lists and ints; store tuples of floats and floats, so the
+            # config stays hashable and prints the same however it was built.
+            if f.name in self._TUPLE_LENGTHS:
+                object.__setattr__(self, f.name, tuple(float(v) for v in value))
+            elif f.type == "float":
+                object.__setattr__(self, f.name, float(value))
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def area_range(self) -> tuple[float, float]:
+        """The range of the resized crop's area fraction, ``(1 / scale[0], 1 / scale[1])``."""
+        scale = self.scale  # type: ignore[attr-defined]
+        return (1.0 / scale[0], 1.0 / scale[1])
+
+    def replace(self: _C, **changes: Any) -> _C:
+        """A copy with ``changes`` applied and validated.
+
+        Raises:
+            TypeError: an unknown name, as :func:`dataclasses.replace` raises; or a value of the wrong type.
+            ValueError: a value out of range.
+        """
+        _check_keys(type(self), changes, f"{type(self).__name__}.replace()", TypeError)
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/TOML-serialisable values (tuples become lists)."""
+        values = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+    def to_toml(self) -> str:
+        """The config as a flat TOML preset that :meth:`from_toml` reads back to an equal config."""
+        return "\n".join(f"{key} = {_toml_value(value)}" for key, value in self.to_dict().items())
+
+    @classmethod
+    def from_dict(cls: type[_C], values: Mapping[str, Any], **overrides: Any) -> _C:
+        """Build from a mapping (e.g. a parsed preset); unknown keys raise ``ValueError``."""
+        merged = {**values, **overrides}
+        _check_keys(cls, merged, "config")
+        return cls(**merged)
+
+    @classmethod
+    def from_toml(cls: type[_C], path: str | Path, **overrides: Any) -> _C:
+        """Read a TOML preset such as ``configs/paper_imagenet.toml``; ``overrides`` win over the file.
+
+        Raises:
+            FileNotFoundError: the file does not exist.
+            ValueError: malformed TOML, an unknown key, or an invalid value.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+        try:
+            return cls.from_dict(values, **overrides)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"config file {path}: {exc}") from None
+
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(_Config):
     """Everything that defines a single-image dataset apart from its source image.
 
     The defaults are those of the paper's ``make_dataset_single.py``. Every field is checked in
@@ -73,104 +158,61 @@ class AugmentConfig:
     jitter_p: float = 0.5
     debug: bool = False
 
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            _check_type(f.name, getattr(self, f.name), f.type)
-        # TOML and argparse hand over lists; store tuples of floats so the config stays hashable.
-        object.__setattr__(self, "scale", tuple(float(v) for v in self.scale))
-        object.__setattr__(self, "jitter", tuple(float(v) for v in self.jitter))
-        for name in ("deg", "shear", "initcrop", "jitter_p"):
-            object.__setattr__(self, name, float(getattr(self, name)))
-        self._check_ranges()
+    _TUPLE_LENGTHS: ClassVar[Mapping[str, int]] = {"scale": 2, "jitter": 4}
 
     def _check_ranges(self) -> None:
-        if self.img_size < 1:
-            raise ValueError(f"img_size should be a positive number of pixels, got {self.img_size}")
-        if self.num_imgs < 1:
-            raise ValueError(f"num_imgs should be at least 1, got {self.num_imgs}")
-        if not 0 <= self.seed < 2**63:
-            raise ValueError(f"seed should be in [0, 2**63), got {self.seed}")
+        _check_output(self)
         if not 0 <= self.deg <= 180:
             raise ValueError(f"deg should be in [0, 180] degrees, got {self.deg:g}")
         if not 0 <= self.shear < 90:
             raise ValueError(f"shear should be in [0, 90) degrees, got {self.shear:g}")
-        if not 0 < self.initcrop <= 1:
-            raise ValueError(f"initcrop should be in (0, 1], got {self.initcrop:g}")
-        s0, s1 = self.scale
-        if not (math.isfinite(s0) and math.isfinite(s1) and s0 >= s1 > 0):
-            raise ValueError(
-                "scale should be two inverse area fractions (max, min) with scale[0] >= scale[1] > 0, "
-                f"e.g. (500, 1), got {self.scale}"
-            )
-        if s0 <= 1:
-            raise ValueError(
-                f"scale={self.scale} draws crop areas of at least {1 / s0:g} times the image, so the crop "
-                "box never fits; scale[0] must exceed 1 (the paper uses 500 1)"
-            )
-        check_fit(self)  # the config alone; the dataset checks again on its source
-        brightness, contrast, saturation, hue = self.jitter
-        for name, value in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"jitter {name} should be a non-negative number, got {value:g}")
-        if not 0 <= hue <= 0.5:
-            raise ValueError(f"jitter hue should be in [0, 0.5], got {hue:g}")
-        if not 0 <= self.jitter_p <= 1:
-            raise ValueError(f"jitter_p should be a probability in [0, 1], got {self.jitter_p:g}")
+        _check_crops(self)
+        _check_jitter(self)
 
     @property
     def resize_size(self) -> int:
         """Side of the random resized crop: ``sqrt(2) * img_size``, so a 45° turn leaves no corners."""
         return int(math.sqrt(2) * self.img_size)
 
-    @property
-    def area_range(self) -> tuple[float, float]:
-        """The range of the resized crop's area fraction, ``(1 / scale[0], 1 / scale[1])``."""
-        return (1.0 / self.scale[0], 1.0 / self.scale[1])
 
-    def replace(self, **changes: Any) -> AugmentConfig:
-        """A copy with ``changes`` applied and validated.
+def _check_output(config: Any) -> None:
+    """The checks of ``img_size``, ``num_imgs`` and ``seed``."""
+    if config.img_size < 1:
+        raise ValueError(f"img_size should be a positive number of pixels, got {config.img_size}")
+    if config.num_imgs < 1:
+        raise ValueError(f"num_imgs should be at least 1, got {config.num_imgs}")
+    if not 0 <= config.seed < 2**63:
+        raise ValueError(f"seed should be in [0, 2**63), got {config.seed}")
 
-        Raises:
-            TypeError: an unknown name, as :func:`dataclasses.replace` raises; or a value of the wrong type.
-            ValueError: a value out of range.
-        """
-        _check_keys(changes, "AugmentConfig.replace()", TypeError)
-        return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/TOML-serialisable values (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+def _check_crops(config: Any) -> None:
+    """The checks of ``initcrop`` and ``scale``, and whether the crop box fits (:func:`check_fit`)."""
+    if not 0 < config.initcrop <= 1:
+        raise ValueError(f"initcrop should be in (0, 1], got {config.initcrop:g}")
+    s0, s1 = config.scale
+    if not (math.isfinite(s0) and math.isfinite(s1) and s0 >= s1 > 0):
+        raise ValueError(
+            "scale should be two inverse area fractions (max, min) with scale[0] >= scale[1] > 0, "
+            f"e.g. (500, 1), got {config.scale}"
+        )
+    if s0 <= 1:
+        raise ValueError(
+            f"scale={config.scale} draws crop areas of at least {1 / s0:g} times the image, so the crop "
+            "box never fits; scale[0] must exceed 1 (the paper uses 500 1)"
+        )
+    check_fit(config)  # the config alone; the dataset checks again on its source
 
-    def to_toml(self) -> str:
-        """The config as a flat TOML preset that :meth:`from_toml` reads back to an equal config."""
-        return "\n".join(f"{key} = {_toml_value(value)}" for key, value in self.to_dict().items())
 
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], **overrides: Any) -> AugmentConfig:
-        """Build from a mapping (e.g. a parsed preset); unknown keys raise ``ValueError``."""
-        merged = {**values, **overrides}
-        _check_keys(merged, "config")
-        return cls(**merged)
-
-    @classmethod
-    def from_toml(cls, path: str | Path, **overrides: Any) -> AugmentConfig:
-        """Read a TOML preset such as ``configs/paper_imagenet.toml``; ``overrides`` win over the file.
-
-        Raises:
-            FileNotFoundError: the file does not exist.
-            ValueError: malformed TOML, an unknown key, or an invalid value.
-        """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        try:
-            values = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
-        try:
-            return cls.from_dict(values, **overrides)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"config file {path}: {exc}") from None
+def _check_jitter(config: Any) -> None:
+    """The checks of ``jitter`` and ``jitter_p``."""
+    brightness, contrast, saturation, hue = config.jitter
+    for name, value in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"jitter {name} should be a non-negative number, got {value:g}")
+    if not 0 <= hue <= 0.5:
+        raise ValueError(f"jitter hue should be in [0, 0.5], got {hue:g}")
+    if not 0 <= config.jitter_p <= 1:
+        raise ValueError(f"jitter_p should be a probability in [0, 1], got {config.jitter_p:g}")
 
 
 def _toml_value(value: Any) -> str:
@@ -181,22 +223,14 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
-def _field_names() -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(AugmentConfig))
-
-
-def _check_keys(values: Mapping[str, Any], where: str, error: type[Exception] = ValueError) -> None:
-    unknown = sorted(set(values) - set(_field_names()))
+def _check_keys(cls: type, values: Mapping[str, Any], where: str, error: type[Exception] = ValueError) -> None:
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
     if unknown:
-        raise error(
-            f"unknown key {unknown[0]!r} in {where}; valid keys are: {', '.join(_field_names())}"
-        )
+        raise error(f"unknown key {unknown[0]!r} in {where}; valid keys are: {', '.join(names)}")
 
 
-_TUPLE_LENGTHS = {"scale": 2, "jitter": 4}
-
-
-def _check_type(name: str, value: Any, annotation: str) -> None:
+def _check_type(name: str, value: Any, annotation: str, tuple_lengths: Mapping[str, int]) -> None:
     """Reject values of the wrong kind with a message naming the field (bools are not numbers here)."""
     if annotation == "bool":
         ok = isinstance(value, bool)
@@ -208,7 +242,7 @@ def _check_type(name: str, value: Any, annotation: str) -> None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         expected = "a number"
     else:
-        n = _TUPLE_LENGTHS[name]
+        n = tuple_lengths[name]
         ok = (
             isinstance(value, (tuple, list))
             and len(value) == n

@@ -118,7 +118,7 @@ class SampleParams:
         jitter = values.pop("jitter")
         return cls(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()},
-            jitter=None if jitter is None else JitterParams(**{**jitter, "order": tuple(jitter["order"])}),
+            jitter=_jitter_from_dict(jitter),
         )
 
 
@@ -251,6 +251,11 @@ class ParamsBatch:
             debug_size=self.debug_size,
             jitter=jitter,
         )
+
+
+def _jitter_from_dict(values: dict[str, Any] | None) -> JitterParams | None:
+    """The :class:`JitterParams` (or ``None``) that a record's ``to_dict`` wrote."""
+    return None if values is None else JitterParams(**{**values, "order": tuple(values["order"])})
 
 
 def _listify(value: Any) -> Any:

@@ -58,11 +58,14 @@ def save_preview(
     tile_size: int | None = PREVIEW_TILE_SIZE,
 ) -> Path:
     """Write :func:`preview_grid` as a PNG at ``path`` (creating its folder) and return the path."""
-    path = Path(path)
-    grid = preview_grid(dataset, count, nrow, padding, tile_size)
+    return _write_png(preview_grid(dataset, count, nrow, padding, tile_size), Path(path))
+
+
+def _write_png(image: Image.Image, path: Path) -> Path:
+    """Save ``image`` as a PNG at ``path``, creating its folder; an ``OSError`` names the preview."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        grid.save(path, format="PNG")
+        image.save(path, format="PNG")
     except OSError as exc:
         raise type(exc)(exc.errno, f"cannot write the preview {path}: {exc.strerror}") from None
     return path

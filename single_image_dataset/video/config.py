@@ -1,0 +1,85 @@
+"""The configuration of a fake-video dataset, shared by the dataset, the CLI and ``configs/fakevideo.toml``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..config import AugmentConfig, _check_crops, _check_jitter, _check_output, _Config
+
+__all__ = ["VideoConfig"]
+
+
+@dataclass(frozen=True)
+class VideoConfig(_Config):
+    """Everything that defines a fake-video dataset apart from its source image.
+
+    The defaults are those of Asano & Saeed's ``make_fakevideo_dataset.py`` ("The Augmented Image
+    Prior", ICLR 2023): 200,000 clips of 16 frames of 230 px. Each clip is an initial square crop, two
+    random-resized-crop boxes in it and a camera move from the first box to the second, with one colour
+    jitter for the whole clip (see :func:`~single_image_dataset.video.sample_clip_params`). Validated like
+    :class:`~single_image_dataset.AugmentConfig`, whose fields of the same name mean the same; derive
+    variants with :meth:`replace`.
+
+    Args:
+        clip_len: frames per clip (at least 2: the move's first and last box).
+        img_size: side of the square frames, in pixels.
+        num_imgs: number of clips, the dataset's length (named as the image config's, which the CLI shares).
+        seed: seed of the per-index random streams (a non-negative integer).
+        initcrop: relative side of the initial square crop, in ``(0, 1]``; the recipe always makes it.
+        scale: inverse area range of the two boxes: each area fraction is drawn from
+            ``U(1 / scale[0], 1 / scale[1])`` of the initial crop.
+        jitter: colour-jitter strengths (brightness, contrast, saturation, hue), with torchvision
+            ``ColorJitter`` semantics.
+        jitter_p: probability that the colour jitter is applied to a clip.
+
+    Example:
+        >>> cfg = VideoConfig(clip_len=8, img_size=64)
+        >>> cfg.clip_len, cfg.num_imgs, cfg.area_range
+        (8, 200000, (0.002, 1.0))
+        >>> VideoConfig(clip_len=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: clip_len should be at least 2 frames (the camera move's first and last), got 1
+    """
+
+    clip_len: int = 16
+    img_size: int = 230
+    num_imgs: int = 200_000
+    seed: int = 0
+    initcrop: float = 0.5
+    scale: tuple[float, float] = (500.0, 1.0)
+    jitter: tuple[float, float, float, float] = field(default=(0.4, 0.4, 0.4, 0.1))
+    jitter_p: float = 0.5
+
+    _TUPLE_LENGTHS: ClassVar[Mapping[str, int]] = {"scale": 2, "jitter": 4}
+    #: The recipe always starts with the initial square crop (what ``sampling.crop_region`` reads).
+    cropfirst: ClassVar[bool] = True
+
+    def _check_ranges(self) -> None:
+        if self.clip_len < 2:
+            raise ValueError(
+                f"clip_len should be at least 2 frames (the camera move's first and last), got {self.clip_len}"
+            )
+        _check_output(self)
+        _check_crops(self)
+        _check_jitter(self)
+
+    def frame_config(self) -> AugmentConfig:
+        """The image config of the same crop and jitter with no rotation, shear, flip or random interpolation.
+
+        A frame is that config's initial crop, resized crop and jitter, resized straight to ``img_size``
+        (without the image recipe's ``sqrt(2)`` margin and centre crop). :class:`FakeVideoDataset` checks
+        its source and builds its renderer with it.
+
+        Example:
+            >>> frames = VideoConfig(img_size=64).frame_config()
+            >>> frames.img_size, frames.deg, frames.shear, frames.jitter == VideoConfig().jitter
+            (64, 0.0, 0.0, True)
+        """
+        return AugmentConfig(
+            img_size=self.img_size, num_imgs=self.num_imgs, seed=self.seed, deg=0.0, shear=0.0, vflip=False,
+            cropfirst=True, initcrop=self.initcrop, scale=self.scale, randinterp=False, jitter=self.jitter,
+            jitter_p=self.jitter_p, debug=False,
+        )

@@ -1,0 +1,153 @@
+"""``FakeVideoDataset``: one photograph as a virtual, per-index reproducible dataset of fake-video clips."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+from torchvision.datasets import VisionDataset
+
+from ..dataset import SingleImageDataset
+from ..params import ParamsBatch
+from ..source import ImageLike
+from .config import VideoConfig
+from .params import ClipParams
+from .sampling import sample_clip_params
+
+__all__ = ["FakeVideoDataset"]
+
+
+class FakeVideoDataset(VisionDataset):
+    """``num_imgs`` fake-video clips of one image (Asano & Saeed, ICLR 2023), each made when indexed.
+
+    Clip ``i`` is a camera move over the source: ``clip_len`` frames whose boxes move linearly from one
+    random resized crop to another inside a random square crop, with one colour jitter for the whole clip
+    (:class:`ClipParams`). Like :class:`~single_image_dataset.SingleImageDataset` it is a pure function of
+    (source pixels, config, epoch, ``i``): the same clip on every call, in every process and with any
+    ``num_workers``, and :meth:`set_epoch` reaches the DataLoader's workers. It returns ``(clip, 0)``,
+    ``clip`` a ``uint8`` tensor ``T x 3 x H x W``, torchvision's TCHW video layout, with the single class
+    ``"dummy"``.
+
+    A clip's frames are image samples without rotation, flip or centre-crop margin
+    (:meth:`ClipParams.frames`), so every image renderer renders them: ``"reference"`` (torchvision's ops
+    on PIL, frame by frame: the crop, ``F.resized_crop`` bicubic and antialiased, the jitter; the oracle)
+    or ``"fast"`` (each frame one warp of the image pyramid, all the clip's frames in one call of the
+    native kernels; frame by frame with OpenCV where they were not built), or any other registered
+    backend.
+
+    Args:
+        image: a path, a PIL image, a ``uint8`` array/tensor, or ``None`` for the embedded default
+            photograph, :data:`~single_image_dataset.DEFAULT_IMAGE`.
+        config: the clip config; defaults to the paper's.
+        backend: the renderer, one of :func:`~single_image_dataset.available_backends`.
+        transform: applied to each clip tensor.
+        **overrides: fields of :class:`VideoConfig` (``clip_len``, ``num_imgs``, ``img_size``, ...)
+            applied on top of ``config``.
+
+    Raises:
+        FileNotFoundError, IsADirectoryError, ValueError, TypeError: bad image or config; the message
+            names the problem.
+
+    Example:
+        >>> ds = FakeVideoDataset(num_imgs=100, clip_len=4, img_size=32)
+        >>> clip, y = ds[0]
+        >>> tuple(clip.shape), clip.dtype, y, len(ds)
+        ((4, 3, 32, 32), torch.uint8, 0, 100)
+    """
+
+    def __init__(
+        self,
+        image: ImageLike | None = None,
+        *,
+        config: VideoConfig | None = None,
+        backend: str = "reference",
+        transform: Callable[[torch.Tensor], Any] | None = None,
+        **overrides: Any,
+    ) -> None:
+        config = (config or VideoConfig()).replace(**overrides)
+        # The frames are image samples of one source: an image dataset of the clips' crop and jitter
+        # settings checks the source, holds the renderer and the epoch (shared with DataLoader workers)
+        # and checks indices for this one.
+        self._stills = SingleImageDataset(image, config=config.frame_config(), backend=backend)
+        super().__init__(self._stills.root, transform=transform)
+        self.config = config
+        self.backend = backend
+        self.classes = ["dummy"]
+        self.class_to_idx = {"dummy": 0}
+
+    @property
+    def source(self) -> Image.Image:
+        """The RGB source image."""
+        return self._stills.source
+
+    @property
+    def targets(self) -> Sequence[int]:
+        """The class index of every clip (all 0), as a lazy sequence."""
+        return self._stills.targets
+
+    @property
+    def epoch(self) -> int:
+        """The current epoch (0 unless :meth:`set_epoch` was called)."""
+        return self._stills.epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw fresh clips for ``epoch``; epoch 0 is the default fixed dataset.
+
+        As :meth:`SingleImageDataset.set_epoch <single_image_dataset.SingleImageDataset.set_epoch>`:
+        call it before iterating the DataLoader for that epoch; its workers see the change.
+        """
+        self._stills.set_epoch(epoch)
+
+    def params(self, index: int) -> ClipParams:
+        """The frozen parameters of clip ``index`` in the current epoch.
+
+        Example:
+            >>> ds = FakeVideoDataset(num_imgs=10, clip_len=4, img_size=32)
+            >>> p = ds.params(-1)
+            >>> p == ds.params(9), len(p.frame_boxes()), p.frame_boxes()[-1] == p.end_box
+            (True, 4, True)
+        """
+        return sample_clip_params(self.config, self.source.size, self._stills._check_index(index), self.epoch)
+
+    def render(self, params: ClipParams, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Render any clip record with this dataset's backend into a ``uint8`` ``T x 3 x S x S`` tensor.
+
+        Frame ``t`` is byte for byte the backend's image of ``params.frames()[t]`` (no transform applied).
+
+        Args:
+            params: the clip, e.g. from :meth:`params`.
+            out: where to write, as for :meth:`SingleImageDataset.render_batch
+                <single_image_dataset.SingleImageDataset.render_batch>`; a new tensor when ``None``.
+
+        Raises:
+            TypeError: ``params`` is not a :class:`ClipParams`.
+        """
+        if not isinstance(params, ClipParams):
+            raise TypeError(f"params should be a ClipParams (see params), got {type(params).__name__}")
+        return self._stills.render_batch(ParamsBatch.from_list(params.frames()), out)
+
+    def renderer_identity(self) -> dict[str, str]:
+        """What renders the pixels: the backend and whatever else decides them."""
+        return self._stills.renderer_identity()
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        clip = self.render(self.params(index))
+        if self.transform is not None:
+            clip = self.transform(clip)
+        return clip, 0
+
+    def __len__(self) -> int:
+        return self.config.num_imgs
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return "\n".join(
+            [
+                f"Source size: {self.source.width}x{self.source.height}",
+                f"Seed: {c.seed}, epoch: {self.epoch}, backend: {self.backend}",
+                f"Clips: clip_len={c.clip_len}, img_size={c.img_size}, initcrop={c.initcrop:g}, scale={c.scale}, "
+                f"jitter={c.jitter} p={c.jitter_p:g}",
+            ]
+        )
