@@ -234,8 +234,8 @@ def _outcome(exc: BaseException) -> str:
         return "terminated"
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    return f"failed: {reason}"
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"failed: {' '.join(reason.split()) or type(exc).__name__}"
 
 
 class _Writer:

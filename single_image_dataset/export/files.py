@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Dir", "new_run_token", "temp_pattern", "write_atomic"]
+__all__ = ["Dir", "new_run_token", "temp_name", "temp_pattern", "write_atomic"]
 
 _TOKEN_BYTES = 6
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -31,13 +31,18 @@ def new_run_token() -> str:
     return secrets.token_hex(_TOKEN_BYTES)
 
 
+def temp_name(name: str, run: str) -> str:
+    """A new hidden name, unpredictable, under which the file ``name`` of the run ``run`` is written."""
+    return f".{name}.{run}.{new_run_token()}.tmp"
+
+
 def temp_pattern(final: str) -> re.Pattern[str]:
-    """The temporary names of the final names matched by the regular expression ``final``.
+    """The temporary names (:func:`temp_name`) of the final names matched by the regular expression ``final``.
 
     Group 1 is the final name, group 2 the run token (or the process id that older versions used).
 
     Example:
-        >>> temp_pattern(r"manifest\\.json").match(".manifest.json.1a2b3c4d5e6f.0f1e2d3c4b5a.tmp").group(1, 2)
+        >>> temp_pattern(r"manifest\\.json").match(temp_name("manifest.json", "1a2b3c4d5e6f")).group(1, 2)
         ('manifest.json', '1a2b3c4d5e6f')
     """
     return re.compile(rf"^\.({final})\.([0-9a-f]+)(?:\.[0-9a-f]+)?\.tmp$")
@@ -100,14 +105,6 @@ class Dir:
             raise type(exc)(exc.errno, f"cannot open {path}: {exc.strerror}") from None
         return Dir(path, fd, self._base, (*self._parts, name))
 
-    def exists(self, name: str) -> bool:
-        """Whether anything (a dangling symlink included) is at ``name``."""
-        try:
-            os.stat(name, dir_fd=self.fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return False
-        return True
-
     def entries(self) -> Iterator[os.DirEntry[str]]:
         """The directory's entries, read lazily; :meth:`os.DirEntry.is_file` and the like work on them."""
         with os.scandir(self.fd) as it:
@@ -158,7 +155,7 @@ class Dir:
         Raises:
             OSError: the write failed (its temporary file is removed); the message names ``name``'s path.
         """
-        temp = f".{name}.{run or new_run_token()}.{new_run_token()}.tmp"
+        temp = temp_name(name, run or new_run_token())
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _FILE_FLAGS, 0o666, dir_fd=self.fd)
         except OSError as exc:

@@ -9,10 +9,12 @@ The protocol (an advisory lock: it binds the runs of this library, not other pro
   run that replaced the manifest in between makes this one stop.
 - If the exclusive lock is taken, other runs are there. The run waits (at most :data:`WAIT_SECONDS`)
   for a shared lock, which it gets as soon as no run holds the lock exclusively (a preparing run
-  holds it for seconds), then proceeds only if the manifest describes its own dataset; otherwise it
-  is refused with a message naming the holder. So runs of the same dataset and shards write together,
-  while a run of another dataset, or an ``overwrite`` while others write, is refused: whichever run
-  takes the exclusive lock first decides what the target holds.
+  holds it for seconds), then proceeds only if the manifest describes its own dataset. Otherwise it
+  releases the lock and starts over, twice (the other run may be one that is being refused, or one
+  that gave up before writing a manifest), and is then refused with a message naming the holder.
+  So runs of the same dataset and shards write together, while a run of another dataset, or an
+  ``overwrite`` while others write, is refused: whichever run takes the exclusive lock first and
+  proceeds decides what the target holds.
 - Every run keeps its shared lock until it ends. The kernel releases the lock of a process that
   dies, so a crashed run never blocks a later one; worker processes inherit the lock and die with
   their parent.

@@ -22,17 +22,19 @@ from .files import Dir
 
 __all__ = [
     "MANIFEST_NAME",
+    "RECORD_PATTERN",
     "SHARDS_DIR",
     "ShardRecord",
     "build_manifest",
     "differences",
     "read_manifest",
-    "record_name",
     "write_json",
 ]
 
 MANIFEST_NAME = "manifest.json"
 SHARDS_DIR = "shards"
+#: The names of the shard records in SHARDS_DIR (``<K>-of-<N>.json``), as a regular expression.
+RECORD_PATTERN = r"\d+-of-\d+\.json"
 # 2: the renderer's identity replaced the backend name in the "dataset" section.
 _MANIFEST_VERSION = 2
 # A manifest is a few KB; a larger file there is not one.
@@ -147,7 +149,7 @@ class ShardRecord:
         self, shards: Dir, shard: tuple[int, int], indices: range, processes: int, versions: dict[str, str]
     ) -> None:
         self.folder = shards
-        self.name = record_name(*shard)
+        self.name = f"{shard[0]}-of-{shard[1]}.json"
         self.fields: dict[str, Any] = {
             "shard": shard[0],
             "num_shards": shard[1],
@@ -180,16 +182,6 @@ class ShardRecord:
             self.write()
         except OSError:
             pass
-
-
-def record_name(shard: int, num_shards: int) -> str:
-    """The file name of a shard's record.
-
-    Example:
-        >>> record_name(2, 4)
-        '2-of-4.json'
-    """
-    return f"{shard}-of-{num_shards}.json"
 
 
 def _versions() -> dict[str, str]:

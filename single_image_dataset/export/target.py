@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import time
 from array import array
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -17,7 +18,7 @@ from PIL import Image
 
 from .files import Dir, temp_pattern
 from .lock import TargetLock
-from .manifest import MANIFEST_NAME, SHARDS_DIR, differences, read_manifest, write_json
+from .manifest import MANIFEST_NAME, RECORD_PATTERN, SHARDS_DIR, differences, read_manifest, write_json
 
 __all__ = [
     "FORMATS",
@@ -39,9 +40,9 @@ _TRAIN, _CLASS = "train", "dummy"
 # 0xFF, its EOI; PNG's signature, its empty IEND chunk with the chunk's CRC.
 _SIGNATURES = {"jpg": (b"\xff\xd8\xff", b"\xff\xd9"), "png": (b"\x89PNG\r\n\x1a\n", b"\x00\x00\x00\x00IEND\xaeB`\x82")}
 _LAYOUT_RE = re.compile(r"^train/dummy/patch_\{index:0(\d{1,2})d\}\.(jpg|png)$")
-_RECORD_RE = r"\d+-of-\d+\.json"
-# How often a run that finds no manifest while others hold the lock looks again before giving up.
+# How often a run that finds another dataset's run in the target looks again before it is refused.
 _ATTEMPTS = 3
+_RETRY_SECONDS = 0.2
 
 
 def image_folder(target: Path) -> Path:
@@ -232,59 +233,63 @@ def prepare(
         OSError: a folder or file of the target is a symlink or of the wrong type, or cannot be written.
         ValueError: the manifest in ``target`` cannot be read.
     """
+    retries = _ATTEMPTS - 1
+    while (prepared := _attempt(root, lock, manifest, overwrite, shard, indices, check_space, retries > 0)) is None:
+        retries -= 1
+        time.sleep(_RETRY_SECONDS)
+    return prepared
+
+
+def _attempt(
+    root: Dir,
+    lock: TargetLock,
+    manifest: dict[str, Any],
+    overwrite: bool,
+    shard: tuple[int, int],
+    indices: range,
+    check_space: Callable[[Dir, Missing], None],
+    may_retry: bool,
+) -> tuple[Dir, Dir, Missing] | None:
+    """One try of :func:`prepare`; ``None`` (lock released) if it should be tried again."""
     dataset = manifest["dataset"]
     names = _current_names(dataset)
-    attempts = _ATTEMPTS
-    while True:
-        attempts -= 1
-        with ExitStack() as stack:
-            exclusive = lock.try_exclusive()
-            if exclusive:
-                lock.claim(shard)
-            else:
-                lock.share()
-            folder, shards = (stack.enter_context(d) for d in _folders(root))
-            old = read_manifest(root)
-            if exclusive:
-                if old is None:
-                    _check_unmanifested(root, folder, shards, names, overwrite)
-                elif differences(old.get("dataset"), dataset):
-                    _check_different(root, old, dataset, overwrite)
-                    _remove_export(root, folder, shards, _old_names(old, root.path))
-                    old = None
-                _remove_stale_temps(root, folder, shards, names)
-            elif old is None and attempts:
-                # The run that held the target gave up before writing a manifest: try again.
-                lock.release()
-                continue
-            elif old is None or differences(old.get("dataset"), dataset):
-                found = differences(old.get("dataset"), dataset) if old is not None else ["no manifest yet"]
+    with ExitStack() as stack:
+        exclusive = lock.try_exclusive()
+        if not exclusive:
+            lock.share()
+        folder = stack.enter_context(_image_folder(root))
+        old = read_manifest(root)
+        if exclusive:
+            lock.claim(shard)
+            new = _make_room(root, folder, old, dataset, names, overwrite)
+        elif may_retry and (old is None or differences(old.get("dataset"), dataset)):
+            # The other run may be on its way out (one that is refused holds the lock for an instant,
+            # one that gave up before writing a manifest is gone): look again before refusing.
+            lock.release()
+            return None
+        else:
+            _check_joinable(root, lock, old, dataset)
+            lock.claim(shard)
+        shards = stack.enter_context(root.sub(SHARDS_DIR, create=True))
+        missing = _scan(folder, indices, names, dataset["format"])
+        check_space(folder, missing)
+        if exclusive:
+            if new:
+                write_json(root, MANIFEST_NAME, manifest)
+            lock.share()
+            # Converting the lock may let another run in for an instant: it must not have replaced ours.
+            if differences((read_manifest(root) or {}).get("dataset"), dataset):
                 raise BlockingIOError(
                     errno.EWOULDBLOCK,
-                    f"{root.path} is in use by another export ({lock.holder()}) of a different dataset "
-                    f"({'; '.join(found[:3])}); wait for it to finish, or choose another target",
+                    f"another export ({lock.holder()}) replaced the manifest of {root.path} while this one "
+                    "started; wait for it to finish, or choose another target",
                 )
-            else:
-                lock.claim(shard)
-            missing = _scan(folder, indices, names, dataset["format"])
-            check_space(folder, missing)
-            if exclusive:
-                if old is None:
-                    write_json(root, MANIFEST_NAME, manifest)
-                lock.share()
-                now = read_manifest(root)
-                if now is None or differences(now.get("dataset"), dataset):
-                    raise BlockingIOError(
-                        errno.EWOULDBLOCK,
-                        f"another export ({lock.holder()}) replaced the manifest of {root.path} while this one "
-                        "started; wait for it to finish, or choose another target",
-                    )
-            stack.pop_all()
-            return folder, shards, missing
+        stack.pop_all()
+        return folder, shards, missing
 
 
-def _folders(root: Dir) -> tuple[Dir, Dir]:
-    """``train/dummy`` and ``shards``, created if needed; ``train`` must hold no other class."""
+def _image_folder(root: Dir) -> Dir:
+    """``train/dummy``, created if needed; ``train`` must hold no other class."""
     with root.sub(_TRAIN, create=True) as train:
         # ImageFolder follows links, so a link to a folder is a class too.
         other = sorted(e.name for e in train.entries() if e.name != _CLASS and e.is_dir())
@@ -294,42 +299,63 @@ def _folders(root: Dir) -> tuple[Dir, Dir]:
                 f"{train.path} holds {other[0]!r}, which ImageFolder would read as a class; "
                 "remove it or choose another target",
             )
-        folder = train.sub(_CLASS, create=True)
-    try:
-        shards = root.sub(SHARDS_DIR, create=True)
-    except BaseException:
-        folder.close()
-        raise
-    return folder, shards
+        return train.sub(_CLASS, create=True)
 
 
-def _check_different(root: Dir, old: dict[str, Any], dataset: dict[str, Any], overwrite: bool) -> None:
-    if not overwrite:
-        found = differences(old.get("dataset"), dataset)
-        raise FileExistsError(
-            errno.EEXIST,
-            f"{root.path} already holds a different export ({'; '.join(found[:3])}); "
-            "use --overwrite (overwrite=True) to replace it, or choose another target",
+def _make_room(
+    root: Dir, folder: Dir, old: dict[str, Any] | None, dataset: dict[str, Any], names: _ImageNames, overwrite: bool
+) -> bool:
+    """With no other run there: refuse a different export, or delete it with ``overwrite``; remove leftovers.
+
+    Returns whether the manifest has to be written.
+    """
+    if old is None:
+        _check_unmanifested(root, folder, names, overwrite)
+    elif differences(old.get("dataset"), dataset):
+        if not overwrite:
+            found = differences(old.get("dataset"), dataset)
+            raise FileExistsError(
+                errno.EEXIST,
+                f"{root.path} already holds a different export ({'; '.join(found[:3])}); "
+                "use --overwrite (overwrite=True) to replace it, or choose another target",
+            )
+        _remove_export(root, folder, _old_names(old, root.path))
+        old = None
+    _remove_stale_temps(root, folder, names)
+    return old is None
+
+
+def _check_joinable(root: Dir, lock: TargetLock, old: dict[str, Any] | None, dataset: dict[str, Any]) -> None:
+    """With other runs there: refuse unless they write the same dataset."""
+    found = ["no manifest yet"] if old is None else differences(old.get("dataset"), dataset)
+    if found:
+        raise BlockingIOError(
+            errno.EWOULDBLOCK,
+            f"{root.path} is in use by another export ({lock.holder()}) of a different dataset "
+            f"({'; '.join(found[:3])}); wait for it to finish, or choose another target",
         )
 
 
-def _check_unmanifested(root: Dir, folder: Dir, shards: Dir, names: _ImageNames, overwrite: bool) -> None:
+def _check_unmanifested(root: Dir, folder: Dir, names: _ImageNames, overwrite: bool) -> None:
     """Files in the image folder without a manifest (the original script's output): refuse, or delete them."""
-    entries = sorted(e.name for e in folder.entries() if not names.is_temp(e.name))
-    if not entries:
+    count, first = 0, None
+    for entry in folder.entries():
+        if not names.is_temp(entry.name):
+            count, first = count + 1, entry.name if first is None else min(first, entry.name)
+    if not count:
         return
     if not overwrite:
         raise FileExistsError(
             errno.EEXIST,
-            f"{folder.path} already holds {len(entries)} files but {root.path} has no {MANIFEST_NAME} "
-            f"(e.g. {entries[0]!r}, perhaps the original script's output); use --overwrite "
+            f"{folder.path} already holds {count} files but {root.path} has no {MANIFEST_NAME} "
+            f"(e.g. {first!r}, perhaps the original script's output); use --overwrite "
             "(overwrite=True) to replace them, or choose another target",
         )
-    _remove_stale_temps(root, folder, shards, names)
-    _remove_export(root, folder, shards, _old_names(None, root.path))
+    _remove_stale_temps(root, folder, names)
+    _remove_export(root, folder, _old_names(None, root.path))
 
 
-def _remove_export(root: Dir, folder: Dir, shards: Dir, names: _ImageNames) -> None:
+def _remove_export(root: Dir, folder: Dir, names: _ImageNames) -> None:
     """Delete an old export: exactly its images (``names``), temporary files, shard records and manifest.
 
     Everything is checked before anything is deleted; the manifest goes last, so that an
@@ -338,7 +364,7 @@ def _remove_export(root: Dir, folder: Dir, shards: Dir, names: _ImageNames) -> N
     Raises:
         FileExistsError: the image folder or the records' folder holds anything else; it is named.
     """
-    record_names, record_temps = re.compile(rf"^{_RECORD_RE}$"), temp_pattern(_RECORD_RE)
+    record_names, record_temps = re.compile(rf"^{RECORD_PATTERN}$"), temp_pattern(RECORD_PATTERN)
 
     def image_or_temp(name: str) -> bool:
         return names.index(name) is not None or names.is_temp(name)
@@ -346,42 +372,64 @@ def _remove_export(root: Dir, folder: Dir, shards: Dir, names: _ImageNames) -> N
     def record_or_temp(name: str) -> bool:
         return bool(record_names.match(name) or record_temps.match(name))
 
-    doomed: list[tuple[Dir, str]] = []
-    for where, ours in ((folder, image_or_temp), (shards, record_or_temp)):
-        for entry in where.entries():
-            if not (entry.is_file(follow_symlinks=False) and ours(entry.name)):
-                raise FileExistsError(
-                    errno.EEXIST,
-                    f"{where.path} holds {entry.name!r}, which this library did not write; remove it yourself "
-                    "or choose another target",
-                )
-            doomed.append((where, entry.name))
     manifest_temps = temp_pattern(re.escape(MANIFEST_NAME))
-    doomed += [
-        (root, e.name) for e in root.entries() if manifest_temps.match(e.name) and e.is_file(follow_symlinks=False)
-    ]
-    for where, name in doomed:
-        where.unlink(name, missing_ok=True)
+    with ExitStack() as stack:
+        places = [(folder, image_or_temp)]
+        shards = _existing(root, SHARDS_DIR)
+        if shards is not None:
+            places.append((stack.enter_context(shards), record_or_temp))
+        for where, ours in places:
+            for entry in where.entries():
+                if not (entry.is_file(follow_symlinks=False) and ours(entry.name)):
+                    raise FileExistsError(
+                        errno.EEXIST,
+                        f"{where.path} holds {entry.name!r}, which this library did not write; remove it "
+                        "yourself or choose another target",
+                    )
+        for where, ours in [*places, (root, manifest_temps.match)]:
+            _delete_files(where, ours)
     root.unlink(MANIFEST_NAME, missing_ok=True)
 
 
-def _remove_stale_temps(root: Dir, folder: Dir, shards: Dir, names: _ImageNames) -> None:
-    """Delete the temporary files that killed runs left; only called while no other run holds the target."""
-    record_temps = temp_pattern(_RECORD_RE)
-    manifest_temps = temp_pattern(re.escape(MANIFEST_NAME))
-    for where, ours in ((folder, names.is_temp), (shards, record_temps.match), (root, manifest_temps.match)):
+def _delete_files(where: Dir, ours: Callable[[str], Any]) -> None:
+    """Delete the regular files in ``where`` whose name ``ours`` accepts, without listing them in memory."""
+    # Entries deleted while a directory is read may make the reading skip others: read until none is left.
+    deleted = True
+    while deleted:
+        deleted = False
         for entry in where.entries():
             if ours(entry.name) and entry.is_file(follow_symlinks=False):
                 where.unlink(entry.name, missing_ok=True)
+                deleted = True
+
+
+def _existing(root: Dir, name: str) -> Dir | None:
+    try:
+        return root.sub(name)
+    except FileNotFoundError:
+        return None
+
+
+def _remove_stale_temps(root: Dir, folder: Dir, names: _ImageNames) -> None:
+    """Delete the temporary files that killed runs left; only called while no other run holds the target."""
+    with ExitStack() as stack:
+        places = [(folder, names.is_temp), (root, temp_pattern(re.escape(MANIFEST_NAME)).match)]
+        shards = _existing(root, SHARDS_DIR)
+        if shards is not None:
+            places.append((stack.enter_context(shards), temp_pattern(RECORD_PATTERN).match))
+        for where, ours in places:
+            _delete_files(where, ours)
 
 
 def remove_temp_files(folder: Dir, run: str) -> None:
     """Delete the temporary image files of the run ``run`` (those its stopped workers left)."""
     pattern = temp_pattern(r"patch_\d+\.(?:jpg|png)")
-    for entry in folder.entries():
-        match = pattern.match(entry.name)
-        if match and match.group(2) == run:
-            folder.unlink(entry.name, missing_ok=True)
+
+    def of_the_run(name: str) -> bool:
+        match = pattern.match(name)
+        return match is not None and match.group(2) == run
+
+    _delete_files(folder, of_the_run)
 
 
 def _scan(folder: Dir, indices: range, names: _ImageNames, image_format: str) -> Missing:
