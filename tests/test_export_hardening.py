@@ -9,6 +9,7 @@ import fcntl
 import io
 import json
 import os
+import pickle
 import re
 import signal
 import subprocess
@@ -211,18 +212,21 @@ class TestConcurrency:
         assert _hidden(tmp_path) == []
 
     def test_a_crashed_holder_never_blocks(self, tmp_path, monkeypatch):
+        # Another process holds the lock exclusively, its record written by anyone (control characters).
+        record = json.dumps({"pid": 4242, "host": "evil\x1b[2J\nhost", "shard": "0/1", "since": "then"})
         holder = subprocess.Popen(
             [sys.executable, "-c",
              "import fcntl, os, sys, time\n"
              f"fd = os.open({str(tmp_path / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
-             "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(120)\n"],
+             f"fcntl.flock(fd, fcntl.LOCK_EX)\nos.write(fd, {record.encode()!r})\n"
+             "print('locked', flush=True)\ntime.sleep(120)\n"],
             stdout=subprocess.PIPE, text=True,
         )
         try:
             assert holder.stdout.readline() == "locked\n"
             monkeypatch.setattr(lock, "WAIT_SECONDS", 0.3)
-            with pytest.raises(BlockingIOError, match=r"being prepared by another export \(another process\) for more "
-                                                      r"than 0\.3 s; wait for it to finish"):
+            message = r"another export \(pid 4242 on evil\?\[2J host, shard 0/1, since then\) for more than 0\.3 s"
+            with pytest.raises(BlockingIOError, match=message):
                 materialize(_dataset(), tmp_path, image_format="png", **QUIET)
         finally:
             holder.kill()
@@ -312,6 +316,27 @@ class TestSymlinks:
             with pytest.raises((OSError, ValueError), match=refusal):
                 materialize(ds, root, image_format="png", **QUIET)
             assert link.is_symlink()
+        _assert_untouched(outside)
+
+    @pytest.mark.parametrize("name", ["train", "train/dummy", "shards"])
+    def test_a_file_where_a_folder_belongs(self, tmp_path, name):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("mine")
+        with pytest.raises(NotADirectoryError, match=rf"/{re.escape(name)} is not a directory; remove it"):
+            materialize(_dataset(), tmp_path, image_format="png", **QUIET)
+        assert path.read_text() == "mine"
+
+    def test_a_folder_reopened_in_a_spawned_worker_refuses_a_swapped_link(self, tmp_path, outside):
+        with files.Dir.open(tmp_path, create=True) as root, root.sub("train", create=True) as train:
+            folder = train.sub("dummy", create=True)
+        state = pickle.dumps(folder)
+        folder.close()
+        pickle.loads(state).close()
+        (tmp_path / "train").rename(tmp_path / "elsewhere")
+        (tmp_path / "train").symlink_to(outside)
+        with pytest.raises(OSError, match=r"/train is a symbolic link"):
+            pickle.loads(state)
         _assert_untouched(outside)
 
     def test_hard_link_at_the_lock_is_refused(self, tmp_path, outside):

@@ -114,7 +114,8 @@ class TargetLock:
             text = f"pid {int(facts['pid'])} on {facts['host']}, shard {facts['shard']}, since {facts['since']}"
         except (OSError, ValueError, TypeError, KeyError):
             return "another process"
-        return " ".join(text.split())[:300]  # written by anyone: keep the message on one line
+        # Anyone may have written it: keep the message on one line, without control characters.
+        return "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))[:300]
 
     def close(self) -> None:
         """Release the lock (idempotent); forked workers still holding the file keep it until they exit."""
