@@ -2,7 +2,8 @@
 
 Reproduces the data of Asano, Rupprecht & Vedaldi, "A critical analysis of self-supervision, or
 what we can learn from a single image" (ICLR 2020) as a per-index reproducible
-``torch.utils.data.Dataset`` that drops in for ``torchvision.datasets.ImageFolder``.
+``torch.utils.data.Dataset`` that drops in for ``torchvision.datasets.ImageFolder``, and the fake-video
+clips of its follow-up, "The Augmented Image Prior" (ICLR 2023), as :class:`FakeVideoDataset`.
 
 Example:
     >>> import single_image_dataset as sid
@@ -16,7 +17,7 @@ Example:
 
 from .config import IMAGENET_TRAIN_SIZE, AugmentConfig
 from .dataset import SingleImageDataset
-from .export import materialize
+from .export import materialize, materialize_video
 from .loader import BatchLoader, batch_loader
 from .params import JitterParams, ParamsBatch, SampleParams
 from .preview import preview_grid, save_preview
@@ -24,6 +25,7 @@ from .render import Renderer, available_backends, get_renderer, register_rendere
 from .sampling import sample_params, sample_params_batch
 from .source import DEFAULT_IMAGE, HUBBLE_IMAGE, load_image
 from .tasks import NUM_ROTATIONS, PseudoLabelled, RotationLabels, rotate_batch
+from .video import ClipParams, FakeVideoDataset, VideoConfig, encode_mp4, sample_clip_params
 
 __version__ = "0.1.0"
 
@@ -34,6 +36,8 @@ __all__ = [
     "NUM_ROTATIONS",
     "AugmentConfig",
     "BatchLoader",
+    "ClipParams",
+    "FakeVideoDataset",
     "JitterParams",
     "ParamsBatch",
     "PseudoLabelled",
@@ -41,14 +45,18 @@ __all__ = [
     "RotationLabels",
     "SampleParams",
     "SingleImageDataset",
+    "VideoConfig",
     "available_backends",
     "batch_loader",
+    "encode_mp4",
     "get_renderer",
     "load_image",
     "materialize",
+    "materialize_video",
     "preview_grid",
     "register_renderer",
     "rotate_batch",
+    "sample_clip_params",
     "sample_params",
     "sample_params_batch",
     "save_preview",

@@ -1,7 +1,8 @@
 """The ``single-image-dataset`` command: a drop-in for the paper's ``make_dataset_single.py``.
 
 Without ``--materialize`` it prints the resolved config and writes a preview grid; with it, it
-writes the dataset as an ImageFolder tree (see :mod:`single_image_dataset.export`).
+writes the dataset as an ImageFolder tree (see :mod:`single_image_dataset.export`). With ``--video`` it
+does the same for fake-video clips (:mod:`single_image_dataset.video`): a filmstrip preview, MP4 files.
 """
 
 from __future__ import annotations
@@ -18,22 +19,27 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from .config import AugmentConfig
+from .config import AugmentConfig, _Config
 from .dataset import SingleImageDataset
 from .export import (
     DEFAULT_QUALITY,
     FORMATS,
     MANIFEST_NAME,
+    ExportResult,
     Terminated,
     estimate_bytes,
+    estimate_video_bytes,
     format_bytes,
     image_name,
     materialize,
+    materialize_video,
     shard_range,
 )
 from .preview import PREVIEW_COUNT, PREVIEW_NROW, save_preview
 from .render import available_backends
 from .sampling import DEBUG_SIZE
+from .video import DEFAULT_CRF, DEFAULT_FPS, FakeVideoDataset, VideoConfig, save_filmstrip
+from .video.preview import FILMSTRIP_CLIPS
 
 __all__ = ["OneLineErrorParser", "build_parser", "main"]
 
@@ -41,6 +47,11 @@ PROG = "single-image-dataset"
 PREVIEW_NAME = "preview.png"
 DEBUG_NUM_IMGS = 64
 DEBUG_THREADS = 2
+# Samples handed to a worker process at a time, by default: images, clips.
+IMAGE_CHUNK, CLIP_CHUNK = 32, 4
+# AugmentConfig's flags that VideoConfig has no field for, and the image export's.
+_IMAGE_ONLY = ("deg", "shear", "vflip", "cropfirst", "randinterp", "debug", "format", "quality")
+_VIDEO_ONLY = ("clip_len", "fps", "crf")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -98,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--targetpath", metavar="DIR", default="./out", help="export root (default: ./out)")
     io.add_argument("--config", metavar="FILE.toml", help="TOML preset, e.g. configs/paper_imagenet.toml")
     io.add_argument("--materialize", action="store_true", help="write the images to TARGETPATH/train/dummy")
-    io.add_argument("--format", choices=tuple(FORMATS), default="jpg", help="image file format (default: jpg)")
+    io.add_argument("--format", choices=tuple(FORMATS), help="image file format (default: jpg)")
     io.add_argument(
         "--quality", type=_int_in(1, 100), metavar="Q",
         help=f"JPEG quality, 1-100 (default: {DEFAULT_QUALITY}, as the original)",
@@ -114,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes (default: the CPUs available to this process)",
     )
     io.add_argument(
-        "--batch_size", type=_int_in(1, None), default=32, metavar="N",
-        help="images handed to a worker process at a time (default: 32)",
+        "--batch_size", type=_int_in(1, None), metavar="N",
+        help=f"images (clips) handed to a worker process at a time (default: {IMAGE_CHUNK}; {CLIP_CHUNK} clips)",
     )
     io.add_argument(
         "--backend", choices=available_backends(), default="reference", help="renderer (default: reference)"
@@ -146,6 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--randinterp", action=argparse.BooleanOptionalAction,
         help="draw the resized crop's interpolation from bilinear/bicubic/lanczos (default: off, bicubic)",
     )
+
+    vcfg = VideoConfig()
+    video = p.add_argument_group(
+        "fake-video clips (Asano & Saeed, ICLR 2023; VideoConfig fields, with --img_size, --num_imgs, --seed, "
+        "--initcrop and --scale above)"
+    )
+    video.add_argument("--video", action="store_true", help=(
+        f"make fake-video clips instead of images: {vcfg.num_imgs} clips of {vcfg.clip_len} frames of "
+        f"{vcfg.img_size} px by default; a filmstrip preview, or clip_<i>.mp4 files with --materialize"
+    ))
+    video.add_argument("--clip_len", type=int, metavar="T", help=f"frames per clip (default: {vcfg.clip_len})")
+    video.add_argument(
+        "--fps", type=_int_in(1, None), help=f"frames per second in the MP4 files (default: {DEFAULT_FPS})"
+    )
+    video.add_argument(
+        "--crf", type=_int_in(0, 51), help=f"x264 constant rate factor, 0 (lossless) to 51 (default: {DEFAULT_CRF})"
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     return p
 
@@ -154,8 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (argparse exits 2 itself on a usage error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.quality is not None and args.format != "jpg":
+    if args.quality is not None and args.format not in (None, "jpg"):
         parser.error("argument --quality: applies to --format jpg only")
+    wrong = _IMAGE_ONLY if args.video else _VIDEO_ONLY
+    given = next((name for name in wrong if getattr(args, name) is not None), None)
+    if given is not None:
+        mode = "images (without --video)" if args.video else "--video"
+        parser.error(f"argument --{given}: applies to {mode} only")
     try:
         with _sigterm_as_interrupt():
             return _run(args)
@@ -165,47 +198,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; run the same command again to resume", file=sys.stderr)
         return 128 + signal.SIGINT
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"{PROG}: error: {_describe(exc)}", file=sys.stderr)
         return 1
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = _resolve_config(args)
+    if args.video:
+        return _run_video(args)
+    config = _resolve_config(args, AugmentConfig)
     threads = args.threads or (DEBUG_THREADS if config.debug else _available_cpus())
+    image_format = args.format or "jpg"
     quality = args.quality or DEFAULT_QUALITY
     shard = args.shard or (0, 1)
     dataset = SingleImageDataset(args.imgpath, config=config, backend=args.backend)
     target = Path(args.targetpath)
     out = sys.stdout
 
-    print("# resolved config (TOML: save it and pass it back with --config)", file=out)
-    print(config.to_toml(), file=out)
-    src = dataset.source
-    print(f"source: {dataset.root} ({src.width}x{src.height} px)", file=out)
     side = DEBUG_SIZE if config.debug else config.img_size
-    print(f"dataset: {config.num_imgs} images of {side}x{side} px, seed {config.seed}, backend {args.backend}",
-          file=out)
-
+    _print_start(config, dataset, f"{config.num_imgs} images of {side}x{side} px", args.backend)
     indices = shard_range(config.num_imgs, *shard)
-    where = "nothing (empty shard)"
-    if len(indices):
-        first, last = (image_name(i, config.num_imgs, args.format) for i in (indices[0], indices[-1]))
-        where = f"{target / 'train' / 'dummy'}/{{{first} .. {last}}}"
+    where = _where(target, indices, config.num_imgs, image_format)
     if args.materialize or config.debug:
         print(f"writing {len(indices)} images with {threads} processes: {where}", file=out, flush=True)
         result = materialize(
-            dataset, target, image_format=args.format, quality=quality, processes=threads, shard=shard,
-            overwrite=args.overwrite, verify=args.verify, chunk_size=args.batch_size,
+            dataset, target, image_format=image_format, quality=quality, processes=threads, shard=shard,
+            overwrite=args.overwrite, verify=args.verify, chunk_size=args.batch_size or IMAGE_CHUNK,
         )
-        rate = result.written / result.seconds if result.seconds > 0 else 0.0
-        print(
-            f"wrote {result.written} images ({result.skipped} already there) in {result.seconds:.1f} s "
-            f"({rate:.0f} img/s); manifest: {target / MANIFEST_NAME}",
-            file=out,
-        )
+        _print_result(result, "images", "img", target)
     else:
-        need = estimate_bytes(dataset, indices, args.format, quality)
+        need = estimate_bytes(dataset, indices, image_format, quality)
         print(f"--materialize would write {len(indices)} files, about {format_bytes(need)}: {where}", file=out)
     if not args.materialize or config.debug:
         path = save_preview(dataset, target / PREVIEW_NAME)
@@ -214,14 +236,79 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve_config(args: argparse.Namespace) -> AugmentConfig:
-    names = [f.name for f in dataclasses.fields(AugmentConfig)]
+def _run_video(args: argparse.Namespace) -> int:
+    config = _resolve_config(args, VideoConfig)
+    threads = args.threads or _available_cpus()
+    fps, crf = args.fps or DEFAULT_FPS, args.crf if args.crf is not None else DEFAULT_CRF
+    shard = args.shard or (0, 1)
+    dataset = FakeVideoDataset(args.imgpath, config=config, backend=args.backend)
+    target = Path(args.targetpath)
+    out = sys.stdout
+
+    side = config.img_size
+    _print_start(config, dataset, f"{config.num_imgs} clips of {config.clip_len} frames of {side}x{side} px",
+                 args.backend)
+    indices = shard_range(config.num_imgs, *shard)
+    where = _where(target, indices, config.num_imgs, "mp4")
+    if args.materialize:
+        print(f"writing {len(indices)} clips with {threads} processes: {where}", file=out, flush=True)
+        result = materialize_video(
+            dataset, target, fps=fps, crf=crf, processes=threads, shard=shard, overwrite=args.overwrite,
+            verify=args.verify, chunk_size=args.batch_size or CLIP_CHUNK,
+        )
+        _print_result(result, "clips", "clip", target)
+        return 0
+    try:
+        size = f", about {format_bytes(estimate_video_bytes(dataset, indices, fps, crf))}"
+    except ImportError as exc:  # the preview needs no encoder
+        size = f" (size unknown: {exc})"
+    print(f"--materialize would write {len(indices)} files{size}: {where}", file=out)
+    path = save_filmstrip(dataset, target / PREVIEW_NAME)
+    last = min(FILMSTRIP_CLIPS, config.num_imgs) - 1
+    print(f"preview: {path} (clips 0-{last}, one row each, {config.clip_len} frames)", file=out)
+    return 0
+
+
+def _print_start(config: AugmentConfig | VideoConfig, dataset: Any, what: str, backend: str) -> None:
+    """The resolved config, the source and what the dataset holds."""
+    out = sys.stdout
+    print("# resolved config (TOML: save it and pass it back with --config)", file=out)
+    print(config.to_toml(), file=out)
+    src = dataset.source
+    print(f"source: {dataset.root} ({src.width}x{src.height} px)", file=out)
+    print(f"dataset: {what}, seed {config.seed}, backend {backend}", file=out)
+
+
+def _where(target: Path, indices: range, num_imgs: int, file_format: str) -> str:
+    """Where the files of ``indices`` go, as ``TARGET/train/dummy/{first .. last}``."""
+    if not len(indices):
+        return "nothing (empty shard)"
+    first, last = (image_name(i, num_imgs, file_format) for i in (indices[0], indices[-1]))
+    return f"{target / 'train' / 'dummy'}/{{{first} .. {last}}}"
+
+
+def _print_result(result: ExportResult, noun: str, unit: str, target: Path) -> None:
+    rate = result.written / result.seconds if result.seconds > 0 else 0.0
+    print(
+        f"wrote {result.written} {noun} ({result.skipped} already there) in {result.seconds:.1f} s "
+        f"({rate:.0f} {unit}/s); manifest: {target / MANIFEST_NAME}",
+        file=sys.stdout,
+    )
+
+
+def _resolve_config(args: argparse.Namespace, cls: type[_Config]) -> Any:
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     if args.debug and args.num_imgs is None:
         given["num_imgs"] = DEBUG_NUM_IMGS
-    if args.config is not None:
-        return AugmentConfig.from_toml(args.config, **given)
-    return AugmentConfig.from_dict({}, **given)
+    if args.config is None:
+        return cls.from_dict({}, **given)
+    try:
+        return cls.from_toml(args.config, **given)
+    except ValueError as exc:
+        if not args.video and "unknown key 'clip_len'" in str(exc):
+            raise ValueError(f"{exc}; this is a fake-video preset: add --video") from None
+        raise
 
 
 @contextmanager

@@ -1,5 +1,7 @@
 """Writing a dataset to disk as the ``TARGET/train/dummy`` ImageFolder tree of the original script.
 
+:func:`materialize` writes an image dataset as JPEG or PNG files, :func:`materialize_video` a fake-video
+dataset as MP4 clips; both are the same export, which differs only in how a sample becomes a file's bytes.
 The export is parallel over processes, resumable (only missing or incomplete files are written),
 safe to interrupt (files appear under their final name only once complete), shardable over
 machines, and safe in a hostile or busy target: it never follows a symlink when it creates a file
@@ -21,17 +23,21 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from PIL import Image
 
 from ..dataset import SingleImageDataset
+from ..video.encode import CODEC, DEFAULT_CRF, DEFAULT_FPS, _check_settings, _check_sides, encode_mp4, encoder_versions
 from . import pool
 from .files import Dir, new_run_token
 from .lock import TargetLock
 from .manifest import MANIFEST_NAME, ShardRecord, build_manifest
 from .progress import Progress
 from .target import FORMATS, Missing, image_name, is_complete, layout, open_target, prepare, remove_temp_files
+
+if TYPE_CHECKING:
+    from ..video.dataset import FakeVideoDataset
 
 __all__ = [
     "DEFAULT_QUALITY",
@@ -40,9 +46,11 @@ __all__ = [
     "ExportResult",
     "Terminated",
     "estimate_bytes",
+    "estimate_video_bytes",
     "format_bytes",
     "image_name",
     "materialize",
+    "materialize_video",
     "shard_range",
 ]
 
@@ -67,10 +75,10 @@ class Terminated(KeyboardInterrupt):
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What one :func:`materialize` call did.
+    """What one :func:`materialize` (or :func:`materialize_video`) call did.
 
     Attributes:
-        target: the export root (``TARGET``); images are in ``TARGET/train/dummy``.
+        target: the export root (``TARGET``); images (or clips) are in ``TARGET/train/dummy``.
         indices: the sample indices this call was responsible for (its shard).
         written: files written by this call.
         skipped: files of the shard that were already there and complete (a resumed export).
@@ -109,11 +117,26 @@ def estimate_bytes(
     Each sampled file is rounded up to whole 4 KiB blocks and a 15% margin is added for the
     variation of JPEG sizes between samples.
     """
+    return _estimate(dataset, indices, _ImageEncoding(image_format, quality))
+
+
+def estimate_video_bytes(
+    dataset: FakeVideoDataset, indices: Sequence[int], fps: int = DEFAULT_FPS, crf: int = DEFAULT_CRF
+) -> int:
+    """:func:`estimate_bytes` for the MP4 clips of :func:`materialize_video`.
+
+    Raises:
+        ImportError: PyAV is not installed.
+    """
+    return _estimate(dataset, indices, _ClipEncoding(fps, crf))
+
+
+def _estimate(dataset: Any, indices: Sequence[int], encoding: _Encoding) -> int:
     if len(indices) == 0:
         return 0
     step = max(1, len(indices) // _ESTIMATE_SAMPLES)
     probe = [indices[k] for k in range(0, len(indices), step)][:_ESTIMATE_SAMPLES]
-    sizes = [len(_encode(dataset.render(dataset.params(i)), image_format, quality)) for i in probe]
+    sizes = [len(encoding.encode(dataset, i)) for i in probe]
     per_file = sum(math.ceil(s / _BLOCK_BYTES) * _BLOCK_BYTES for s in sizes) / len(sizes)
     return int(per_file * _SIZE_MARGIN * len(indices))
 
@@ -190,14 +213,128 @@ def materialize(
             failed; the message names the path.
         KeyboardInterrupt: Ctrl-C (or :class:`Terminated`); the shard record says so.
     """
-    _check_arguments(image_format, quality, processes, chunk_size, shard, overwrite)
+    _check_image_format(image_format, quality)
+    encoding = _ImageEncoding(image_format, quality)
+    return _export(
+        dataset, target, encoding, processes, shard, overwrite, verify, chunk_size, progress, progress_stream
+    )
+
+
+def materialize_video(
+    dataset: FakeVideoDataset,
+    target: str | os.PathLike,
+    *,
+    fps: int = DEFAULT_FPS,
+    crf: int = DEFAULT_CRF,
+    processes: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    overwrite: bool = False,
+    verify: bool = False,
+    chunk_size: int = 4,
+    progress: bool = True,
+    progress_stream: TextIO | None = None,
+) -> ExportResult:
+    """Write the clips of ``dataset`` to ``target/train/dummy/clip_<i>.mp4``, as ``make_fakevideo_dataset.py`` did.
+
+    File ``i`` is ``encode_mp4(dataset.render(dataset.params(i)), fps, crf)``
+    (:func:`~single_image_dataset.video.encode_mp4`; the dataset's ``transform`` is not applied). Everything
+    else is :func:`materialize`'s export: the manifest (which records the codec, ``fps`` and ``crf`` too,
+    and PyAV's version with the others), resuming (a file there counts if its MP4 boxes are whole; with
+    ``verify``, if it decodes), atomic files, the lock and the shards.
+
+    Args:
+        dataset: the fake-video dataset to write (its config, epoch, backend and source); its
+            ``img_size`` must be even (H.264 in 4:2:0).
+        target: the export root.
+        fps: frames per second written in the files.
+        crf: x264's constant rate factor, 0 (lossless) to 51.
+        processes, shard, overwrite, verify, chunk_size, progress, progress_stream: as for :func:`materialize`.
+
+    Returns:
+        What was written and skipped, and how long it took.
+
+    Raises:
+        ImportError: PyAV is not installed; the message names the pip command.
+        ValueError, FileExistsError, BlockingIOError, OSError, KeyboardInterrupt: as for :func:`materialize`.
+    """
+    _check_settings(fps, crf)
+    _check_sides(dataset.config.img_size, dataset.config.img_size)
+    encoding = _ClipEncoding(fps, crf)
+    return _export(
+        dataset, target, encoding, processes, shard, overwrite, verify, chunk_size, progress, progress_stream
+    )
+
+
+@dataclass(frozen=True)
+class _ImageEncoding:
+    """An image sample as a JPEG or PNG file."""
+
+    file_format: str
+    quality: int
+    noun = "images"
+    unit = "img"
+
+    def encode(self, dataset: SingleImageDataset, index: int) -> bytes:
+        return _encode(dataset.render(dataset.params(index)), self.file_format, self.quality)
+
+    def manifest_fields(self) -> dict[str, Any]:
+        """What decides the files' bytes besides the samples, for the manifest's ``"dataset"`` section."""
+        return {"quality": self.quality if self.file_format == "jpg" else None}
+
+    def versions(self) -> dict[str, str]:
+        """The encoder's library versions beyond the manifest's usual ones (Pillow's is one of those)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class _ClipEncoding:
+    """A clip as an MP4 file (:func:`~single_image_dataset.video.encode_mp4`)."""
+
+    fps: int
+    crf: int
+    file_format = "mp4"
+    noun = "clips"
+    unit = "clip"
+
+    def encode(self, dataset: FakeVideoDataset, index: int) -> bytes:
+        return encode_mp4(dataset.render(dataset.params(index)), self.fps, self.crf)
+
+    def manifest_fields(self) -> dict[str, Any]:
+        """What decides the files' bytes besides the clips, for the manifest's ``"dataset"`` section."""
+        return {"codec": CODEC, "fps": self.fps, "crf": self.crf}
+
+    def versions(self) -> dict[str, str]:
+        """PyAV's version and that of the FFmpeg it bundles; raises ``ImportError`` without PyAV."""
+        return encoder_versions()
+
+
+_Encoding = _ImageEncoding | _ClipEncoding
+
+
+def _export(
+    dataset: Any,
+    target: str | os.PathLike,
+    encoding: _Encoding,
+    processes: int,
+    shard: tuple[int, int],
+    overwrite: bool,
+    verify: bool,
+    chunk_size: int,
+    progress: bool,
+    progress_stream: TextIO | None,
+) -> ExportResult:
+    """The export of :func:`materialize` and :func:`materialize_video`, with ``encoding`` making the files."""
+    _check_arguments(processes, chunk_size, shard, overwrite)
     target = Path(target)
     num_imgs = dataset.config.num_imgs
     indices = shard_range(num_imgs, *shard)
-    manifest = build_manifest(dataset, image_format, quality, layout(num_imgs, image_format))
+    file_format = encoding.file_format
+    manifest = build_manifest(
+        dataset, file_format, layout(num_imgs, file_format), encoding.manifest_fields(), encoding.versions()
+    )
 
     def check_space(folder: Dir, missing: Missing) -> None:
-        _check_free_space(folder, dataset, missing, image_format, quality)
+        _check_free_space(folder, dataset, missing, encoding)
 
     with ExitStack() as stack:
         root = stack.enter_context(open_target(target))
@@ -209,9 +346,9 @@ def materialize(
         record = ShardRecord(shards, shard, indices, processes, manifest["versions"])
         record.write()
         run = new_run_token()
-        writer = _Writer(dataset, folder, image_format, quality, run, verify)
+        writer = _Writer(dataset, folder, encoding, run, verify)
         work = indices if verify else missing
-        bar = Progress(len(work), progress_stream or sys.stderr, enabled=progress)
+        bar = Progress(len(work), progress_stream or sys.stderr, enabled=progress, unit=encoding.unit)
         start = time.perf_counter()
         try:
             written, nbytes = pool.run(writer.write, work, chunk_size, processes, bar.update)
@@ -239,26 +376,24 @@ def _outcome(exc: BaseException) -> str:
 
 
 class _Writer:
-    """Renders samples and writes them atomically; one lives in each worker process."""
+    """Renders and encodes samples and writes them atomically; one lives in each worker process."""
 
-    def __init__(
-        self, dataset: SingleImageDataset, folder: Dir, image_format: str, quality: int, run: str, verify: bool
-    ) -> None:
+    def __init__(self, dataset: Any, folder: Dir, encoding: _Encoding, run: str, verify: bool) -> None:
         self.dataset = dataset
         self.folder = folder
-        self.image_format = image_format
-        self.quality = quality
+        self.encoding = encoding
         self.run = run
         self.verify = verify
 
     def write(self, indices: Sequence[int]) -> tuple[int, int]:
         written = nbytes = 0
         num_imgs = self.dataset.config.num_imgs
+        file_format = self.encoding.file_format
         for i in indices:
-            name = image_name(i, num_imgs, self.image_format)
-            if self.verify and is_complete(self.folder, name, self.image_format, decode=True):
+            name = image_name(i, num_imgs, file_format)
+            if self.verify and is_complete(self.folder, name, file_format, decode=True):
                 continue
-            data = _encode(self.dataset.render(self.dataset.params(i)), self.image_format, self.quality)
+            data = self.encoding.encode(self.dataset, i)
             self.folder.write(name, data, self.run)
             written, nbytes = written + 1, nbytes + len(data)
         return written, nbytes
@@ -271,13 +406,14 @@ def _encode(img: Image.Image, image_format: str, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def _check_arguments(
-    image_format: str, quality: int, processes: int, chunk_size: int, shard: tuple[int, int], overwrite: bool
-) -> None:
+def _check_image_format(image_format: str, quality: int) -> None:
     if image_format not in FORMATS:
         raise ValueError(f"image_format should be one of {', '.join(FORMATS)}, got {image_format!r}")
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise ValueError(f"quality should be an integer in [1, 100], got {quality!r}")
+
+
+def _check_arguments(processes: int, chunk_size: int, shard: tuple[int, int], overwrite: bool) -> None:
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise ValueError(f"processes should be a positive integer, got {processes!r}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -290,18 +426,16 @@ def _check_arguments(
         )
 
 
-def _check_free_space(
-    folder: Dir, dataset: SingleImageDataset, missing: Sequence[int], image_format: str, quality: int
-) -> None:
+def _check_free_space(folder: Dir, dataset: Any, missing: Sequence[int], encoding: _Encoding) -> None:
     if not missing:
         return
-    need = estimate_bytes(dataset, missing, image_format, quality)
+    need = _estimate(dataset, missing, encoding)
     free_bytes, free_inodes = _disk_free(folder)
     if need > free_bytes:
         raise OSError(
             errno.ENOSPC,
-            f"not enough free disk space in {folder.path}: {len(missing)} images need about {format_bytes(need)}, "
-            f"only {format_bytes(free_bytes)} is free; free some space or choose another target",
+            f"not enough free disk space in {folder.path}: {len(missing)} {encoding.noun} need about "
+            f"{format_bytes(need)}, only {format_bytes(free_bytes)} is free; free some space or choose another target",
         )
     if free_inodes is not None and len(missing) > free_inodes:
         raise OSError(

@@ -12,7 +12,7 @@ import json
 import os
 import platform
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,8 +41,23 @@ _MANIFEST_VERSION = 2
 _MANIFEST_LIMIT = 1 << 20
 
 
-def build_manifest(dataset: SingleImageDataset, image_format: str, quality: int, layout: str) -> dict[str, Any]:
-    """The manifest of exporting ``dataset`` as ``image_format`` files named after ``layout``."""
+def build_manifest(
+    dataset: SingleImageDataset,
+    file_format: str,
+    layout: str,
+    encoding: Mapping[str, Any],
+    encoder_versions: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The manifest of exporting ``dataset`` as ``file_format`` files named after ``layout``.
+
+    Args:
+        dataset: the image dataset, or a :class:`~single_image_dataset.video.FakeVideoDataset`.
+        file_format: the files' extension.
+        layout: where sample ``{index}`` is, as :func:`~.target.layout` gives it.
+        encoding: what decides the files' bytes besides the samples (the JPEG quality; a video's
+            codec, fps and crf), added to the ``"dataset"`` section after ``"format"``.
+        encoder_versions: versions of the encoder's libraries to record beside the others.
+    """
     config = dataset.config
     source = dataset.source
     root = getattr(dataset, "root", None)
@@ -57,14 +72,14 @@ def build_manifest(dataset: SingleImageDataset, image_format: str, quality: int,
             "seed": config.seed,
             "epoch": dataset.epoch,
             "renderer": dataset.renderer_identity(),
-            "format": image_format,
-            "quality": quality if image_format == "jpg" else None,
+            "format": file_format,
+            **encoding,
             "layout": layout,
             "source": {"pixel_sha256": pixel_sha256(source), "width": source.width, "height": source.height},
             "config": config.to_dict(),
         },
         "source_file": source_file,
-        "versions": _versions(),
+        "versions": {**_versions(), **(encoder_versions or {})},
         "created": _now(),
     }
 

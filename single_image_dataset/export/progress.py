@@ -10,22 +10,24 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    """Counts written images and reports them on ``stream``, without dependencies.
+    """Counts written files (images or clips) and reports them on ``stream``, without dependencies.
 
     On a terminal, a bar with the rate and the ETA, redrawn at most every 0.2 s; elsewhere (a log
     file, a batch job), a ``materialize: ...`` line at each 10% step, or after a minute without one.
 
     Args:
-        total: the number of images to write; nothing is reported when it is 0.
+        total: the number of files to write; nothing is reported when it is 0.
         stream: where to report.
         enabled: ``False`` counts without reporting.
+        unit: what is counted, in the rate (``img/s``).
     """
 
     _REDRAW_SECONDS = 0.2
     _LOG_SECONDS = 60.0
 
-    def __init__(self, total: int, stream: TextIO, enabled: bool = True) -> None:
+    def __init__(self, total: int, stream: TextIO, enabled: bool = True, unit: str = "img") -> None:
         self.total = total
+        self.unit = unit
         self.stream = stream
         self.enabled = enabled and total > 0
         self.tty = self.enabled and _isatty(stream)
@@ -35,7 +37,7 @@ class Progress:
         self._last_decile = 0
 
     def update(self, n: int) -> None:
-        """Count ``n`` more images written."""
+        """Count ``n`` more files written."""
         self.done += n
         if not self.enabled:
             return
@@ -62,7 +64,7 @@ class Progress:
         elapsed = max(now - self.start, 1e-9)
         rate = self.done / elapsed
         eta = _duration((self.total - self.done) / rate) if rate > 0 else "?"
-        return f"{self.done}/{self.total} ({self.done / self.total:.0%}), {rate:.0f} img/s, ETA {eta}"
+        return f"{self.done}/{self.total} ({self.done / self.total:.0%}), {rate:.0f} {self.unit}/s, ETA {eta}"
 
     def _bar(self, now: float) -> str:
         width = 30

@@ -1,4 +1,8 @@
-"""The export's folder on disk: file names, what a target may hold, preparing it under the lock, missing files."""
+"""The export's folder on disk: file names, what a target may hold, preparing it under the lock, missing files.
+
+An export's items are images (``patch_<i>.jpg`` or ``.png``) or fake-video clips (``clip_<i>.mp4``); the file
+format decides which, and every check here is written once for both.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,14 @@ from array import array
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, BinaryIO, overload
 
 import numpy as np
 from PIL import Image
 
+from ..video.encode import decode_mp4, is_whole_mp4
 from .files import Dir, temp_pattern
 from .lock import TargetLock
 from .manifest import MANIFEST_NAME, RECORD_PATTERN, SHARDS_DIR, differences, read_manifest, write_json
@@ -32,14 +38,18 @@ __all__ = [
     "remove_temp_files",
 ]
 
-#: File extension -> Pillow format name.
+#: Image file extension -> Pillow format name.
 FORMATS = {"jpg": "JPEG", "png": "PNG"}
+#: Every file extension an export writes -> the prefix of its files' names: images, or clips (``mp4``).
+PREFIXES = {"jpg": "patch", "png": "patch", "mp4": "clip"}
 
 _TRAIN, _CLASS = "train", "dummy"
-# What every complete file of the format starts and ends with: JPEG's SOI and the next marker's
+# What every complete image file of the format starts and ends with: JPEG's SOI and the next marker's
 # 0xFF, its EOI; PNG's signature, its empty IEND chunk with the chunk's CRC.
 _SIGNATURES = {"jpg": (b"\xff\xd8\xff", b"\xff\xd9"), "png": (b"\x89PNG\r\n\x1a\n", b"\x00\x00\x00\x00IEND\xaeB`\x82")}
-_LAYOUT_RE = re.compile(r"^train/dummy/patch_\{index:0(\d{1,2})d\}\.(jpg|png)$")
+_LAYOUT_RE = re.compile(rf"^train/dummy/({'|'.join(sorted(set(PREFIXES.values())))})_\{{index:0(\d{{1,2}})d\}}\.(\w+)$")
+# Any item file of any format, as the pattern of its name.
+_ANY_ITEM = "(?:" + "|".join(rf"{prefix}_\d+\.{ext}" for ext, prefix in PREFIXES.items()) + ")"
 # How often a run that finds another dataset's run in the target looks again before it is refused.
 _ATTEMPTS = 3
 _RETRY_SECONDS = 0.2
@@ -51,23 +61,24 @@ def image_folder(target: Path) -> Path:
 
 
 def image_name(index: int, num_imgs: int, image_format: str) -> str:
-    """File name of sample ``index``: zero-padded so that sorted names are in index order.
+    """File name of sample ``index`` (an image, or a clip for ``"mp4"``): zero-padded so that sorted names are
+    in index order.
 
     Example:
-        >>> image_name(7, 300, "png"), image_name(7, 1_281_167, "jpg")
-        ('patch_007.png', 'patch_0000007.jpg')
+        >>> image_name(7, 300, "png"), image_name(7, 1_281_167, "jpg"), image_name(7, 200_000, "mp4")
+        ('patch_007.png', 'patch_0000007.jpg', 'clip_000007.mp4')
     """
-    return f"patch_{index:0{_digits(num_imgs)}d}.{image_format}"
+    return f"{PREFIXES[image_format]}_{index:0{_digits(num_imgs)}d}.{image_format}"
 
 
 def layout(num_imgs: int, image_format: str) -> str:
     """Where sample ``{index}`` is under the export root, as a format string.
 
     Example:
-        >>> layout(300, "png")
-        'train/dummy/patch_{index:03d}.png'
+        >>> layout(300, "png"), layout(16, "mp4")
+        ('train/dummy/patch_{index:03d}.png', 'train/dummy/clip_{index:02d}.mp4')
     """
-    return f"{_TRAIN}/{_CLASS}/patch_{{index:0{_digits(num_imgs)}d}}.{image_format}"
+    return f"{_TRAIN}/{_CLASS}/{PREFIXES[image_format]}_{{index:0{_digits(num_imgs)}d}}.{image_format}"
 
 
 def _digits(num_imgs: int) -> int:
@@ -76,7 +87,7 @@ def _digits(num_imgs: int) -> int:
 
 @dataclass(frozen=True)
 class _ImageNames:
-    """The image files of one export: ``patch_<index>.<ext>`` with a fixed width (or none), ``index < count``."""
+    """The files of one export: ``<prefix>_<index>.<ext>`` with a fixed width (or none), ``index < count``."""
 
     final: re.Pattern[str]
     temp: re.Pattern[str]
@@ -85,8 +96,9 @@ class _ImageNames:
     @classmethod
     def of(cls, width: int | None, ext: str, count: int | None) -> _ImageNames:
         digits = rf"\d{{{width}}}" if width is not None else r"0|[1-9]\d*"
-        final = rf"patch_(?:{digits})\.{ext}"
-        return cls(re.compile(rf"^patch_({digits})\.{ext}$"), temp_pattern(final), count)
+        prefix = PREFIXES[ext]
+        final = rf"{prefix}_(?:{digits})\.{ext}"
+        return cls(re.compile(rf"^{prefix}_({digits})\.{ext}$"), temp_pattern(final), count)
 
     def index(self, name: str) -> int | None:
         """The index of the final file ``name``, ``None`` if it is not one of this export's."""
@@ -113,13 +125,15 @@ def _old_names(old: dict[str, Any] | None, target: Path) -> _ImageNames:
     section = section if isinstance(section, dict) else {}
     found = _LAYOUT_RE.match(section.get("layout")) if isinstance(section.get("layout"), str) else None
     count = section.get("num_imgs")
+    if found is not None and PREFIXES.get(found.group(3)) != found.group(1):
+        found = None
     if found is None or isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise FileExistsError(
             errno.EEXIST,
             f"cannot tell which files the export in {target} wrote: its {MANIFEST_NAME} has no valid layout "
             "and num_imgs; delete the old export yourself, or choose another target",
         )
-    return _ImageNames.of(int(found.group(1)), found.group(2), count)
+    return _ImageNames.of(int(found.group(2)), found.group(3), count)
 
 
 class Missing(Sequence[int]):
@@ -165,34 +179,60 @@ class Missing(Sequence[int]):
 def is_complete(folder: Dir, name: str, image_format: str, decode: bool = False) -> bool:
     """Whether ``folder/name`` is a whole ``image_format`` file, as far as checked.
 
-    Always checked (two small reads): a non-empty regular file that starts with the format's header
-    and ends with its trailer. With ``decode``, also that Pillow decodes it completely.
+    Always checked (a few small reads): a non-empty regular file with the format's structure: an
+    image starts with the format's header and ends with its trailer; an MP4's boxes tile the file
+    (:func:`~single_image_dataset.video.encode.is_whole_mp4`). With ``decode``, also that it decodes
+    completely (Pillow; PyAV for MP4).
 
     Raises:
         OSError: ``name`` is a symlink (dangling or not) or not a regular file, which the export
             never writes; the message names it.
     """
-    head, tail = _SIGNATURES[image_format]
     try:
         fd = folder.open_file(name)
     except FileNotFoundError:
         return False
     with open(fd, "rb") as f:
-        size = os.fstat(fd).st_size
-        if size < len(head) + len(tail) or f.read(len(head)) != head:
-            return False
-        f.seek(size - len(tail))
-        if f.read(len(tail)) != tail:
+        if not _WHOLE[image_format](f, os.fstat(fd).st_size):
             return False
         if not decode:
             return True
         f.seek(0)
-        try:
-            with Image.open(f, formats=[FORMATS[image_format]]) as img:
-                img.load()
-        except Exception:  # Pillow reports a broken file with many exception types
-            return False
+        return _DECODES[image_format](f)
+
+
+def _has_signatures(image_format: str, f: BinaryIO, size: int) -> bool:
+    head, tail = _SIGNATURES[image_format]
+    if size < len(head) + len(tail) or f.read(len(head)) != head:
+        return False
+    f.seek(size - len(tail))
+    return f.read(len(tail)) == tail
+
+
+def _pillow_decodes(image_format: str, f: BinaryIO) -> bool:
+    try:
+        with Image.open(f, formats=[FORMATS[image_format]]) as img:
+            img.load()
+    except Exception:  # Pillow reports a broken file with many exception types
+        return False
     return True
+
+
+def _pyav_decodes(f: BinaryIO) -> bool:
+    try:
+        decode_mp4(f.read())
+    except ValueError:
+        return False
+    return True
+
+
+# Per format: whether a file has the format's structure, and whether it decodes.
+_WHOLE: dict[str, Callable[[BinaryIO, int], bool]] = {
+    "jpg": partial(_has_signatures, "jpg"), "png": partial(_has_signatures, "png"), "mp4": is_whole_mp4,
+}
+_DECODES: dict[str, Callable[[BinaryIO], bool]] = {
+    "jpg": partial(_pillow_decodes, "jpg"), "png": partial(_pillow_decodes, "png"), "mp4": _pyav_decodes,
+}
 
 
 def open_target(target: Path) -> Dir:
@@ -422,8 +462,8 @@ def _remove_stale_temps(root: Dir, folder: Dir, names: _ImageNames) -> None:
 
 
 def remove_temp_files(folder: Dir, run: str) -> None:
-    """Delete the temporary image files of the run ``run`` (those its stopped workers left)."""
-    pattern = temp_pattern(r"patch_\d+\.(?:jpg|png)")
+    """Delete the temporary files of the run ``run`` (those its stopped workers left)."""
+    pattern = temp_pattern(_ANY_ITEM)
 
     def of_the_run(name: str) -> bool:
         match = pattern.match(name)

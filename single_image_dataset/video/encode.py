@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
-__all__ = ["CODEC", "DEFAULT_CRF", "DEFAULT_FPS", "decode_mp4", "encode_mp4", "encoder_identity"]
+__all__ = ["CODEC", "DEFAULT_CRF", "DEFAULT_FPS", "decode_mp4", "encode_mp4", "encoder_versions", "is_whole_mp4"]
 
 #: The video codec: H.264 (libx264) in 4:2:0, what video pipelines such as torchvision's and Kinetics' read.
 CODEC = "libx264"
@@ -16,6 +16,9 @@ CODEC = "libx264"
 DEFAULT_FPS = 25
 #: x264's constant rate factor: its default, 23 (lower is larger and closer to the frames).
 DEFAULT_CRF = 23
+
+# A file of more top-level boxes than this is not one encode_mp4 wrote (it writes four: ftyp, free, mdat, moov).
+_MAX_BOXES = 64
 
 _INSTALL_HINT = 'MP4 encoding needs PyAV, an optional extra: pip install -e ".[video]" in the clone (or pip install av)'
 
@@ -80,19 +83,49 @@ def decode_mp4(data: bytes) -> torch.Tensor:
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
 
 
-def encoder_identity(fps: int, crf: int) -> dict[str, Any]:
-    """What, besides the frames, decides :func:`encode_mp4`'s bytes: the settings and the codec libraries.
+def is_whole_mp4(file: BinaryIO, size: int) -> bool:
+    """Whether the ``size`` bytes of ``file`` are a whole MP4 file, as far as its box structure tells.
+
+    The top-level boxes must tile the file exactly, starting with ``ftyp`` and including ``mdat`` (the
+    frames) and ``moov`` (the index, written last): a file cut short anywhere fails. A few small reads,
+    no decoding (:func:`decode_mp4` decodes).
+
+    Example:
+        >>> box = lambda kind, body=b"": (8 + len(body)).to_bytes(4, "big") + kind + body
+        >>> whole = box(b"ftyp", b"isom") + box(b"mdat", b"frames") + box(b"moov", b"index")
+        >>> is_whole_mp4(io.BytesIO(whole), len(whole)), is_whole_mp4(io.BytesIO(whole[:-1]), len(whole) - 1)
+        (True, False)
+    """
+    kinds = []
+    position = 0
+    while position < size and len(kinds) < _MAX_BOXES:
+        file.seek(position)
+        header = file.read(8)
+        if len(header) < 8:
+            return False
+        box_size = int.from_bytes(header[:4], "big")
+        if box_size == 1:  # a 64-bit size follows the type
+            large = file.read(8)
+            if len(large) < 8:
+                return False
+            box_size = int.from_bytes(large, "big")
+        elif box_size == 0:  # the box runs to the end of the file
+            box_size = size - position
+        if box_size < 8 or position + box_size > size:
+            return False
+        kinds.append(header[4:])
+        position += box_size
+    return position == size and kinds[:1] == [b"ftyp"] and b"mdat" in kinds and b"moov" in kinds
+
+
+def encoder_versions() -> dict[str, str]:
+    """The versions of PyAV and of the FFmpeg codec library it bundles (libx264's is part of the build).
 
     Raises:
-        ImportError: PyAV is not installed.
+        ImportError: PyAV is not installed; the message names the pip command.
     """
     av = _import_av()
-    return {"codec": CODEC, "fps": fps, "crf": crf, "av": av.__version__, "libavcodec": _library_version(av)}
-
-
-def _library_version(av: Any) -> str:
-    major, minor, micro = av.library_versions["libavcodec"]
-    return f"{major}.{minor}.{micro}"
+    return {"av": av.__version__, "libavcodec": ".".join(map(str, av.library_versions["libavcodec"]))}
 
 
 def _check_clip(clip: torch.Tensor) -> np.ndarray:
@@ -101,13 +134,16 @@ def _check_clip(clip: torch.Tensor) -> np.ndarray:
         raise TypeError(f"clip should be a uint8 tensor T x 3 x H x W, got {type(clip).__name__}")
     if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[1] != 3 or clip.shape[0] < 1:
         raise ValueError(f"clip should be a uint8 tensor T x 3 x H x W, got {clip.dtype} of shape {list(clip.shape)}")
-    height, width = clip.shape[2:]
+    _check_sides(clip.shape[3], clip.shape[2])
+    return np.ascontiguousarray(clip.detach().cpu().permute(0, 2, 3, 1).numpy())
+
+
+def _check_sides(width: int, height: int) -> None:
     if height % 2 or width % 2:
         raise ValueError(
             f"clip frames of {width}x{height} px cannot be encoded in YUV 4:2:0, which needs even sides; "
             "use an even img_size"
         )
-    return np.ascontiguousarray(clip.detach().cpu().permute(0, 2, 3, 1).numpy())
 
 
 def _check_settings(fps: int, crf: int) -> None:
