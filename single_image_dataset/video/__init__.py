@@ -4,7 +4,7 @@ Its ``make_fakevideo_dataset.py`` distilled video models from one image with 200
 camera move between two random resized crops of the image. :class:`FakeVideoDataset` makes them on the
 fly, per-index reproducible like :class:`~single_image_dataset.SingleImageDataset`;
 :func:`encode_mp4` writes a clip as an MP4 (PyAV, an optional extra), and
-:func:`~single_image_dataset.export.video.materialize_video` the whole dataset.
+:func:`~single_image_dataset.export.materialize_video` the whole dataset.
 
 Example:
     >>> from single_image_dataset.video import FakeVideoDataset

@@ -18,7 +18,7 @@ __all__ = ["FILMSTRIP_CLIPS", "FILMSTRIP_TILE_SIZE", "filmstrip", "save_filmstri
 
 #: Clips in a filmstrip, one per row, by default.
 FILMSTRIP_CLIPS = 4
-#: Largest side of a frame's tile in pixels: 4 clips of 16 frames of 230 px make a PNG of about 0.5 MB.
+#: Largest side of a frame's tile in pixels: 4 clips of 16 frames of 230 px make a PNG of about 0.4 MB.
 FILMSTRIP_TILE_SIZE = 64
 
 
