@@ -24,6 +24,7 @@ from .export import (
     DEFAULT_QUALITY,
     FORMATS,
     MANIFEST_NAME,
+    Terminated,
     estimate_bytes,
     format_bytes,
     image_name,
@@ -105,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--shard", metavar="K/N", type=_shard, help="write only shard K (0-based) of N contiguous ranges")
     io.add_argument("--overwrite", action="store_true", help="replace a different export already in TARGETPATH")
     io.add_argument(
+        "--verify", action="store_true",
+        help="decode the files already in TARGETPATH and write again those that do not (slower)",
+    )
+    io.add_argument(
         "--threads", type=_int_in(1, None), metavar="N",
         help="worker processes (default: the CPUs available to this process)",
     )
@@ -154,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _sigterm_as_interrupt():
             return _run(args)
-    except _Terminated:
+    except Terminated:
         print(f"{PROG}: terminated; run the same command again to resume", file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
@@ -191,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"writing {len(indices)} images with {threads} processes: {where}", file=out, flush=True)
         result = materialize(
             dataset, target, image_format=args.format, quality=quality, processes=threads, shard=shard,
-            overwrite=args.overwrite, chunk_size=args.batch_size,
+            overwrite=args.overwrite, verify=args.verify, chunk_size=args.batch_size,
         )
         rate = result.written / result.seconds if result.seconds > 0 else 0.0
         print(
@@ -219,10 +224,6 @@ def _resolve_config(args: argparse.Namespace) -> AugmentConfig:
     return AugmentConfig.from_dict({}, **given)
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM (e.g. from Slurm), handled like Ctrl-C so that the export shuts down cleanly."""
-
-
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
@@ -230,7 +231,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise _Terminated
+        raise Terminated
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from .dataset import SingleImageDataset
+from .export.files import write_atomic
 
 __all__ = ["PREVIEW_COUNT", "PREVIEW_NROW", "PREVIEW_TILE_SIZE", "preview_grid", "save_preview"]
 
@@ -57,14 +59,20 @@ def save_preview(
     padding: int = 3,
     tile_size: int | None = PREVIEW_TILE_SIZE,
 ) -> Path:
-    """Write :func:`preview_grid` as a PNG at ``path`` (creating its folder) and return the path."""
+    """Write :func:`preview_grid` as a PNG at ``path`` (creating its folder) and return the path.
+
+    The file is replaced atomically (see :func:`~single_image_dataset.export.files.write_atomic`):
+    a failed write, a full disk say, leaves the previous preview as it was.
+    """
     path = Path(path)
     grid = preview_grid(dataset, count, nrow, padding, tile_size)
+    png = io.BytesIO()
+    grid.save(png, format="PNG")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        grid.save(path, format="PNG")
     except OSError as exc:
         raise type(exc)(exc.errno, f"cannot write the preview {path}: {exc.strerror}") from None
+    write_atomic(path, png.getvalue())
     return path
 
 

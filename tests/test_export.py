@@ -354,12 +354,12 @@ class TestDiskAndArguments:
         ds = _dataset(num_imgs=12)
         replace, calls = os.replace, []
 
-        def disk_full_at_the_fifth(src, dst):
+        def disk_full_at_the_fifth(src, dst, **dir_fds):
             if Path(dst).name.startswith("patch_"):
                 calls.append(dst)
             if len(calls) == 5:
                 raise OSError(errno.ENOSPC, "No space left on device")
-            replace(src, dst)
+            replace(src, dst, **dir_fds)
 
         monkeypatch.setattr(export.os, "replace", disk_full_at_the_fifth)
         with pytest.raises(OSError, match=r"writing .*patch_04\.png failed: No space left on device"):

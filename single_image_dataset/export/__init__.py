@@ -1,10 +1,12 @@
 """Writing a dataset to disk as the ``TARGET/train/dummy`` ImageFolder tree of the original script.
 
-The export is parallel over processes, resumable (only missing files are written), safe to
-interrupt (files appear under their final name only once complete) and shardable over machines.
-This module holds the public functions; :mod:`.target` the folder's names and checks,
-:mod:`.manifest` the records written beside the images, :mod:`.pool` the worker processes and
-:mod:`.progress` the progress report.
+The export is parallel over processes, resumable (only missing or incomplete files are written),
+safe to interrupt (files appear under their final name only once complete), shardable over
+machines, and safe in a hostile or busy target: it never follows a symlink when it creates a file
+(:mod:`.files`) and takes a lock that lets runs of one dataset write together while refusing a
+conflicting one (:mod:`.lock`). This module holds the public functions; :mod:`.target` the folder's
+names and checks, :mod:`.manifest` the records written beside the images, :mod:`.pool` the worker
+processes and :mod:`.progress` the progress report.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import errno
 import io
 import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -25,24 +27,18 @@ from PIL import Image
 
 from ..dataset import SingleImageDataset
 from . import pool
-from .manifest import MANIFEST_NAME, ShardRecord, build_manifest, write_json
+from .files import Dir, new_run_token
+from .lock import TargetLock
+from .manifest import MANIFEST_NAME, ShardRecord, build_manifest
 from .progress import Progress
-from .target import (
-    check_target,
-    create_folder,
-    image_folder,
-    image_name,
-    layout,
-    missing_indices,
-    remove_temp_files,
-    temp_name,
-)
+from .target import FORMATS, Missing, image_name, is_complete, layout, open_target, prepare, remove_temp_files
 
 __all__ = [
     "DEFAULT_QUALITY",
     "FORMATS",
     "MANIFEST_NAME",
     "ExportResult",
+    "Terminated",
     "estimate_bytes",
     "format_bytes",
     "image_name",
@@ -50,8 +46,6 @@ __all__ = [
     "shard_range",
 ]
 
-#: File extension -> Pillow format name.
-FORMATS = {"jpg": "JPEG", "png": "PNG"}
 #: JPEG quality: Pillow's default, which the original script wrote.
 DEFAULT_QUALITY = 75
 
@@ -64,6 +58,13 @@ _SIZE_MARGIN = 1.15
 _ESTIMATE_SAMPLES = 8
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (e.g. from Slurm), raised by the handler a program installs (the CLI does).
+
+    An export stops as on Ctrl-C, and its shard record says ``"terminated"`` instead of ``"interrupted"``.
+    """
+
+
 @dataclass(frozen=True)
 class ExportResult:
     """What one :func:`materialize` call did.
@@ -72,7 +73,7 @@ class ExportResult:
         target: the export root (``TARGET``); images are in ``TARGET/train/dummy``.
         indices: the sample indices this call was responsible for (its shard).
         written: files written by this call.
-        skipped: files of the shard that already existed (a resumed export).
+        skipped: files of the shard that were already there and complete (a resumed export).
         bytes_written: total size of the files written.
         seconds: wall time of the writing phase.
     """
@@ -135,6 +136,7 @@ def materialize(
     processes: int = 1,
     shard: tuple[int, int] = (0, 1),
     overwrite: bool = False,
+    verify: bool = False,
     chunk_size: int = 32,
     progress: bool = True,
     progress_stream: TextIO | None = None,
@@ -150,7 +152,10 @@ def materialize(
 
     Files are written to a hidden temporary name in the same folder and renamed when complete,
     so an interrupted export leaves no partial file, and calling again with the same arguments
-    writes only the missing files.
+    writes only the missing ones. A file already there counts as written if it is a regular file
+    with the format's header and trailer (with ``verify``, also if it decodes); otherwise it is
+    written again. Runs of the same dataset may write into one target at once (shards, or the same
+    shard twice); a run of another dataset, or an ``overwrite``, while one writes is refused.
 
     Args:
         dataset: the dataset to write (its config, epoch, backend and source).
@@ -162,7 +167,11 @@ def materialize(
         shard: ``(K, N)``: write only the ``K``-th (0-based) of ``N`` contiguous index ranges, so
             ``N`` machines can export one dataset into one folder without coordinating.
         overwrite: replace an existing export of a different dataset in ``target`` instead of
-            refusing. Not allowed with ``N > 1`` shards, whose runs would delete each other's files.
+            refusing: delete exactly the files its manifest says it wrote, refusing if anything
+            else is in the way. Not allowed with ``N > 1`` shards, whose runs would delete each
+            other's files.
+        verify: decode every file of the shard that is already there, and write again those that
+            do not decode (slower: reads all of them).
         chunk_size: indices handed to a worker at a time.
         progress: report progress on ``progress_stream``: a bar with rate and ETA on a terminal,
             a line every 10% otherwise.
@@ -175,70 +184,84 @@ def materialize(
         ValueError: invalid arguments, or an unreadable manifest in ``target``.
         FileExistsError: ``target`` holds a different export (one rendered by a different renderer
             included), or files this library did not write.
-        OSError: ``target`` cannot be created or written, or the disk is too small for the export
-            (``errno.ENOSPC``), or a write failed.
+        BlockingIOError: another export of a different dataset is writing into ``target``.
+        OSError: ``target`` cannot be created or written, a folder or file in it is a symlink or
+            of the wrong type, the disk is too small for the export (``errno.ENOSPC``), or a write
+            failed; the message names the path.
+        KeyboardInterrupt: Ctrl-C (or :class:`Terminated`); the shard record says so.
     """
     _check_arguments(image_format, quality, processes, chunk_size, shard, overwrite)
     target = Path(target)
     num_imgs = dataset.config.num_imgs
     indices = shard_range(num_imgs, *shard)
     manifest = build_manifest(dataset, image_format, quality, layout(num_imgs, image_format))
-    folder = image_folder(target)
 
-    check_target(target, manifest, overwrite)
-    create_folder(folder)
-    remove_temp_files(folder, indices)
-    missing = missing_indices(folder, indices, num_imgs, image_format)
-    _check_free_space(folder, dataset, missing, image_format, quality)
-    if not (target / MANIFEST_NAME).exists():
-        write_json(target / MANIFEST_NAME, manifest)
+    def check_space(folder: Dir, missing: Missing) -> None:
+        _check_free_space(folder, dataset, missing, image_format, quality)
 
-    record = ShardRecord(target, shard, indices, processes, manifest["versions"])
-    record.write()
-    writer = _Writer(dataset, folder, image_format, quality)
-    chunks = [missing[k : k + chunk_size] for k in range(0, len(missing), chunk_size)]
-    bar = Progress(len(missing), progress_stream or sys.stderr, enabled=progress)
-    start = time.perf_counter()
-    try:
-        written, nbytes = pool.run(writer.write, chunks, min(processes, max(1, len(chunks))), bar.update)
-    finally:
-        bar.close()
-        remove_temp_files(folder, indices)
-    seconds = time.perf_counter() - start
+    with ExitStack() as stack:
+        root = stack.enter_context(open_target(target))
+        lock = stack.enter_context(TargetLock(root))
+        folder, shards, missing = prepare(root, lock, manifest, overwrite, shard, indices, check_space)
+        stack.enter_context(folder)
+        stack.enter_context(shards)
 
-    result = ExportResult(target, indices, written, len(indices) - len(missing), nbytes, seconds)
-    record.complete(written=written, skipped=result.skipped, bytes_written=nbytes, seconds=round(seconds, 3))
+        record = ShardRecord(shards, shard, indices, processes, manifest["versions"])
+        record.write()
+        run = new_run_token()
+        writer = _Writer(dataset, folder, image_format, quality, run, verify)
+        work = indices if verify else missing
+        bar = Progress(len(work), progress_stream or sys.stderr, enabled=progress)
+        start = time.perf_counter()
+        try:
+            written, nbytes = pool.run(writer.write, work, chunk_size, processes, bar.update)
+        except BaseException as exc:
+            record.stopped(_outcome(exc))
+            raise
+        finally:
+            bar.close()
+            remove_temp_files(folder, run)
+        seconds = time.perf_counter() - start
+
+        result = ExportResult(target, indices, written, len(indices) - written, nbytes, seconds)
+        record.complete(written=written, skipped=result.skipped, bytes_written=nbytes, seconds=round(seconds, 3))
     return result
+
+
+def _outcome(exc: BaseException) -> str:
+    """What a shard record says about the exception that stopped the shard."""
+    if isinstance(exc, Terminated):
+        return "terminated"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"failed: {' '.join(reason.split()) or type(exc).__name__}"
 
 
 class _Writer:
     """Renders samples and writes them atomically; one lives in each worker process."""
 
-    def __init__(self, dataset: SingleImageDataset, folder: Path, image_format: str, quality: int) -> None:
+    def __init__(
+        self, dataset: SingleImageDataset, folder: Dir, image_format: str, quality: int, run: str, verify: bool
+    ) -> None:
         self.dataset = dataset
         self.folder = folder
         self.image_format = image_format
         self.quality = quality
+        self.run = run
+        self.verify = verify
 
     def write(self, indices: Sequence[int]) -> tuple[int, int]:
-        nbytes = 0
+        written = nbytes = 0
         num_imgs = self.dataset.config.num_imgs
         for i in indices:
-            data = _encode(self.dataset.render(self.dataset.params(i)), self.image_format, self.quality)
             name = image_name(i, num_imgs, self.image_format)
-            final = self.folder / name
-            temp = self.folder / temp_name(name)
-            try:
-                with open(temp, "wb") as f:
-                    f.write(data)
-                os.replace(temp, final)
-            except BaseException as exc:
-                temp.unlink(missing_ok=True)
-                if isinstance(exc, OSError):
-                    raise OSError(exc.errno, f"writing {final} failed: {exc.strerror}") from None
-                raise
-            nbytes += len(data)
-        return len(indices), nbytes
+            if self.verify and is_complete(self.folder, name, self.image_format, decode=True):
+                continue
+            data = _encode(self.dataset.render(self.dataset.params(i)), self.image_format, self.quality)
+            self.folder.write(name, data, self.run)
+            written, nbytes = written + 1, nbytes + len(data)
+        return written, nbytes
 
 
 def _encode(img: Image.Image, image_format: str, quality: int) -> bytes:
@@ -268,7 +291,7 @@ def _check_arguments(
 
 
 def _check_free_space(
-    folder: Path, dataset: SingleImageDataset, missing: list[int], image_format: str, quality: int
+    folder: Dir, dataset: SingleImageDataset, missing: Sequence[int], image_format: str, quality: int
 ) -> None:
     if not missing:
         return
@@ -277,20 +300,18 @@ def _check_free_space(
     if need > free_bytes:
         raise OSError(
             errno.ENOSPC,
-            f"not enough free disk space in {folder}: {len(missing)} images need about {format_bytes(need)}, "
+            f"not enough free disk space in {folder.path}: {len(missing)} images need about {format_bytes(need)}, "
             f"only {format_bytes(free_bytes)} is free; free some space or choose another target",
         )
     if free_inodes is not None and len(missing) > free_inodes:
         raise OSError(
             errno.ENOSPC,
-            f"not enough free inodes in {folder}: {len(missing)} files are needed, the filesystem "
+            f"not enough free inodes in {folder.path}: {len(missing)} files are needed, the filesystem "
             f"has room for {free_inodes} more; choose another target",
         )
 
 
-def _disk_free(path: Path) -> tuple[int, int | None]:
+def _disk_free(folder: Dir) -> tuple[int, int | None]:
     """Free bytes and free inodes (``None`` where the filesystem does not count them)."""
-    stats = os.statvfs(path) if hasattr(os, "statvfs") else None
-    free_bytes = shutil.disk_usage(path).free
-    free_inodes = stats.f_favail if stats is not None and stats.f_files > 0 else None
-    return free_bytes, free_inodes
+    stats = os.statvfs(folder.fd)
+    return stats.f_bavail * stats.f_frsize, stats.f_favail if stats.f_files > 0 else None

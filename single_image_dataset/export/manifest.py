@@ -14,18 +14,31 @@ import platform
 import socket
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from ..dataset import SingleImageDataset
 from ..source import pixel_sha256
+from .files import Dir
 
-__all__ = ["MANIFEST_NAME", "SHARDS_DIR", "ShardRecord", "build_manifest", "differences", "read_manifest", "write_json"]
+__all__ = [
+    "MANIFEST_NAME",
+    "RECORD_PATTERN",
+    "SHARDS_DIR",
+    "ShardRecord",
+    "build_manifest",
+    "differences",
+    "read_manifest",
+    "write_json",
+]
 
 MANIFEST_NAME = "manifest.json"
 SHARDS_DIR = "shards"
+#: The names of the shard records in SHARDS_DIR (``<K>-of-<N>.json``), as a regular expression.
+RECORD_PATTERN = r"\d+-of-\d+\.json"
 # 2: the renderer's identity replaced the backend name in the "dataset" section.
 _MANIFEST_VERSION = 2
+# A manifest is a few KB; a larger file there is not one.
+_MANIFEST_LIMIT = 1 << 20
 
 
 def build_manifest(dataset: SingleImageDataset, image_format: str, quality: int, layout: str) -> dict[str, Any]:
@@ -89,34 +102,43 @@ def _changes(
             yield (*path, key), before, value
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest at ``path``.
+def read_manifest(root: Dir) -> dict[str, Any] | None:
+    """The manifest in the export root ``root``, or ``None`` if there is none.
 
     Raises:
-        ValueError: it cannot be read or is not a JSON object.
+        ValueError: it cannot be read (a symlink, not a regular file, too large, not JSON) or is not
+            a JSON object.
     """
+    path = root.path / MANIFEST_NAME
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = root.read(MANIFEST_NAME, _MANIFEST_LIMIT)
+    except OSError as exc:
+        raise ValueError(f"cannot read the existing manifest: {exc.strerror}") from None
+    if data is None:
+        return None
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read the existing manifest {path}: {exc}") from None
     if not isinstance(value, dict):
         raise ValueError(f"cannot read the existing manifest {path}: not a JSON object")
     return value
 
 
-def write_json(path: Path, value: dict[str, Any]) -> None:
-    """Write ``value`` to ``path`` atomically (through a temporary file renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-    os.replace(temp, path)
+def write_json(folder: Dir, name: str, value: dict[str, Any]) -> None:
+    """Write ``value`` to ``folder/name`` atomically (see :meth:`Dir.write`)."""
+    folder.write(name, (json.dumps(value, indent=2) + "\n").encode("utf-8"))
 
 
 class ShardRecord:
-    """``TARGET/shards/<K>-of-<N>.json``: a shard's range, host and status (``running``, ``complete``).
+    """``TARGET/shards/<K>-of-<N>.json``: a shard's range, host and status.
+
+    The status is ``running`` while the shard writes, then ``complete``, ``interrupted`` (Ctrl-C),
+    ``terminated`` (SIGTERM) or ``failed: <reason>``; only a run killed outright (SIGKILL, a
+    machine crash) leaves ``running``.
 
     Args:
-        target: the export root.
+        shards: the ``TARGET/shards`` folder.
         shard: ``(K, N)``.
         indices: the shard's index range.
         processes: its worker processes.
@@ -124,9 +146,10 @@ class ShardRecord:
     """
 
     def __init__(
-        self, target: Path, shard: tuple[int, int], indices: range, processes: int, versions: dict[str, str]
+        self, shards: Dir, shard: tuple[int, int], indices: range, processes: int, versions: dict[str, str]
     ) -> None:
-        self.path = target / SHARDS_DIR / f"{shard[0]}-of-{shard[1]}.json"
+        self.folder = shards
+        self.name = f"{shard[0]}-of-{shard[1]}.json"
         self.fields: dict[str, Any] = {
             "shard": shard[0],
             "num_shards": shard[1],
@@ -135,18 +158,30 @@ class ShardRecord:
             "status": "running",
             "processes": processes,
             "host": socket.gethostname(),
+            "pid": os.getpid(),
             "started": _now(),
             "versions": versions,
         }
 
     def write(self) -> None:
         """Write the record as it stands."""
-        write_json(self.path, self.fields)
+        write_json(self.folder, self.name, self.fields)
 
     def complete(self, **facts: Any) -> None:
         """Mark the shard complete with ``facts`` (files written, bytes, seconds...) and write the record."""
         self.fields.update(status="complete", finished=_now(), **facts)
         self.write()
+
+    def stopped(self, status: str) -> None:
+        """Record how the shard stopped early (``interrupted``, ``failed: ...``), if the disk still takes it.
+
+        A failure to write the record is ignored: the error that stopped the shard is the one to report.
+        """
+        self.fields.update(status=status, finished=_now())
+        try:
+            self.write()
+        except OSError:
+            pass
 
 
 def _versions() -> dict[str, str]:

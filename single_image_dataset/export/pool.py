@@ -20,16 +20,21 @@ from typing import Any
 __all__ = ["run"]
 
 def run(
-    write: Callable[[Sequence[int]], tuple[int, int]], chunks: list[list[int]], processes: int,
+    write: Callable[[list[int]], tuple[int, int]],
+    indices: Sequence[int],
+    chunk_size: int,
+    processes: int,
     done: Callable[[int], None],
 ) -> tuple[int, int]:
-    """``write`` every chunk, in this process or in ``processes`` worker processes.
+    """``write`` ``indices`` in chunks of ``chunk_size``, in this process or in ``processes`` worker processes.
 
     Args:
         write: writes the images of one chunk; returns how many it wrote and their total size in
             bytes. It must pickle where processes are spawned rather than forked.
-        chunks: the indices, in the pieces handed to a worker at a time.
-        processes: 1 writes in this process.
+        indices: the indices to write; sliced one chunk at a time, so it may be a lazy sequence
+            (a ``range``, :class:`~.target.Missing`) that never lists them all.
+        chunk_size: the indices handed to a worker at a time.
+        processes: worker processes (at most one per chunk); 1 writes in this process.
         done: called in this process with the number of images of each finished chunk.
 
     Returns:
@@ -39,10 +44,11 @@ def run(
         ChildProcessError: a worker died (killed, out of memory) before it finished its chunks.
         Exception: what ``write`` raised in a worker; the other workers are stopped first.
     """
+    num_chunks = -(-len(indices) // chunk_size)
     written = nbytes = 0
-    if processes == 1:
-        for chunk in chunks:
-            n, b = write(chunk)
+    if min(processes, num_chunks) <= 1:
+        for k in range(num_chunks):
+            n, b = write(_chunk(indices, k, chunk_size))
             written, nbytes = written + n, nbytes + b
             done(n)
         return written, nbytes
@@ -52,15 +58,15 @@ def run(
     workers: dict[Any, multiprocessing.process.BaseProcess] = {}
     try:
         with _signals_for_workers():
-            for _ in range(processes):
+            for _ in range(min(processes, num_chunks)):
                 receive, send = context.Pipe(duplex=False)
                 worker = context.Process(
-                    target=_work, args=(write, chunks, next_chunk, send, os.getpid()), daemon=True
+                    target=_work, args=(write, indices, chunk_size, next_chunk, send, os.getpid()), daemon=True
                 )
                 worker.start()
                 send.close()
                 workers[receive] = worker
-        remaining = len(chunks)
+        remaining = num_chunks
         while remaining:
             if not workers:
                 raise ChildProcessError(f"the export workers stopped with {remaining} chunks of images unwritten")
@@ -96,9 +102,14 @@ def _check_exit(worker: multiprocessing.process.BaseProcess) -> None:
         raise ChildProcessError(f"export worker {worker.pid} {cause} (out of memory?); re-run to resume")
 
 
+def _chunk(indices: Sequence[int], k: int, chunk_size: int) -> list[int]:
+    return list(indices[k * chunk_size : (k + 1) * chunk_size])
+
+
 def _work(
-    write: Callable[[Sequence[int]], tuple[int, int]],
-    chunks: list[list[int]],
+    write: Callable[[list[int]], tuple[int, int]],
+    indices: Sequence[int],
+    chunk_size: int,
     next_chunk: Any,
     send: multiprocessing.connection.Connection,
     parent_pid: int,
@@ -117,9 +128,9 @@ def _work(
             with next_chunk.get_lock():
                 k = next_chunk.value
                 next_chunk.value += 1
-            if k >= len(chunks):
+            if k * chunk_size >= len(indices):
                 break
-            send.send(write(chunks[k]))
+            send.send(write(_chunk(indices, k, chunk_size)))
     except Exception as exc:
         try:
             send.send(exc)
