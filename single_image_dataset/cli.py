@@ -94,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cfg = AugmentConfig()
     io = p.add_argument_group("input and output")
-    io.add_argument("--imgpath", metavar="PATH", help="source image (default: the embedded coffee-cup photograph)")
+    io.add_argument(
+        "--imgpath", metavar="PATH", nargs="+",
+        help="source image (default: the embedded coffee-cup photograph); several paths or a directory: one dataset "
+        "of several sources, each sample's source drawn uniformly",
+    )
     io.add_argument("--targetpath", metavar="DIR", default="./out", help="export root (default: ./out)")
     io.add_argument("--config", metavar="FILE.toml", help="TOML preset, e.g. configs/paper_imagenet.toml")
     io.add_argument("--materialize", action="store_true", help="write the images to TARGETPATH/train/dummy")
@@ -175,14 +179,15 @@ def _run(args: argparse.Namespace) -> int:
     threads = args.threads or (DEBUG_THREADS if config.debug else _available_cpus())
     quality = args.quality or DEFAULT_QUALITY
     shard = args.shard or (0, 1)
-    dataset = SingleImageDataset(args.imgpath, config=config, backend=args.backend)
+    image = None if args.imgpath is None else args.imgpath[0] if len(args.imgpath) == 1 else args.imgpath
+    dataset = SingleImageDataset(image, config=config, backend=args.backend)
     target = Path(args.targetpath)
     out = sys.stdout
 
     print("# resolved config (TOML: save it and pass it back with --config)", file=out)
     print(config.to_toml(), file=out)
-    src = dataset.source
-    print(f"source: {dataset.root} ({src.width}x{src.height} px)", file=out)
+    for name, path, src in zip(dataset.source_names, dataset.source_paths, dataset.sources, strict=True):
+        print(f"source: {path or name} ({src.width}x{src.height} px)", file=out)
     side = DEBUG_SIZE if config.debug else config.img_size
     print(f"dataset: {config.num_imgs} images of {side}x{side} px, seed {config.seed}, backend {args.backend}",
           file=out)

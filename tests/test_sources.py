@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+import torchvision.transforms.functional as F
 
 from single_image_dataset import AugmentConfig, sample_params, sample_params_batch, sampling
 
@@ -70,3 +72,105 @@ class TestSourceSlot:
     def test_bad_sizes(self, bad):
         with pytest.raises(ValueError, match="source"):
             sample_params(AugmentConfig(), bad, 0)
+
+
+def _three(tmp_path):
+    """Three sources of different sizes and modes: coffee (RGB PNG), Hubble (JPEG), and a greyscale copy."""
+    from PIL import Image
+
+    from single_image_dataset import DEFAULT_IMAGE, HUBBLE_IMAGE
+
+    grey = tmp_path / "grey.png"
+    with Image.open(DEFAULT_IMAGE) as img:
+        img.convert("L").resize((500, 700)).save(grey)
+    return [DEFAULT_IMAGE, HUBBLE_IMAGE, grey]
+
+
+class TestSeveralSources:
+    def test_one_image_list_is_the_single_image_dataset(self, backend):
+        from single_image_dataset import DEFAULT_IMAGE, SingleImageDataset
+
+        single = SingleImageDataset(DEFAULT_IMAGE, num_imgs=50, img_size=32, backend=backend, jitter_p=1.0)
+        listed = SingleImageDataset([DEFAULT_IMAGE], num_imgs=50, img_size=32, backend=backend, jitter_p=1.0)
+        for i in (0, 7, 49):
+            assert listed.params(i) == single.params(i)
+            assert listed[i][0].tobytes() == single[i][0].tobytes()
+        assert torch.equal(listed.render_batch(listed.params_batch(range(50))),
+                           single.render_batch(single.params_batch(range(50))))
+
+    def test_each_sample_renders_from_its_source(self, tmp_path, backend):
+        from single_image_dataset import SingleImageDataset, get_renderer
+
+        paths = _three(tmp_path)
+        ds = SingleImageDataset(paths, num_imgs=60, img_size=32, backend=backend, jitter_p=0.7)
+        alone = [get_renderer(backend, source) for source in ds.sources]
+        batch = ds.params_batch(range(60))
+        assert set(batch.source.tolist()) == {0, 1, 2}
+        images = ds.render_batch(batch)
+        for k, params in enumerate(batch.to_list()):
+            expected = alone[params.source].render(params)
+            assert ds.render(params).tobytes() == expected.tobytes()
+            assert torch.equal(images[k], F.pil_to_tensor(expected))
+
+    def test_directory_in_sorted_order(self, tmp_path):
+        from single_image_dataset import SingleImageDataset
+
+        folder = tmp_path / "folder"
+        folder.mkdir()
+        src = _three(tmp_path)
+        for name, path in zip(("b.png", "a.jpg", "c.png"), src, strict=True):
+            (folder / name).write_bytes(path.read_bytes())
+        (folder / "notes.txt").write_text("ignored")
+        ds = SingleImageDataset(folder, num_imgs=10, per_source_classes=True)
+        assert ds.classes == ["a", "b", "c"] and ds.class_to_idx == {"a": 0, "b": 1, "c": 2}
+        assert [s.size for s in ds.sources] == [(1000, 872), (600, 400), (500, 700)]
+
+    def test_per_source_classes_contract(self, tmp_path):
+        from PIL import Image
+
+        from single_image_dataset import SingleImageDataset, batch_loader
+
+        paths = _three(tmp_path)
+        with Image.open(paths[0]) as img:
+            memory = img.convert("RGB")
+        ds = SingleImageDataset([*paths, memory, paths[0]], num_imgs=40, img_size=32, per_source_classes=True)
+        assert ds.classes == ["coffee", "hubble_deep_field", "grey", "image_3", "coffee_2"]
+        assert ds.class_to_idx == {name: k for k, name in enumerate(ds.classes)}
+        sources = [ds.params(i).source for i in range(40)]
+        assert [ds[i][1] for i in range(40)] == sources == list(ds.targets) == ds.targets[:]
+        assert [y for _, y in ds.__getitems__(list(range(40)))] == sources
+        assert torch.cat([y for _, y in batch_loader(ds, 16)]).tolist() == sources
+        plain = SingleImageDataset(paths, num_imgs=40, img_size=32)
+        assert plain.classes == ["dummy"] and {plain[i][1] for i in range(10)} == {0}
+
+    def test_dataloader_with_two_workers(self, tmp_path):
+        from torch.utils.data import DataLoader
+
+        from single_image_dataset import SingleImageDataset
+
+        ds = SingleImageDataset(_three(tmp_path), num_imgs=48, img_size=32, backend="fast", output="tensor",
+                                per_source_classes=True)
+        single = list(DataLoader(ds, batch_size=16, num_workers=0))
+        multi = list(DataLoader(ds, batch_size=16, num_workers=2))
+        for (xs, ys), (xm, ym) in zip(single, multi, strict=True):
+            assert torch.equal(xs, xm) and torch.equal(ys, ym)
+
+    @pytest.mark.parametrize("case", ["empty_list", "empty_dir", "bad_file", "too_small"])
+    def test_bad_inputs_name_the_culprit(self, tmp_path, case):
+        from PIL import Image
+
+        from single_image_dataset import DEFAULT_IMAGE, SingleImageDataset
+
+        if case == "empty_list":
+            image, error, match = [], ValueError, "list of source images is empty"
+        elif case == "empty_dir":
+            (tmp_path / "empty").mkdir()
+            image, error, match = tmp_path / "empty", ValueError, "holds no image files"
+        elif case == "bad_file":
+            (tmp_path / "broken.png").write_bytes(b"not a png")
+            image, error, match = [DEFAULT_IMAGE, tmp_path / "broken.png"], ValueError, r"broken\.png is not an image"
+        else:
+            Image.new("RGB", (1, 1)).save(tmp_path / "tiny.png")
+            image, error, match = [DEFAULT_IMAGE, tmp_path / "tiny.png"], ValueError, r"^source 1 \(tiny\): image of"
+        with pytest.raises(error, match=match):
+            SingleImageDataset(image, num_imgs=4)
