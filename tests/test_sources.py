@@ -174,3 +174,50 @@ class TestSeveralSources:
             image, error, match = [DEFAULT_IMAGE, tmp_path / "tiny.png"], ValueError, r"^source 1 \(tiny\): image of"
         with pytest.raises(error, match=match):
             SingleImageDataset(image, num_imgs=4)
+
+
+class TestSeveralSourcesExport:
+    def test_manifest_lists_every_source_and_resume_refuses_a_changed_list(self, tmp_path):
+        import json
+
+        from single_image_dataset import DEFAULT_IMAGE, HUBBLE_IMAGE, SingleImageDataset, materialize
+
+        quiet = {"image_format": "png", "progress": False}
+        ds = SingleImageDataset([DEFAULT_IMAGE, HUBBLE_IMAGE], num_imgs=6, img_size=32)
+        materialize(ds, tmp_path / "out", **quiet)
+        manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+        assert [(s["width"], s["height"]) for s in manifest["dataset"]["sources"]] == [(600, 400), (1000, 872)]
+        assert [f["path"] for f in manifest["source_files"]] == [str(DEFAULT_IMAGE), str(HUBBLE_IMAGE)]
+        materialize(ds, tmp_path / "out", **quiet)  # the same list resumes
+        for changed, what in (([HUBBLE_IMAGE, DEFAULT_IMAGE], "sources.0.width 600 there, 1000 now"),
+                              ([DEFAULT_IMAGE], "sources.length 2 there, 1 now")):
+            other = SingleImageDataset(changed, num_imgs=6, img_size=32)
+            with pytest.raises(FileExistsError, match=what):
+                materialize(other, tmp_path / "out", **quiet)
+
+    def test_per_source_classes_are_not_exported(self, tmp_path):
+        from single_image_dataset import DEFAULT_IMAGE, HUBBLE_IMAGE, SingleImageDataset, materialize
+
+        ds = SingleImageDataset([DEFAULT_IMAGE, HUBBLE_IMAGE], num_imgs=6, per_source_classes=True)
+        with pytest.raises(ValueError, match="per_source_classes=False"):
+            materialize(ds, tmp_path / "out", progress=False)
+        assert not (tmp_path / "out").exists()
+
+    def test_cli_takes_several_paths_and_a_directory(self, tmp_path):
+        import subprocess
+        import sys
+
+        from single_image_dataset import DEFAULT_IMAGE, HUBBLE_IMAGE
+
+        folder = tmp_path / "photos"
+        folder.mkdir()
+        for path in (DEFAULT_IMAGE, HUBBLE_IMAGE):
+            (folder / path.name).write_bytes(path.read_bytes())
+        for imgpath in ([str(DEFAULT_IMAGE), str(HUBBLE_IMAGE)], [str(folder)]):
+            run = subprocess.run(
+                [sys.executable, "-m", "single_image_dataset", "--imgpath", *imgpath, "--num_imgs", "8", "--img_size",
+                 "32", "--targetpath", str(tmp_path / "out"), "--materialize", "--format", "png", "--threads", "1"],
+                capture_output=True, text=True, timeout=120,
+            )
+            assert run.returncode == 0, run.stderr
+            assert run.stdout.count("source: ") == 2

@@ -191,6 +191,11 @@ def materialize(
         KeyboardInterrupt: Ctrl-C (or :class:`Terminated`); the shard record says so.
     """
     _check_arguments(image_format, quality, processes, chunk_size, shard, overwrite)
+    if getattr(dataset, "per_source_classes", False):
+        raise ValueError(
+            "materialize writes the paper's single class train/dummy, which would drop per_source_classes' targets; "
+            "export a dataset with per_source_classes=False (the sources and their order are in the manifest)"
+        )
     target = Path(target)
     num_imgs = dataset.config.num_imgs
     indices = shard_range(num_imgs, *shard)
