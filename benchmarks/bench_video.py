@@ -54,12 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for backend in BACKENDS:
         print(f"measuring {backend} ...", file=sys.stderr, flush=True)
         ds = FakeVideoDataset(num_imgs=args.clips, clip_len=args.clip_len, img_size=args.img_size, backend=backend)
-        indices = range(args.clips)
-        ds[0]  # build the renderer's caches (the fast renderer's pyramid) before timing
-        render = _seconds(lambda: [ds[i] for i in indices], args.repeats) / args.clips
-        clips = [ds[i][0] for i in indices]
-        encode = _seconds(lambda: [encode_mp4(c) for c in clips], args.repeats) / args.clips
-        sizes = [len(encode_mp4(c)) for c in clips]
+        render, encode, sizes = _measure(ds, args.repeats)
         mean = statistics.fmean(sizes)
         print(
             f"| {backend} | {1 / render:.1f} | {1000 * render:.1f} | {1000 * encode:.1f} | "
@@ -72,6 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"passes, one thread; torch {torch.__version__}",
     )
     return 0
+
+
+def _measure(ds: FakeVideoDataset, repeats: int) -> tuple[float, float, list[int]]:
+    """CPU seconds per clip to render and to encode every clip of ``ds``, and each clip's MP4 size."""
+    ds[0]  # build the renderer's caches (the fast renderer's pyramid) before timing
+    render = _seconds(lambda: [ds[i] for i in range(len(ds))], repeats) / len(ds)
+    clips = [ds[i][0] for i in range(len(ds))]
+    encode = _seconds(lambda: [encode_mp4(c) for c in clips], repeats) / len(ds)
+    return render, encode, [len(encode_mp4(c)) for c in clips]
 
 
 def _seconds(work: Callable[[], object], repeats: int) -> float:

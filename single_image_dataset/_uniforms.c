@@ -220,12 +220,15 @@ static PyObject *py_uniforms(PyObject *self, PyObject *args) {
 }
 
 PyDoc_STRVAR(sample_batch_doc,
-"sample_batch(seed, epoch, indices, block, region, area_range, log_ratio_range, max_attempts, uniforms, boxes)\n--\n\n"
+"sample_batch(seed, epoch, indices, block, regions, area_range, log_ratio_range, max_attempts, uniforms, boxes,\n"
+"             sources)\n--\n\n"
 "For each index i of `indices` (a contiguous int64 buffer), the stream of SeedSequence([seed, epoch, i]):\n"
-"its first `block` doubles go to row i of `uniforms` (a writable float64 buffer of len(indices) * block),\n"
-"and the resized-crop box drawn from the rest of the stream, retried until it fits `region` (width,\n"
-"height), to row i of `boxes` (a writable int64 buffer of len(indices) * 4, as top, left, height, width).\n"
-"RuntimeError (naming the index) when no box fits in `max_attempts` attempts.");
+"its first `block` doubles go to row i of `uniforms` (a writable float64 buffer of len(indices) * block).\n"
+"`regions` (int64, S x 2) holds the (width, height) of each source's crop region; with S > 1 the sample's\n"
+"source is drawn from the block's last double, randint(u, S), and written to `sources` (a writable int64\n"
+"buffer of len(indices)), else it is 0. The resized-crop box is drawn from the rest of the stream, retried\n"
+"until it fits the source's region, and written to row i of `boxes` (int64, len(indices) * 4, as top, left,\n"
+"height, width). RuntimeError (naming the index) when no box fits in `max_attempts` attempts.");
 
 static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize, const char *formats,
                       const char *what) {
@@ -246,45 +249,47 @@ static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t i
 
 static PyObject *py_sample_batch(PyObject *self, PyObject *args) {
     unsigned long long seed, epoch;
-    PyObject *indices_obj, *uniforms_obj, *boxes_obj;
+    PyObject *indices_obj, *regions_obj, *uniforms_obj, *boxes_obj, *sources_obj;
     Py_ssize_t block;
     box_spec spec;
-    if (!PyArg_ParseTuple(args, "KKOn(LL)(dd)(dd)LOO:sample_batch", &seed, &epoch, &indices_obj, &block,
-                          &spec.width, &spec.height, &spec.area_lo, &spec.area_hi, &spec.log_lo, &spec.log_hi,
-                          &spec.max_attempts, &uniforms_obj, &boxes_obj))
+    if (!PyArg_ParseTuple(args, "KKOnO(dd)(dd)LOOO:sample_batch", &seed, &epoch, &indices_obj, &block, &regions_obj,
+                          &spec.area_lo, &spec.area_hi, &spec.log_lo, &spec.log_hi, &spec.max_attempts, &uniforms_obj,
+                          &boxes_obj, &sources_obj))
         return NULL;
-    if (block < 0 || spec.width < 1 || spec.height < 1) {
-        PyErr_SetString(PyExc_ValueError, "sample_batch: block should be non-negative and the region non-empty");
-        return NULL;
-    }
-    Py_buffer indices, uniforms, boxes;
-    if (get_buffer(indices_obj, &indices, 0, 8, "qlQL", "indices") < 0) return NULL;
-    if (get_buffer(uniforms_obj, &uniforms, 1, 8, "d", "uniforms") < 0) {
-        PyBuffer_Release(&indices);
-        return NULL;
-    }
-    if (get_buffer(boxes_obj, &boxes, 1, 8, "qlQL", "boxes") < 0) {
-        PyBuffer_Release(&indices);
-        PyBuffer_Release(&uniforms);
-        return NULL;
-    }
-    Py_ssize_t n = indices.len / 8;
+    Py_buffer views[5];
+    PyObject *objs[5] = {indices_obj, regions_obj, uniforms_obj, boxes_obj, sources_obj};
+    const char *names[5] = {"indices", "regions", "uniforms", "boxes", "sources"};
+    const char *formats[5] = {"qlQL", "qlQL", "d", "qlQL", "qlQL"};
+    int got = 0;
     PyObject *result = NULL;
-    if (uniforms.len != n * block * 8 || boxes.len != n * 4 * 8) {
-        PyErr_SetString(PyExc_ValueError, "sample_batch: uniforms and boxes should have len(indices) * block and "
-                                          "len(indices) * 4 items");
+    for (; got < 5; got++)
+        if (get_buffer(objs[got], &views[got], got >= 2, 8, formats[got], names[got]) < 0) goto done;
+    Py_ssize_t n = views[0].len / 8, num_sources = views[1].len / 16;
+    if (block < 1 || num_sources < 1 || views[1].len != num_sources * 16 || views[2].len != n * block * 8 ||
+        views[3].len != n * 4 * 8 || views[4].len != n * 8) {
+        PyErr_SetString(PyExc_ValueError, "sample_batch: block should be positive, regions S x 2, and uniforms, boxes "
+                                          "and sources should have len(indices) * block, * 4 and * 1 items");
         goto done;
     }
-    const int64_t *index = (const int64_t *)indices.buf;
-    double *u = (double *)uniforms.buf;
-    int64_t *box = (int64_t *)boxes.buf;
+    const int64_t *index = (const int64_t *)views[0].buf, *region = (const int64_t *)views[1].buf;
+    for (Py_ssize_t s = 0; s < 2 * num_sources; s++)
+        if (region[s] < 1) {
+            PyErr_SetString(PyExc_ValueError, "sample_batch: every region should be at least 1x1");
+            goto done;
+        }
+    double *u = (double *)views[2].buf;
+    int64_t *box = (int64_t *)views[3].buf, *source = (int64_t *)views[4].buf;
     Py_ssize_t failed = -1;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t k = 0; k < n; k++) {
         uint64_t entropy[3] = {seed, epoch, (uint64_t)index[k]};
         pcg64 rng;
         seed_stream(&rng, entropy, 3);
-        for (Py_ssize_t j = 0; j < block; j++) u[k * block + j] = next_double(&rng);
+        double *row = u + k * block;
+        for (Py_ssize_t j = 0; j < block; j++) row[j] = next_double(&rng);
+        source[k] = num_sources > 1 ? randint_below(row[block - 1], num_sources) : 0;
+        spec.width = region[2 * source[k]];
+        spec.height = region[2 * source[k] + 1];
         if (resized_crop_box(&rng, &spec, box + 4 * k) < 0) {
             failed = k;
             break;
@@ -300,9 +305,7 @@ static PyObject *py_sample_batch(PyObject *self, PyObject *args) {
     result = Py_None;
     Py_INCREF(result);
 done:
-    PyBuffer_Release(&indices);
-    PyBuffer_Release(&uniforms);
-    PyBuffer_Release(&boxes);
+    for (int i = 0; i < got; i++) PyBuffer_Release(&views[i]);
     return result;
 }
 

@@ -105,7 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cfg = AugmentConfig()
     io = p.add_argument_group("input and output")
-    io.add_argument("--imgpath", metavar="PATH", help="source image (default: the embedded coffee-cup photograph)")
+    io.add_argument(
+        "--imgpath", metavar="PATH", nargs="+",
+        help="source image (default: the embedded coffee-cup photograph); several paths or a directory: one dataset "
+        "of several sources, each sample's source drawn uniformly",
+    )
     io.add_argument("--targetpath", metavar="DIR", default="./out", help="export root (default: ./out)")
     io.add_argument("--config", metavar="FILE.toml", help="TOML preset, e.g. configs/paper_imagenet.toml")
     io.add_argument("--materialize", action="store_true", help="write the images to TARGETPATH/train/dummy")
@@ -211,7 +215,7 @@ def _run(args: argparse.Namespace) -> int:
     image_format = args.format or "jpg"
     quality = args.quality or DEFAULT_QUALITY
     shard = args.shard or (0, 1)
-    dataset = SingleImageDataset(args.imgpath, config=config, backend=args.backend)
+    dataset = SingleImageDataset(_image(args), config=config, backend=args.backend)
     target = Path(args.targetpath)
     out = sys.stdout
 
@@ -241,7 +245,7 @@ def _run_video(args: argparse.Namespace) -> int:
     threads = args.threads or _available_cpus()
     fps, crf = args.fps or DEFAULT_FPS, args.crf if args.crf is not None else DEFAULT_CRF
     shard = args.shard or (0, 1)
-    dataset = FakeVideoDataset(args.imgpath, config=config, backend=args.backend)
+    dataset = FakeVideoDataset(_image(args), config=config, backend=args.backend)
     target = Path(args.targetpath)
     out = sys.stdout
 
@@ -274,9 +278,16 @@ def _print_start(config: AugmentConfig | VideoConfig, dataset: Any, what: str, b
     out = sys.stdout
     print("# resolved config (TOML: save it and pass it back with --config)", file=out)
     print(config.to_toml(), file=out)
-    src = dataset.source
-    print(f"source: {dataset.root} ({src.width}x{src.height} px)", file=out)
+    for name, path, src in zip(dataset.source_names, dataset.source_paths, dataset.sources, strict=True):
+        print(f"source: {path or name} ({src.width}x{src.height} px)", file=out)
     print(f"dataset: {what}, seed {config.seed}, backend {backend}", file=out)
+
+
+def _image(args: argparse.Namespace) -> Any:
+    """What ``--imgpath`` gives the dataset: ``None`` (the default image), one path, or several."""
+    if args.imgpath is None:
+        return None
+    return args.imgpath[0] if len(args.imgpath) == 1 else args.imgpath
 
 
 def _where(target: Path, indices: range, num_imgs: int, file_format: str) -> str:

@@ -17,7 +17,7 @@ from .config import AugmentConfig
 from .params import ParamsBatch, SampleParams
 from .render import Renderer, get_renderer
 from .sampling import check_fit, sample_params, sample_params_batch
-from .source import DEFAULT_IMAGE, ImageLike, load_image
+from .source import DEFAULT_IMAGE, ImageLike, load_sources
 
 __all__ = ["OUTPUTS", "SingleImageDataset"]
 
@@ -36,7 +36,9 @@ class SingleImageDataset(VisionDataset):
 
     Args:
         image: a path, a PIL image, a ``uint8`` array/tensor, or ``None`` for the embedded
-            default photograph, :data:`DEFAULT_IMAGE`.
+            default photograph, :data:`DEFAULT_IMAGE`. Several sources: a list of those, or a directory
+            (its images in sorted order); each sample's source is drawn uniformly, from a slot of its own
+            in the sample's stream (``params(i).source``), and a one-image list is the single image.
         config: the augmentation config; defaults to the paper's.
         backend: the renderer, one of :func:`available_backends` (``"reference"`` is
             torchvision's ops, the oracle the others are tested against).
@@ -45,6 +47,9 @@ class SingleImageDataset(VisionDataset):
             where the backend can.
         transform: applied to each image (PIL or tensor, per ``output``), as in ImageFolder.
         target_transform: applied to the target, as in ImageFolder.
+        per_source_classes: one class per source, named after it (ImageFolder-style: ``classes`` are the
+            sources' names, the target is the source's index); by default the single class ``"dummy"``,
+            the paper's setting.
         **overrides: fields of :class:`AugmentConfig` (``num_imgs``, ``seed``, ``img_size``, ...)
             applied on top of ``config``.
 
@@ -62,13 +67,14 @@ class SingleImageDataset(VisionDataset):
 
     def __init__(
         self,
-        image: ImageLike | None = None,
+        image: ImageLike | Sequence[ImageLike] | None = None,
         *,
         config: AugmentConfig | None = None,
         backend: str = "reference",
         output: str = "pil",
         transform: Callable[[Image.Image], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
+        per_source_classes: bool = False,
         **overrides: Any,
     ) -> None:
         if output not in OUTPUTS:
@@ -79,25 +85,49 @@ class SingleImageDataset(VisionDataset):
         self.config = config
         self.backend = backend
         self.output = output
-        self.source = load_image(image)
-        check_fit(config, self.source.size)
-        self.classes = ["dummy"]
-        self.class_to_idx = {"dummy": 0}
+        self.per_source_classes = per_source_classes
+        sources = load_sources(image)
+        #: The source images, in order; ``source`` is the first (the only one for a single image).
+        self.sources = [s.image for s in sources]
+        self.source_names = [s.name for s in sources]
+        self.source_paths = [s.path for s in sources]
+        self.source = self.sources[0]
+        self._sizes = [src.size for src in self.sources]
+        for k, src in enumerate(self.sources):
+            try:
+                check_fit(config, src.size)
+            except ValueError as exc:
+                if len(self.sources) == 1:
+                    raise
+                raise ValueError(f"source {k} ({self.source_names[k]}): {exc}") from None
+        self.classes = list(self.source_names) if per_source_classes else ["dummy"]
+        self.class_to_idx = {name: k for k, name in enumerate(self.classes)}
         # Shared memory, so set_epoch reaches DataLoader workers (fork or spawn, persistent or not).
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-        # Built now so a missing optional dependency fails here; workers rebuild it (see __getstate__).
-        self._renderer: Renderer | None = get_renderer(backend, self.source)
+        # Built now so a missing optional dependency fails here; workers rebuild them (see __getstate__).
+        self._renderers: list[Renderer] | None = None
+        self._built_renderers()
 
     @property
     def targets(self) -> Sequence[int]:
-        """The class index of every sample (all 0), as a lazy sequence rather than a list.
+        """The class index of every sample, as a lazy sequence rather than a list.
+
+        All 0 for the single class ``"dummy"``; with ``per_source_classes``, each sample's source.
 
         Example:
             >>> targets = SingleImageDataset(num_imgs=1_281_167).targets
             >>> targets, targets[-1], targets[:3]
             ([0] * 1281167, 0, [0, 0, 0])
         """
+        if self.per_source_classes:
+            return _SourceTargets(self)
         return _ConstantSequence(0, len(self))
+
+    def target(self, params: SampleParams | ParamsBatch) -> int | np.ndarray:
+        """The class index of a sample (before ``target_transform``), or of every row of a batch."""
+        if isinstance(params, ParamsBatch):
+            return params.source.copy() if self.per_source_classes else np.zeros(len(params), dtype=np.int64)
+        return params.source if self.per_source_classes else 0
 
     @property
     def epoch(self) -> int:
@@ -137,7 +167,7 @@ class SingleImageDataset(VisionDataset):
                 ...
             IndexError: index 10 is out of range for a dataset of 10 samples
         """
-        return sample_params(self.config, self.source.size, self._check_index(index), self.epoch)
+        return sample_params(self.config, self._sizes, self._check_index(index), self.epoch)
 
     def params_batch(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> ParamsBatch:
         """The parameters of samples ``indices`` (current epoch) as one :class:`ParamsBatch`, drawn in bulk.
@@ -149,7 +179,7 @@ class SingleImageDataset(VisionDataset):
             IndexError: an index is out of range.
             ValueError: ``indices`` is empty or not one-dimensional.
         """
-        return sample_params_batch(self.config, self.source.size, self._check_indices(indices), self.epoch)
+        return sample_params_batch(self.config, self._sizes, self._check_indices(indices), self.epoch)
 
     def render(self, params: SampleParams) -> Image.Image:
         """Render any parameter record with this dataset's backend (no transform applied).
@@ -164,13 +194,13 @@ class SingleImageDataset(VisionDataset):
             >>> ds.render(upright).tobytes() == ds[0][0].tobytes()
             False
         """
-        return self._built_renderer().render(params)
+        return self._built_renderers()[self._check_source(params.source)].render(params)
 
     def render_batch(self, params: ParamsBatch, out: torch.Tensor | None = None) -> torch.Tensor:
         """Render a batch into one ``uint8`` tensor ``N x 3 x S x S`` (no transform applied).
 
         Image ``k`` is byte for byte ``render(params[k])``; ``S`` is the output side (the debug size
-        in debug mode).
+        in debug mode). With several sources, each source's rows are rendered together.
 
         Args:
             params: the batch, e.g. from :meth:`params_batch`.
@@ -191,14 +221,24 @@ class SingleImageDataset(VisionDataset):
         """
         if not isinstance(params, ParamsBatch):
             raise TypeError(f"params should be a ParamsBatch (see params_batch), got {type(params).__name__}")
-        renderer = self._built_renderer()
+        renderers = self._built_renderers()
+        device = renderers[0].device
         side = params.output_size if params.debug_size is None else params.debug_size
         shape = (len(params), 3, side, side)
         if out is None:
-            out = torch.empty(shape, dtype=torch.uint8, device=renderer.device)
+            out = torch.empty(shape, dtype=torch.uint8, device=device)
         else:
-            _check_out(out, shape, renderer.device)
-        renderer.render_batch(params, out)
+            _check_out(out, shape, device)
+        sources = np.unique(params.source)
+        self._check_source(int(sources[-1]))
+        if len(sources) == 1:
+            renderers[sources[0]].render_batch(params, out)
+            return out
+        for k in sources.tolist():
+            rows = np.flatnonzero(params.source == k)
+            part = torch.empty((len(rows), *shape[1:]), dtype=torch.uint8, device=device)
+            renderers[k].render_batch(params[rows], part)
+            out[torch.from_numpy(rows).to(device)] = part
         return out
 
     def renderer_identity(self) -> dict[str, str]:
@@ -208,13 +248,13 @@ class SingleImageDataset(VisionDataset):
             >>> SingleImageDataset(num_imgs=10).renderer_identity()
             {'backend': 'reference'}
         """
-        return self._built_renderer().identity()
+        return self._built_renderers()[0].identity()
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         params = self.params(index)
         if self.output == "tensor":
-            return self._finish(self.render_batch(ParamsBatch.from_list([params]))[0])
-        return self._finish(self.render(params))
+            return self._finish(self.render_batch(ParamsBatch.from_list([params]))[0], self.target(params))
+        return self._finish(self.render(params), self.target(params))
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
         """Samples ``indices`` as a list of ``(image, target)``, what ``DataLoader`` asks for a batch.
@@ -225,14 +265,15 @@ class SingleImageDataset(VisionDataset):
         """
         if self.transform is not None:
             return [self[i] for i in indices]
-        images = self.render_batch(self.params_batch(indices))
+        params = self.params_batch(indices)
+        images = self.render_batch(params)
+        targets = self.target(params).tolist()
         if self.output == "pil":
-            return [self._finish(F.to_pil_image(image)) for image in images]
-        return [self._finish(image) for image in images]
+            return [self._finish(F.to_pil_image(image), t) for image, t in zip(images, targets, strict=True)]
+        return [self._finish(image, t) for image, t in zip(images, targets, strict=True)]
 
-    def _finish(self, img: Any) -> tuple[Any, Any]:
-        """``(transform(img), target_transform(0))``, each where given."""
-        target: Any = 0
+    def _finish(self, img: Any, target: Any) -> tuple[Any, Any]:
+        """``(transform(img), target_transform(target))``, each where given."""
         if self.transform is not None:
             img = self.transform(img)
         if self.target_transform is not None:
@@ -244,9 +285,11 @@ class SingleImageDataset(VisionDataset):
 
     def extra_repr(self) -> str:
         c = self.config
+        sizes = [f"{n} ({img.width}x{img.height})" for n, img in zip(self.source_names, self.sources, strict=True)]
         return "\n".join(
             [
-                f"Source size: {self.source.width}x{self.source.height}",
+                f"Source size: {self.source.width}x{self.source.height}" if len(sizes) == 1 else
+                f"Sources: {', '.join(sizes)}",
                 f"Seed: {c.seed}, epoch: {self.epoch}, backend: {self.backend}",
                 f"Augmentation: img_size={c.img_size}, cropfirst={c.cropfirst}, initcrop={c.initcrop:g}, "
                 f"scale={c.scale}, deg={c.deg:g}, shear={c.shear:g}, vflip={c.vflip}, randinterp={c.randinterp}, "
@@ -256,12 +299,21 @@ class SingleImageDataset(VisionDataset):
 
     def __getstate__(self) -> dict[str, Any]:
         # The renderer's caches are rebuilt lazily in each process rather than pickled to workers.
-        return {**self.__dict__, "_renderer": None}
+        return {**self.__dict__, "_renderers": None}
 
-    def _built_renderer(self) -> Renderer:
-        if self._renderer is None:
-            self._renderer = get_renderer(self.backend, self.source)
-        return self._renderer
+    def _built_renderers(self) -> list[Renderer]:
+        """One renderer per source, built on first use in each process."""
+        if self._renderers is None:
+            self._renderers = [get_renderer(self.backend, source) for source in self.sources]
+        return self._renderers
+
+    def _check_source(self, source: int) -> int:
+        if not 0 <= source < len(self.sources):
+            raise ValueError(
+                f"the parameters name source {source}, but this dataset has {len(self.sources)} source(s); "
+                "render them with the dataset that drew them"
+            )
+        return source
 
     def _check_index(self, index: int) -> int:
         try:
@@ -303,6 +355,26 @@ def _check_out(out: torch.Tensor, shape: tuple[int, ...], device: torch.device) 
         raise ValueError(f"out should be on the renderer's device {device}, got {out.device}")
     if not out.is_contiguous():
         raise ValueError("out should be C-contiguous; pass out.contiguous() or a fresh torch.empty buffer")
+
+
+class _SourceTargets(Sequence[int]):
+    """The source of every sample of ``dataset``, drawn when asked for."""
+
+    def __init__(self, dataset: SingleImageDataset) -> None:
+        self._dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[int]: ...
+    def __getitem__(self, index: int | slice) -> int | list[int]:
+        if isinstance(index, slice):
+            indices = range(len(self))[index]
+            return self._dataset.params_batch(indices).source.tolist() if len(indices) else []
+        return self._dataset.params(index).source
 
 
 class _ConstantSequence(Sequence[int]):

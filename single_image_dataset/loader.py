@@ -190,10 +190,10 @@ class _Batches(Dataset):
         side = params.output_size if params.debug_size is None else params.debug_size
         out = _new_batch((len(params), 3, side, side))
         ds.render_batch(params, out)
-        targets = torch.zeros(len(params), dtype=torch.int64)
+        targets = ds.target(params)
         if ds.target_transform is not None:
-            targets = torch.as_tensor(np.array([ds.target_transform(0) for _ in range(len(params))]))
-        return out, targets
+            targets = np.array([ds.target_transform(t) for t in targets.tolist()])
+        return out, torch.as_tensor(targets)
 
 
 def _new_batch(shape: tuple[int, ...]) -> torch.Tensor:

@@ -93,6 +93,7 @@ class SampleParams:
         output_size: side of the final centre crop (``img_size``).
         debug_size: side of the final debug resize, or ``None``.
         jitter: the colour jitter, or ``None`` when it is not applied to this sample.
+        source: which source image of the dataset the sample is cut from (0 for a single image).
     """
 
     crop: tuple[int, int, int, int] | None
@@ -106,10 +107,18 @@ class SampleParams:
     output_size: int
     debug_size: int | None
     jitter: JitterParams | None
+    source: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (tuples become lists); :meth:`from_dict` inverts it."""
-        return _listify(dataclasses.asdict(self))
+        """JSON-serialisable form (tuples become lists); :meth:`from_dict` inverts it.
+
+        ``source`` is written only when it is not 0, so records of single-image datasets read as
+        they always have.
+        """
+        values = _listify(dataclasses.asdict(self))
+        if values["source"] == 0:
+            del values["source"]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SampleParams:
@@ -146,6 +155,7 @@ class ParamsBatch:
         jitter_factors: ``float64 (N, 4)`` factors in :data:`JITTER_OPS` order; NaN for an op that is
             skipped (strength 0) and on rows without jitter.
         jitter_order: ``int8 (N, 4)`` indices into :data:`JITTER_OPS` in application order, padded with -1.
+        source: ``int64 (N,)`` source images (0 for a single image).
     """
 
     crop: np.ndarray | None
@@ -161,6 +171,7 @@ class ParamsBatch:
     jitter_on: np.ndarray
     jitter_factors: np.ndarray
     jitter_order: np.ndarray
+    source: np.ndarray
 
     def __post_init__(self) -> None:
         n = len(self.resized_crop)
@@ -168,7 +179,7 @@ class ParamsBatch:
             "crop": ((n, 4), np.int64), "resized_crop": ((n, 4), np.int64), "interpolation": ((n,), np.int8),
             "warp": ((n,), np.int8), "angle": ((n,), np.float64), "shear": ((n, 2), np.float64),
             "vflip": ((n,), np.bool_), "jitter_on": ((n,), np.bool_), "jitter_factors": ((n, 4), np.float64),
-            "jitter_order": ((n, 4), np.int8),
+            "jitter_order": ((n, 4), np.int8), "source": ((n,), np.int64),
         }
         for name, (shape, dtype) in shapes.items():
             value = getattr(self, name)
@@ -230,6 +241,7 @@ class ParamsBatch:
             jitter_on=np.array([p.jitter is not None for p in records], dtype=np.bool_),
             jitter_factors=factors,
             jitter_order=order,
+            source=np.array([p.source for p in records], dtype=np.int64),
         )
 
     def _record(self, k: int) -> SampleParams:
@@ -250,6 +262,7 @@ class ParamsBatch:
             output_size=self.output_size,
             debug_size=self.debug_size,
             jitter=jitter,
+            source=int(self.source[k]),
         )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "fit_probability",
     "sample_params",
     "sample_params_batch",
+    "source_sizes",
     "uniform_stream",
 ]
 
@@ -58,6 +59,9 @@ _CROP_TOP, _CROP_LEFT, _INTERP, _ANGLE, _SHEAR, _VFLIP, _JITTER_APPLY = range(7)
 _JITTER_FACTORS = slice(7, 11)
 _JITTER_ORDER = slice(11, 15)
 _BLOCK = 15
+# With several sources, one more slot after the block draws the sample's source. A single source
+# draws no slot, so its streams are those of a single-image dataset.
+_SOURCE = 15
 
 # Uniforms the native stream computes at once: the block and eight resized-crop attempts. A sample
 # that needs more goes on with numpy, from the same stream.
@@ -65,8 +69,11 @@ _ATTEMPTS_AHEAD = 8
 _FIRST_DRAW = _BLOCK + 2 * _ATTEMPTS_AHEAD + 2
 
 
+Size = tuple[int, int]
+
+
 def sample_params(
-    config: AugmentConfig, source_size: tuple[int, int], index: int, epoch: int = 0
+    config: AugmentConfig, source_size: Size | Sequence[Size], index: int, epoch: int = 0
 ) -> SampleParams:
     """Draw the parameters of sample ``index`` of epoch ``epoch``.
 
@@ -76,7 +83,9 @@ def sample_params(
 
     Args:
         config: the augmentation config (its ``seed`` is used).
-        source_size: ``(width, height)`` of the source image, PIL's order.
+        source_size: ``(width, height)`` of the source image, PIL's order; for a dataset of several
+            sources, the list of their sizes: the sample's source is then drawn uniformly from a slot
+            of its own after the fixed block, and its size decides the crops.
         index: non-negative sample index.
         epoch: non-negative epoch; epoch 0 is the fixed dataset.
 
@@ -86,10 +95,12 @@ def sample_params(
         >>> p.crop, p.resized_crop, p.resize, p.output_size
         ((278, 152, 436, 436), (147, 69, 165, 204), 90, 64)
     """
+    sizes = source_sizes(source_size)
     stream = uniform_stream((config.seed, epoch, index))
-    u = tuple(itertools.islice(stream, _BLOCK))
-    width, height = source_size
-    region = crop_region(config, source_size)
+    u = tuple(itertools.islice(stream, _BLOCK if len(sizes) == 1 else _BLOCK + 1))
+    source = 0 if len(sizes) == 1 else _randint(u[_SOURCE], len(sizes))
+    width, height = sizes[source]
+    region = crop_region(config, sizes[source])
 
     crop = None
     if config.cropfirst:
@@ -124,7 +135,29 @@ def sample_params(
         output_size=config.img_size,
         debug_size=DEBUG_SIZE if config.debug else None,
         jitter=jitter,
+        source=source,
     )
+
+
+def source_sizes(source_size: Size | Sequence[Size]) -> list[Size]:
+    """``source_size`` as a list of ``(width, height)``: one size, or the sizes of several sources.
+
+    Raises:
+        ValueError: an empty list, or a size that is not two positive integers.
+
+    Example:
+        >>> source_sizes((600, 400)), source_sizes([(600, 400), (1000, 872)])
+        ([(600, 400)], [(600, 400), (1000, 872)])
+    """
+    sizes = [source_size] if len(source_size) == 2 and isinstance(source_size[0], (int, np.integer)) else source_size
+    if len(sizes) == 0:
+        raise ValueError("source_size should be (width, height) or a non-empty list of them, got an empty list")
+    result = []
+    for size in sizes:
+        if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in size):
+            raise ValueError(f"a source size should be (width, height) in positive pixels, got {size!r}")
+        result.append((int(size[0]), int(size[1])))
+    return result
 
 
 def crop_region(config: AugmentConfig, source_size: tuple[int, int]) -> tuple[int, int]:
@@ -274,7 +307,7 @@ def _randint(u: float, n: int) -> int:
 
 
 def sample_params_batch(
-    config: AugmentConfig, source_size: tuple[int, int], indices: Sequence[int] | np.ndarray, epoch: int = 0
+    config: AugmentConfig, source_size: Size | Sequence[Size], indices: Sequence[int] | np.ndarray, epoch: int = 0
 ) -> ParamsBatch:
     """The parameters of samples ``indices`` of epoch ``epoch``, drawn in bulk.
 
@@ -285,7 +318,8 @@ def sample_params_batch(
 
     Args:
         config: the augmentation config.
-        source_size: ``(width, height)`` of the source image.
+        source_size: ``(width, height)`` of the source image, or the list of several sources' sizes
+            (as for :func:`sample_params`).
         indices: non-negative sample indices (any integer sequence or array).
         epoch: non-negative epoch.
 
@@ -301,27 +335,31 @@ def sample_params_batch(
         True
     """
     idx = _index_array(indices)
+    sizes = source_sizes(source_size)
     if _native_sample_batch is None or not 0 <= epoch < 2**63:
-        return ParamsBatch.from_list([sample_params(config, source_size, int(i), epoch) for i in idx.tolist()])
-    width, height = source_size
+        return ParamsBatch.from_list([sample_params(config, sizes, int(i), epoch) for i in idx.tolist()])
     n = len(idx)
-    region = crop_region(config, source_size)
-    u = np.empty((n, _BLOCK))
+    block = _BLOCK if len(sizes) == 1 else _BLOCK + 1
+    regions = np.array([crop_region(config, size) for size in sizes], dtype=np.int64)
+    u = np.empty((n, block))
     boxes = np.empty((n, 4), dtype=np.int64)
+    source = np.empty(n, dtype=np.int64)
     log_ratio = (math.log(RATIO_RANGE[0]), math.log(RATIO_RANGE[1]))
     try:
-        _native_sample_batch(config.seed, epoch, idx, _BLOCK, region, config.area_range, log_ratio, _MAX_ATTEMPTS,
-                             u, boxes)
+        _native_sample_batch(config.seed, epoch, idx, block, regions, config.area_range, log_ratio, _MAX_ATTEMPTS,
+                             u, boxes, source)
     except RuntimeError as exc:
         raise RuntimeError(f"{exc}; this config should have been rejected, please report it") from None
 
     crop = None
     if config.cropfirst:
-        side = region[0]
-        crop = np.empty((n, 4), dtype=np.int64)
-        crop[:, 0] = _randint_array(u[:, _CROP_TOP], height - side + 1)
-        crop[:, 1] = _randint_array(u[:, _CROP_LEFT], width - side + 1)
-        crop[:, 2:] = side
+        width, height = np.array(sizes, dtype=np.int64)[source].T
+        side = regions[source, 0]
+        crop = np.stack(
+            [_randint_array(u[:, _CROP_TOP], height - side + 1), _randint_array(u[:, _CROP_LEFT], width - side + 1),
+             side, side],
+            axis=1,
+        )
     if config.randinterp:
         interpolation = _randint_array(u[:, _INTERP], len(INTERPOLATIONS)).astype(np.int8)
     else:
@@ -352,6 +390,7 @@ def sample_params_batch(
         jitter_on=jitter_on,
         jitter_factors=factors,
         jitter_order=order,
+        source=source,
     )
 
 
@@ -379,7 +418,7 @@ def _index_array(indices: Sequence[int] | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
-def _randint_array(u: np.ndarray, n: int) -> np.ndarray:
+def _randint_array(u: np.ndarray, n: int | np.ndarray) -> np.ndarray:
     """:func:`_randint` elementwise: the same truncation and clamp."""
     return np.minimum((u * n).astype(np.int64), n - 1)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["DEFAULT_IMAGE", "HUBBLE_IMAGE", "ImageLike", "load_image", "pixel_sha256"]
+__all__ = ["DEFAULT_IMAGE", "HUBBLE_IMAGE", "ImageLike", "Source", "load_image", "load_sources", "pixel_sha256"]
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
@@ -138,3 +140,72 @@ def _from_array(array: np.ndarray, layout: str) -> Image.Image:
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise TypeError(f"image array should be uint8 {layout} (or greyscale), got shape {tuple(array.shape)}")
     return Image.fromarray(np.ascontiguousarray(array)).convert("RGB")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source image of a dataset.
+
+    Attributes:
+        name: the file's stem, or ``image_<k>`` for an image given in memory; unique within a dataset.
+        image: the loaded RGB image.
+        path: the file it was read from, or ``None``.
+    """
+
+    name: str
+    image: Image.Image
+    path: Path | None
+
+
+def load_sources(images: ImageLike | Sequence[ImageLike] | None) -> list[Source]:
+    """The source images of a dataset: one image, a list of them, or a directory's images in sorted order.
+
+    A list may mix paths, PIL images, arrays and tensors (each as for :func:`load_image`); a directory
+    contributes its regular files whose extension Pillow knows (``.jpg``, ``.png``, ...), sorted by name.
+    Names are the files' stems (``image_<k>`` for in-memory images, ``k`` its position), made unique
+    with a ``_2``, ``_3``... suffix.
+
+    Raises:
+        ValueError: an empty list or a directory without image files.
+        FileNotFoundError, ValueError, TypeError, ...: as :func:`load_image`, naming the file at fault.
+
+    Example:
+        >>> [(s.name, s.image.size) for s in load_sources([DEFAULT_IMAGE, HUBBLE_IMAGE, DEFAULT_IMAGE])]
+        [('coffee', (600, 400)), ('hubble_deep_field', (1000, 872)), ('coffee_2', (600, 400))]
+    """
+    if isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
+        items: list[ImageLike | None] = list(_directory_images(Path(images)))
+    elif isinstance(images, (list, tuple)):
+        items = list(images)
+        if not items:
+            raise ValueError("the list of source images is empty; pass at least one image")
+    else:
+        items = [images]
+    names: set[str] = set()
+    sources = []
+    for k, item in enumerate(items):
+        path = _path_of(item)
+        stem = path.stem if path is not None else f"image_{k}"
+        name, n = stem, 1
+        while name in names:
+            n += 1
+            name = f"{stem}_{n}"
+        names.add(name)
+        sources.append(Source(name, load_image(item), path))
+    return sources
+
+
+def _path_of(item: ImageLike | None) -> Path | None:
+    if item is None:
+        return DEFAULT_IMAGE
+    return Path(item) if isinstance(item, (str, os.PathLike)) else None
+
+
+def _directory_images(folder: Path) -> list[Path]:
+    extensions = {ext.lower() for ext in Image.registered_extensions()}
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in extensions and p.is_file())
+    if not files:
+        raise ValueError(
+            f"directory {folder} holds no image files (none with an extension Pillow reads, such as .jpg or .png)"
+        )
+    return files

@@ -320,7 +320,7 @@ class TestBadInput:
         ("argv", "pattern"),
         [
             (["--imgpath", "{tmp}/missing.jpg"], r"image file not found: .*missing\.jpg$"),
-            (["--imgpath", "{tmp}"], r"is a directory; pass the path of an image file$"),
+            (["--imgpath", "{tmp}"], r"directory .* holds no image files \(none with an extension Pillow reads"),
             (["--imgpath", "{tmp}/notes.jpg"], r"notes\.jpg is not an image file that Pillow can read$"),
             (["--imgpath", "{tmp}/truncated.jpg"], r"image file .*truncated\.jpg is truncated or corrupt"),
             (["--imgpath", "{tmp}/tiny.png"], r"image of 1x1 px is too small for initcrop=0\.5: the initial crop "),

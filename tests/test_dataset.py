@@ -160,8 +160,10 @@ class TestErrors:
         with pytest.raises(FileNotFoundError, match=r"image file not found: .*nope.jpg"):
             SingleImageDataset(tmp_path / "nope.jpg")
 
-    def test_directory(self, tmp_path):
-        with pytest.raises(IsADirectoryError, match=r"is a directory; pass the path of an image file"):
+    def test_directory_without_images(self, tmp_path):
+        # A directory is a list of sources (tests/test_sources.py); one without images is refused.
+        (tmp_path / "notes.txt").write_text("no image here")
+        with pytest.raises(ValueError, match=r"holds no image files"):
             SingleImageDataset(tmp_path)
 
     def test_not_an_image(self, tmp_path):

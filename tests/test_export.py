@@ -109,12 +109,12 @@ class TestMaterialize:
         assert (dataset["num_imgs"], dataset["seed"], dataset["epoch"]) == (5, 7, 0)
         assert (dataset["renderer"], dataset["format"], dataset["quality"]) == ({"backend": "reference"}, "png", None)
         assert dataset["layout"] == "train/dummy/patch_{index:01d}.png"
-        assert dataset["source"] == {"pixel_sha256": pixel_sha256(ds.source), "width": 600, "height": 400}
-        assert manifest["source_file"] == {
+        assert dataset["sources"] == [{"pixel_sha256": pixel_sha256(ds.source), "width": 600, "height": 400}]
+        assert manifest["source_files"] == [{
             "path": os.path.abspath(coffee_path),
             "sha256": hashlib.sha256(coffee_path.read_bytes()).hexdigest(),
             "bytes": coffee_path.stat().st_size,
-        }
+        }]
         versions = manifest["versions"]
         assert versions["torch"] == torch.__version__ and versions["torchvision"] == torchvision.__version__
         assert versions["Pillow"] == PIL.__version__ and versions["single_image_dataset"]

@@ -353,6 +353,11 @@ class TestDataset:
             FakeVideoDataset(tmp_path / "missing.jpg", **SMALL)
         with pytest.raises(ValueError, match=r"image of 3x3 px is too small for initcrop=0\.1"):
             FakeVideoDataset(np.zeros((3, 3, 3), dtype=np.uint8), initcrop=0.1, **SMALL)
+        with pytest.raises(ValueError, match=r"FakeVideoDataset makes the clips of one source image, got 2 "):
+            FakeVideoDataset([DEFAULT_IMAGE, DEFAULT_IMAGE], **SMALL)
+        one = FakeVideoDataset([DEFAULT_IMAGE], **SMALL)
+        assert torch.equal(one[5][0], FakeVideoDataset(DEFAULT_IMAGE, **SMALL)[5][0])
+        assert (one.source_names, one.source_paths) == (["coffee"], [DEFAULT_IMAGE])
 
     def test_epochs(self, backend):
         ds = _clip_dataset(backend)

@@ -214,6 +214,11 @@ def materialize(
         KeyboardInterrupt: Ctrl-C (or :class:`Terminated`); the shard record says so.
     """
     _check_image_format(image_format, quality)
+    if getattr(dataset, "per_source_classes", False):
+        raise ValueError(
+            "materialize writes the paper's single class train/dummy, which would drop per_source_classes' targets; "
+            "export a dataset with per_source_classes=False (the sources and their order are in the manifest)"
+        )
     encoding = _ImageEncoding(image_format, quality)
     return _export(
         dataset, target, encoding, processes, shard, overwrite, verify, chunk_size, progress, progress_stream

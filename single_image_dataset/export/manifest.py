@@ -36,7 +36,8 @@ SHARDS_DIR = "shards"
 #: The names of the shard records in SHARDS_DIR (``<K>-of-<N>.json``), as a regular expression.
 RECORD_PATTERN = r"\d+-of-\d+\.json"
 # 2: the renderer's identity replaced the backend name in the "dataset" section.
-_MANIFEST_VERSION = 2
+# 3: "sources" (every source, in order) and "source_files" replaced "source" and "source_file".
+_MANIFEST_VERSION = 3
 # A manifest is a few KB; a larger file there is not one.
 _MANIFEST_LIMIT = 1 << 20
 
@@ -59,11 +60,11 @@ def build_manifest(
         encoder_versions: versions of the encoder's libraries to record beside the others.
     """
     config = dataset.config
-    source = dataset.source
-    root = getattr(dataset, "root", None)
-    source_file = None
-    if isinstance(root, str) and os.path.isfile(root):
-        source_file = {"path": os.path.abspath(root), "sha256": _file_sha256(root), "bytes": os.path.getsize(root)}
+    source_files = [
+        None if path is None or not path.is_file()
+        else {"path": os.path.abspath(path), "sha256": _file_sha256(str(path)), "bytes": path.stat().st_size}
+        for path in dataset.source_paths
+    ]
     return {
         "manifest_version": _MANIFEST_VERSION,
         # Everything that determines the files' content; a re-run must match it exactly.
@@ -75,10 +76,12 @@ def build_manifest(
             "format": file_format,
             **encoding,
             "layout": layout,
-            "source": {"pixel_sha256": pixel_sha256(source), "width": source.width, "height": source.height},
+            # Every source, in order: a changed list (another image, another order) is another dataset.
+            "sources": [{"pixel_sha256": pixel_sha256(src), "width": src.width, "height": src.height}
+                        for src in dataset.sources],
             "config": config.to_dict(),
         },
-        "source_file": source_file,
+        "source_files": source_files,
         "versions": {**_versions(), **(encoder_versions or {})},
         "created": _now(),
     }
@@ -113,6 +116,13 @@ def _changes(
         before = old.get(key)
         if isinstance(value, dict) and isinstance(before, dict):
             yield from _changes(before, value, (*path, key))
+        elif isinstance(value, list) and isinstance(before, list) and before != value:
+            # A list (the sources) differs by its length, or item by item.
+            if len(before) != len(value):
+                yield (*path, key, "length"), len(before), len(value)
+            else:
+                items = {str(k): v for k, v in enumerate(value)}
+                yield from _changes({str(k): v for k, v in enumerate(before)}, items, (*path, key))
         elif before != value:
             yield (*path, key), before, value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,7 +40,7 @@ class FakeVideoDataset(VisionDataset):
 
     Args:
         image: a path, a PIL image, a ``uint8`` array/tensor, or ``None`` for the embedded default
-            photograph, :data:`~single_image_dataset.DEFAULT_IMAGE`.
+            photograph, :data:`~single_image_dataset.DEFAULT_IMAGE` (one image: a list of several is refused).
         config: the clip config; defaults to the paper's.
         backend: the renderer, one of :func:`~single_image_dataset.available_backends`.
         transform: applied to each clip tensor.
@@ -71,6 +72,11 @@ class FakeVideoDataset(VisionDataset):
         # settings checks the source, holds the renderer and the epoch (shared with DataLoader workers)
         # and checks indices for this one.
         self._stills = SingleImageDataset(image, config=config.frame_config(), backend=backend)
+        if len(self._stills.sources) > 1:
+            raise ValueError(
+                f"FakeVideoDataset makes the clips of one source image, got {len(self._stills.sources)} "
+                f"({', '.join(self._stills.source_names[:3])}, ...); pass one image"
+            )
         super().__init__(self._stills.root, transform=transform)
         self.config = config
         self.backend = backend
@@ -81,6 +87,22 @@ class FakeVideoDataset(VisionDataset):
     def source(self) -> Image.Image:
         """The RGB source image."""
         return self._stills.source
+
+    @property
+    def sources(self) -> list[Image.Image]:
+        """``[source]``, as :attr:`SingleImageDataset.sources <single_image_dataset.SingleImageDataset.sources>`
+        lists an image dataset's sources (what the export's manifest records)."""
+        return self._stills.sources
+
+    @property
+    def source_names(self) -> list[str]:
+        """The source's name (its file stem, or ``image_0`` for an image in memory), in a list."""
+        return self._stills.source_names
+
+    @property
+    def source_paths(self) -> list[Path | None]:
+        """The source's file (``None`` for an image in memory), in a list."""
+        return self._stills.source_paths
 
     @property
     def targets(self) -> Sequence[int]:
