@@ -40,6 +40,8 @@ PROG = "single-image-dataset"
 PREVIEW_NAME = "preview.png"
 DEBUG_NUM_IMGS = 64
 DEBUG_THREADS = 2
+#: Most ``--threads``: a typo such as 10000 must not start ten thousand processes.
+MAX_THREADS = 1024
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -93,9 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cfg = AugmentConfig()
     io = p.add_argument_group("input and output")
-    io.add_argument("--imgpath", metavar="PATH", help="source image (default: the embedded coffee-cup photograph)")
-    io.add_argument("--targetpath", metavar="DIR", default="./out", help="export root (default: ./out)")
-    io.add_argument("--config", metavar="FILE.toml", help="TOML preset, e.g. configs/paper_imagenet.toml")
+    io.add_argument(
+        "--imgpath", metavar="PATH", type=_path, help="source image (default: the embedded coffee-cup photograph)"
+    )
+    io.add_argument(
+        "--exif-orientation", action=argparse.BooleanOptionalAction, default=True,
+        help="turn the source upright by its EXIF orientation tag, as photo viewers do (default: on)",
+    )
+    io.add_argument("--targetpath", metavar="DIR", type=_path, default="./out", help="export root (default: ./out)")
+    io.add_argument(
+        "--config", metavar="FILE.toml", type=_path, help="TOML preset, e.g. configs/paper_imagenet.toml"
+    )
     io.add_argument("--materialize", action="store_true", help="write the images to TARGETPATH/train/dummy")
     io.add_argument("--format", choices=tuple(FORMATS), default="jpg", help="image file format (default: jpg)")
     io.add_argument(
@@ -105,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--shard", metavar="K/N", type=_shard, help="write only shard K (0-based) of N contiguous ranges")
     io.add_argument("--overwrite", action="store_true", help="replace a different export already in TARGETPATH")
     io.add_argument(
-        "--threads", type=_int_in(1, None), metavar="N",
-        help="worker processes (default: the CPUs available to this process)",
+        "--threads", type=_int_in(1, MAX_THREADS), metavar="N",
+        help=f"worker processes, at most {MAX_THREADS} (default: the CPUs available to this process)",
     )
     io.add_argument(
         "--batch_size", type=_int_in(1, None), default=32, metavar="N",
@@ -170,7 +180,9 @@ def _run(args: argparse.Namespace) -> int:
     threads = args.threads or (DEBUG_THREADS if config.debug else _available_cpus())
     quality = args.quality or DEFAULT_QUALITY
     shard = args.shard or (0, 1)
-    dataset = SingleImageDataset(args.imgpath, config=config, backend=args.backend)
+    dataset = SingleImageDataset(
+        args.imgpath, config=config, backend=args.backend, exif_orientation=args.exif_orientation
+    )
     target = Path(args.targetpath)
     out = sys.stdout
 
@@ -259,6 +271,12 @@ def _int_in(lo: int, hi: int | None) -> Any:
         return value
 
     return parse
+
+
+def _path(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("should be a path, got an empty string")
+    return text
 
 
 def _shard(text: str) -> tuple[int, int]:

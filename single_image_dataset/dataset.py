@@ -37,12 +37,15 @@ class SingleImageDataset(VisionDataset):
     Args:
         image: a path, a PIL image, a ``uint8`` array/tensor, or ``None`` for the embedded
             default photograph, :data:`DEFAULT_IMAGE`.
-        config: the augmentation config; defaults to the paper's.
+        config: the augmentation config (an :class:`AugmentConfig`; build one from a dict with
+            :meth:`AugmentConfig.from_dict`); defaults to the paper's.
         backend: the renderer, one of :func:`available_backends` (``"reference"`` is
             torchvision's ops, the oracle the others are tested against).
         output: ``"pil"`` (default) returns PIL images like ImageFolder; ``"tensor"`` returns ``uint8``
             ``3 x S x S`` tensors, what torchvision's ``PILToTensor`` gives, made without a PIL image
             where the backend can.
+        exif_orientation: turn a photograph upright by its EXIF orientation tag, as viewers do (see
+            :func:`load_image`); ``False`` uses its pixels as stored.
         transform: applied to each image (PIL or tensor, per ``output``), as in ImageFolder.
         target_transform: applied to the target, as in ImageFolder.
         **overrides: fields of :class:`AugmentConfig` (``num_imgs``, ``seed``, ``img_size``, ...)
@@ -67,19 +70,25 @@ class SingleImageDataset(VisionDataset):
         config: AugmentConfig | None = None,
         backend: str = "reference",
         output: str = "pil",
+        exif_orientation: bool = True,
         transform: Callable[[Image.Image], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
         **overrides: Any,
     ) -> None:
         if output not in OUTPUTS:
             raise ValueError(f"output should be one of {', '.join(map(repr, OUTPUTS))}, got {output!r}")
+        if config is not None and not isinstance(config, AugmentConfig):
+            raise TypeError(
+                f"config should be an AugmentConfig, got {type(config).__name__}; build one with "
+                "AugmentConfig.from_dict(...) or AugmentConfig.from_toml(path), or pass the fields as keywords"
+            )
         config = (config or AugmentConfig()).replace(**overrides)
         root = str(DEFAULT_IMAGE) if image is None else str(image) if isinstance(image, (str, os.PathLike)) else None
         super().__init__(root, transform=transform, target_transform=target_transform)
         self.config = config
         self.backend = backend
         self.output = output
-        self.source = load_image(image)
+        self.source = load_image(image, exif_orientation=exif_orientation)
         check_fit(config, self.source.size)
         self.classes = ["dummy"]
         self.class_to_idx = {"dummy": 0}
@@ -120,9 +129,12 @@ class SingleImageDataset(VisionDataset):
             >>> ds.params(0) == fixed
             True
         """
-        epoch = operator.index(epoch)
-        if epoch < 0:
-            raise ValueError(f"epoch should be a non-negative integer, got {epoch}")
+        try:
+            epoch = operator.index(epoch)
+        except TypeError:
+            raise TypeError(f"epoch should be an integer, got {type(epoch).__name__}") from None
+        if not 0 <= epoch < 2**63:
+            raise ValueError(f"epoch should be an integer in [0, 2**63), got {epoch}")
         self._epoch.fill_(epoch)
 
     def params(self, index: int) -> SampleParams:
