@@ -466,6 +466,20 @@ class TestWrongTypes:
                                             r"one with AugmentConfig\.from_dict\(\.\.\.\) or AugmentConfig\.from_toml"):
             SingleImageDataset(config=config)
 
+    @pytest.mark.parametrize(
+        ("keywords", "error", "match"),
+        [
+            ({"backend": ["fast"]}, ValueError, r"^unknown backend \['fast'\]; available backends: reference"),
+            ({"backend": None}, ValueError, r"^unknown backend None; available backends: "),
+            ({"output": None}, ValueError, r"^output should be one of 'pil', 'tensor', got None$"),
+            ({"exif_orientation": None}, TypeError, r"^exif_orientation should be True or False, got None$"),
+            ({"img_size": "32"}, TypeError, r"^img_size should be an integer, got '32'$"),
+        ],
+    )
+    def test_other_arguments(self, keywords, error, match):
+        with pytest.raises(error, match=match):
+            SingleImageDataset(**keywords)
+
     def test_from_dict_needs_a_mapping(self):
         with pytest.raises(TypeError, match=r"^values should be a mapping of AugmentConfig fields, got list$"):
             AugmentConfig.from_dict([("img_size", 32)])
