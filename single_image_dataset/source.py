@@ -183,7 +183,8 @@ def _upright(img: Image.Image, exif_orientation: bool, what: str) -> Image.Image
         return ImageOps.exif_transpose(img)
     except (ValueError, TypeError, KeyError, IndexError, struct.error, SyntaxError) as exc:
         raise ValueError(
-            f"{what} has unreadable EXIF data ({exc}); pass exif_orientation=False to use its pixels as stored"
+            f"{what} has unreadable EXIF data ({exc}); pass exif_orientation=False (--no-exif-orientation) to use "
+            "its pixels as stored"
         ) from None
 
 

@@ -279,6 +279,20 @@ class TestExifOrientation:
         with pytest.raises(FileExistsError, match=r"different export \(source\.pixel_sha256 "):  # the other setting
             materialize(stored, tmp_path / "upright", image_format="png")
 
+    def test_unreadable_exif_is_one_error(self, tmp_path):
+        png = tmp_path / "plain.png"
+        Image.new("RGB", (4, 4), (9, 9, 9)).save(png)
+        data = png.read_bytes()
+        exif = b"MM\x00*"  # a TIFF header cut before its first offset
+        chunk = struct.pack(">I", len(exif)) + b"eXIf" + exif + struct.pack(">I", zlib.crc32(b"eXIf" + exif))
+        path = tmp_path / "bad_exif.png"
+        path.write_bytes(data[:33] + chunk + data[33:])  # after the signature and IHDR
+        with pytest.raises(ValueError, match=r"^image file .*bad_exif\.png has unreadable EXIF data \(.*\); pass "
+                                             r"exif_orientation=False \(--no-exif-orientation\) to use its pixels "
+                                             r"as stored$"):
+            load_image(path)
+        assert load_image(path, exif_orientation=False).getpixel((0, 0)) == (9, 9, 9)
+
     def test_flag_type(self):
         with pytest.raises(TypeError, match=r"^exif_orientation should be True or False, got 'no'$"):
             load_image(None, exif_orientation="no")
