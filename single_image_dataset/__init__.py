@@ -14,7 +14,7 @@ Example:
     True
 """
 
-from .config import IMAGENET_TRAIN_SIZE, AugmentConfig
+from .config import IMAGENET_TRAIN_SIZE, MAX_IMG_SIZE, AugmentConfig
 from .dataset import SingleImageDataset
 from .export import materialize
 from .loader import BatchLoader, batch_loader
@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_IMAGE",
     "HUBBLE_IMAGE",
     "IMAGENET_TRAIN_SIZE",
+    "MAX_IMG_SIZE",
     "NUM_ROTATIONS",
     "AugmentConfig",
     "BatchLoader",

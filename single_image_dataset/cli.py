@@ -41,6 +41,8 @@ PROG = "single-image-dataset"
 PREVIEW_NAME = "preview.png"
 DEBUG_NUM_IMGS = 64
 DEBUG_THREADS = 2
+#: Most ``--threads``: a typo such as 10000 must not start ten thousand processes.
+MAX_THREADS = 1024
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -95,12 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = AugmentConfig()
     io = p.add_argument_group("input and output")
     io.add_argument(
-        "--imgpath", metavar="PATH", nargs="+",
+        "--imgpath", metavar="PATH", nargs="+", type=_path,
         help="source image (default: the embedded coffee-cup photograph); several paths or a directory: one dataset "
         "of several sources, each sample's source drawn uniformly",
     )
-    io.add_argument("--targetpath", metavar="DIR", default="./out", help="export root (default: ./out)")
-    io.add_argument("--config", metavar="FILE.toml", help="TOML preset, e.g. configs/paper_imagenet.toml")
+    io.add_argument(
+        "--exif-orientation", action=argparse.BooleanOptionalAction, default=True,
+        help="turn the source upright by its EXIF orientation tag, as photo viewers do (default: on)",
+    )
+    io.add_argument("--targetpath", metavar="DIR", type=_path, default="./out", help="export root (default: ./out)")
+    io.add_argument(
+        "--config", metavar="FILE.toml", type=_path, help="TOML preset, e.g. configs/paper_imagenet.toml"
+    )
     io.add_argument("--materialize", action="store_true", help="write the images to TARGETPATH/train/dummy")
     io.add_argument("--format", choices=tuple(FORMATS), default="jpg", help="image file format (default: jpg)")
     io.add_argument(
@@ -114,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="decode the files already in TARGETPATH and write again those that do not (slower)",
     )
     io.add_argument(
-        "--threads", type=_int_in(1, None), metavar="N",
-        help="worker processes (default: the CPUs available to this process)",
+        "--threads", type=_int_in(1, MAX_THREADS), metavar="N",
+        help=f"worker processes, at most {MAX_THREADS} (default: the CPUs available to this process)",
     )
     io.add_argument(
         "--batch_size", type=_int_in(1, None), default=32, metavar="N",
@@ -180,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
     quality = args.quality or DEFAULT_QUALITY
     shard = args.shard or (0, 1)
     image = None if args.imgpath is None else args.imgpath[0] if len(args.imgpath) == 1 else args.imgpath
-    dataset = SingleImageDataset(image, config=config, backend=args.backend)
+    dataset = SingleImageDataset(image, config=config, backend=args.backend, exif_orientation=args.exif_orientation)
     target = Path(args.targetpath)
     out = sys.stdout
 
@@ -265,6 +273,12 @@ def _int_in(lo: int, hi: int | None) -> Any:
         return value
 
     return parse
+
+
+def _path(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("should be a path, got an empty string")
+    return text
 
 
 def _shard(text: str) -> tuple[int, int]:
