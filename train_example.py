@@ -21,9 +21,9 @@ import sys
 
 from single_image_dataset import available_backends
 from single_image_dataset.cli import OneLineErrorParser
-from training import AUTO_RESUME, METHODS, TrainConfig, train
+from training import AUTO_RESUME, METHODS, TrainConfig, resumed_config, train
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "given_settings", "main"]
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
@@ -36,15 +36,20 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line; every flag is a field of :class:`TrainConfig` with its default."""
+def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
+    """The command line; every flag is a field of :class:`TrainConfig` with its default.
+
+    Args:
+        with_defaults: ``False`` leaves a flag that is not given out of the parsed namespace.
+    """
     p = OneLineErrorParser(
         prog="train_example.py",
         help_hint=False,
         description="RotNet or DeepCluster on a SingleImageDataset, with linear probes; runs under torchrun.",
         formatter_class=_Formatter,
+        argument_default=None if with_defaults else argparse.SUPPRESS,
     )
-    d = _DEFAULTS
+    d = _DEFAULTS if with_defaults else dict.fromkeys(_DEFAULTS, argparse.SUPPRESS)
     data = p.add_argument_group("data")
     data.add_argument("--imgpath", default=d["imgpath"], help="source image (default: the embedded coffee photograph)")
     data.add_argument("--backend", default=d["backend"], choices=available_backends(), help="dataset renderer")
@@ -84,18 +89,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def given_settings(argv: list[str] | None = None) -> set[str]:
+    """The settings given on the command line ``argv``; on ``--resume`` the others come from the checkpoint.
+
+    Example:
+        >>> sorted(given_settings(["--resume", "--num_imgs", "512", "--resample"]))
+        ['num_imgs', 'resample', 'resume']
+    """
+    return set(vars(build_parser(with_defaults=False).parse_args(argv)))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv``, train, and return the exit status (2 and one stderr line for bad input)."""
+    """Parse ``argv``, train, and return the exit status: 2 and one stderr line for bad input (a bad flag, image,
+    checkpoint or folder), 1 and one line if the training diverges."""
     args = build_parser().parse_args(argv)
     try:
-        train(TrainConfig(**vars(args)))
-    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError) as exc:
-        print(f"train_example.py: error: {exc}", file=sys.stderr)
+        train(resumed_config(vars(args), given_settings(argv)))
+    except FloatingPointError as exc:
+        print(f"train_example.py: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"train_example.py: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("train_example.py: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ Example:
     True
 """
 
-from .config import IMAGENET_TRAIN_SIZE, AugmentConfig
+from .config import IMAGENET_TRAIN_SIZE, MAX_IMG_SIZE, AugmentConfig
 from .dataset import SingleImageDataset
 from .export import materialize, materialize_video
 from .loader import BatchLoader, batch_loader
@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_IMAGE",
     "HUBBLE_IMAGE",
     "IMAGENET_TRAIN_SIZE",
+    "MAX_IMG_SIZE",
     "NUM_ROTATIONS",
     "AugmentConfig",
     "BatchLoader",

@@ -47,6 +47,8 @@ PROG = "single-image-dataset"
 PREVIEW_NAME = "preview.png"
 DEBUG_NUM_IMGS = 64
 DEBUG_THREADS = 2
+#: Most ``--threads``: a typo such as 10000 must not start ten thousand processes.
+MAX_THREADS = 1024
 # Samples handed to a worker process at a time, by default: images, clips.
 IMAGE_CHUNK, CLIP_CHUNK = 32, 4
 # AugmentConfig's flags that VideoConfig has no field for, and the image export's.
@@ -106,12 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = AugmentConfig()
     io = p.add_argument_group("input and output")
     io.add_argument(
-        "--imgpath", metavar="PATH", nargs="+",
+        "--imgpath", metavar="PATH", nargs="+", type=_path,
         help="source image (default: the embedded coffee-cup photograph); several paths or a directory: one dataset "
         "of several sources, each sample's source drawn uniformly",
     )
-    io.add_argument("--targetpath", metavar="DIR", default="./out", help="export root (default: ./out)")
-    io.add_argument("--config", metavar="FILE.toml", help="TOML preset, e.g. configs/paper_imagenet.toml")
+    io.add_argument(
+        "--exif-orientation", action=argparse.BooleanOptionalAction, default=True,
+        help="turn the source upright by its EXIF orientation tag, as photo viewers do (default: on)",
+    )
+    io.add_argument("--targetpath", metavar="DIR", type=_path, default="./out", help="export root (default: ./out)")
+    io.add_argument(
+        "--config", metavar="FILE.toml", type=_path, help="TOML preset, e.g. configs/paper_imagenet.toml"
+    )
     io.add_argument("--materialize", action="store_true", help="write the images to TARGETPATH/train/dummy")
     io.add_argument("--format", choices=tuple(FORMATS), help="image file format (default: jpg)")
     io.add_argument(
@@ -125,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="decode the files already in TARGETPATH and write again those that do not (slower)",
     )
     io.add_argument(
-        "--threads", type=_int_in(1, None), metavar="N",
-        help="worker processes (default: the CPUs available to this process)",
+        "--threads", type=_int_in(1, MAX_THREADS), metavar="N",
+        help=f"worker processes, at most {MAX_THREADS} (default: the CPUs available to this process)",
     )
     io.add_argument(
         "--batch_size", type=_int_in(1, None), metavar="N",
@@ -215,7 +223,9 @@ def _run(args: argparse.Namespace) -> int:
     image_format = args.format or "jpg"
     quality = args.quality or DEFAULT_QUALITY
     shard = args.shard or (0, 1)
-    dataset = SingleImageDataset(_image(args), config=config, backend=args.backend)
+    dataset = SingleImageDataset(
+        _image(args), config=config, backend=args.backend, exif_orientation=args.exif_orientation
+    )
     target = Path(args.targetpath)
     out = sys.stdout
 
@@ -245,7 +255,9 @@ def _run_video(args: argparse.Namespace) -> int:
     threads = args.threads or _available_cpus()
     fps, crf = args.fps or DEFAULT_FPS, args.crf if args.crf is not None else DEFAULT_CRF
     shard = args.shard or (0, 1)
-    dataset = FakeVideoDataset(_image(args), config=config, backend=args.backend)
+    dataset = FakeVideoDataset(
+        _image(args), config=config, backend=args.backend, exif_orientation=args.exif_orientation
+    )
     target = Path(args.targetpath)
     out = sys.stdout
 
@@ -358,6 +370,12 @@ def _int_in(lo: int, hi: int | None) -> Any:
         return value
 
     return parse
+
+
+def _path(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("should be a path, got an empty string")
+    return text
 
 
 def _shard(text: str) -> tuple[int, int]:

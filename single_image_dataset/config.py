@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from ._files import open_regular_file
 from .sampling import check_fit
 
 if sys.version_info >= (3, 11):
@@ -22,9 +23,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
-__all__ = ["AugmentConfig", "IMAGENET_TRAIN_SIZE"]
+__all__ = ["AugmentConfig", "IMAGENET_TRAIN_SIZE", "MAX_IMG_SIZE"]
 
 IMAGENET_TRAIN_SIZE = 1_281_167
+
+#: Largest ``img_size``: one 8192 px sample is 192 MiB of RGB, and the reference renderer's resized crop
+#: before the rotation is sqrt(2) times as wide (11585 px, 384 MiB).
+MAX_IMG_SIZE = 8192
 
 _C = TypeVar("_C", bound="_Config")
 
@@ -81,7 +86,10 @@ class _Config:
 
     @classmethod
     def from_dict(cls: type[_C], values: Mapping[str, Any], **overrides: Any) -> _C:
-        """Build from a mapping (e.g. a parsed preset); unknown keys raise ``ValueError``."""
+        """Build from a mapping (e.g. a parsed preset); an unknown key raises ``ValueError``, a non-mapping
+        ``TypeError``."""
+        if not isinstance(values, Mapping):
+            raise TypeError(f"values should be a mapping of {cls.__name__} fields, got {type(values).__name__}")
         merged = {**values, **overrides}
         _check_keys(cls, merged, "config")
         return cls(**merged)
@@ -92,13 +100,16 @@ class _Config:
 
         Raises:
             FileNotFoundError: the file does not exist.
-            ValueError: malformed TOML, an unknown key, or an invalid value.
+            IsADirectoryError: the path is a directory.
+            PermissionError: the file may not be read.
+            ValueError: an empty path or a special file (a FIFO, a device); malformed TOML, an unknown
+                key, or an invalid value.
         """
+        with open_regular_file(path, "config file") as file:
+            data = file.read()
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
         try:
-            values = tomllib.loads(path.read_text(encoding="utf-8"))
+            values = tomllib.loads(data.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
         try:
@@ -116,8 +127,9 @@ class AugmentConfig(_Config):
     Derive variants with :func:`dataclasses.replace` (or :meth:`replace`), which validates again.
 
     Args:
-        img_size: side of the square output images, in pixels.
-        num_imgs: virtual length of the dataset.
+        img_size: side of the square output images, in pixels, at most :data:`MAX_IMG_SIZE`.
+        num_imgs: virtual length of the dataset, at most ``sys.maxsize`` (2**63 - 1 on 64-bit
+            machines), the largest length ``len()`` can return.
         seed: seed of the per-index random streams (a non-negative integer).
         deg: rotation angles are drawn from ``U(-deg, deg)`` degrees.
         shear: x-shear angles are drawn from ``U(-shear, shear)`` degrees; 0 turns the affine
@@ -177,10 +189,13 @@ class AugmentConfig(_Config):
 
 def _check_output(config: Any) -> None:
     """The checks of ``img_size``, ``num_imgs`` and ``seed``."""
-    if config.img_size < 1:
-        raise ValueError(f"img_size should be a positive number of pixels, got {config.img_size}")
-    if config.num_imgs < 1:
-        raise ValueError(f"num_imgs should be at least 1, got {config.num_imgs}")
+    if not 1 <= config.img_size <= MAX_IMG_SIZE:
+        raise ValueError(f"img_size should be in [1, {MAX_IMG_SIZE}] pixels, got {config.img_size}")
+    if not 1 <= config.num_imgs <= sys.maxsize:
+        raise ValueError(
+            f"num_imgs should be in [1, {sys.maxsize}] (sys.maxsize, the most len() can return), "
+            f"got {config.num_imgs}"
+        )
     if not 0 <= config.seed < 2**63:
         raise ValueError(f"seed should be in [0, 2**63), got {config.seed}")
 
@@ -225,7 +240,7 @@ def _toml_value(value: Any) -> str:
 
 def _check_keys(cls: type, values: Mapping[str, Any], where: str, error: type[Exception] = ValueError) -> None:
     names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(names))
+    unknown = sorted((key for key in values if key not in names), key=str)
     if unknown:
         raise error(f"unknown key {unknown[0]!r} in {where}; valid keys are: {', '.join(names)}")
 

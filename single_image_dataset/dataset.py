@@ -39,12 +39,15 @@ class SingleImageDataset(VisionDataset):
             default photograph, :data:`DEFAULT_IMAGE`. Several sources: a list of those, or a directory
             (its images in sorted order); each sample's source is drawn uniformly, from a slot of its own
             in the sample's stream (``params(i).source``), and a one-image list is the single image.
-        config: the augmentation config; defaults to the paper's.
+        config: the augmentation config (an :class:`AugmentConfig`; build one from a dict with
+            :meth:`AugmentConfig.from_dict`); defaults to the paper's.
         backend: the renderer, one of :func:`available_backends` (``"reference"`` is
             torchvision's ops, the oracle the others are tested against).
         output: ``"pil"`` (default) returns PIL images like ImageFolder; ``"tensor"`` returns ``uint8``
             ``3 x S x S`` tensors, what torchvision's ``PILToTensor`` gives, made without a PIL image
             where the backend can.
+        exif_orientation: turn a photograph upright by its EXIF orientation tag, as viewers do (see
+            :func:`load_image`); ``False`` uses its pixels as stored.
         transform: applied to each image (PIL or tensor, per ``output``), as in ImageFolder.
         target_transform: applied to the target, as in ImageFolder.
         per_source_classes: one class per source, named after it (ImageFolder-style: ``classes`` are the
@@ -72,6 +75,7 @@ class SingleImageDataset(VisionDataset):
         config: AugmentConfig | None = None,
         backend: str = "reference",
         output: str = "pil",
+        exif_orientation: bool = True,
         transform: Callable[[Image.Image], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
         per_source_classes: bool = False,
@@ -79,6 +83,11 @@ class SingleImageDataset(VisionDataset):
     ) -> None:
         if output not in OUTPUTS:
             raise ValueError(f"output should be one of {', '.join(map(repr, OUTPUTS))}, got {output!r}")
+        if config is not None and not isinstance(config, AugmentConfig):
+            raise TypeError(
+                f"config should be an AugmentConfig, got {type(config).__name__}; build one with "
+                "AugmentConfig.from_dict(...) or AugmentConfig.from_toml(path), or pass the fields as keywords"
+            )
         config = (config or AugmentConfig()).replace(**overrides)
         root = str(DEFAULT_IMAGE) if image is None else str(image) if isinstance(image, (str, os.PathLike)) else None
         super().__init__(root, transform=transform, target_transform=target_transform)
@@ -86,7 +95,7 @@ class SingleImageDataset(VisionDataset):
         self.backend = backend
         self.output = output
         self.per_source_classes = per_source_classes
-        sources = load_sources(image)
+        sources = load_sources(image, exif_orientation=exif_orientation)
         #: The source images, in order; ``source`` is the first (the only one for a single image).
         self.sources = [s.image for s in sources]
         self.source_names = [s.name for s in sources]
@@ -150,9 +159,12 @@ class SingleImageDataset(VisionDataset):
             >>> ds.params(0) == fixed
             True
         """
-        epoch = operator.index(epoch)
-        if epoch < 0:
-            raise ValueError(f"epoch should be a non-negative integer, got {epoch}")
+        try:
+            epoch = operator.index(epoch)
+        except TypeError:
+            raise TypeError(f"epoch should be an integer, got {type(epoch).__name__}") from None
+        if not 0 <= epoch < 2**63:
+            raise ValueError(f"epoch should be an integer in [0, 2**63), got {epoch}")
         self._epoch.fill_(epoch)
 
     def params(self, index: int) -> SampleParams:

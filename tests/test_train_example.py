@@ -6,8 +6,10 @@ import importlib.util
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -77,6 +79,16 @@ def _stripes_folder(root: Path, per_class: dict[str, int], size: int = 64) -> Pa
 @pytest.fixture(scope="module")
 def probe_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _stripes_folder(tmp_path_factory.mktemp("probe"), {"train": 32, "val": 12})
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` RGB pixels but holds none."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def _tiny(tmp_path: Path, coffee_path: Path, **changes: object) -> TrainConfig:
@@ -165,13 +177,202 @@ class TestRotNet:
         assert [h["epoch"] for h in second["history"]] == [2]
         state = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=True)
         assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [1, 2]
-        with pytest.raises(ValueError, match="is a rotnet run, not deepcluster"):
+        # From Python every setting counts as given: one that differs from the checkpoint's is refused.
+        with pytest.raises(ValueError, match=r"was trained with method='rotnet', not method='deepcluster'; a resumed"):
             train(_tiny(tmp_path, coffee_path, epochs=3, method="deepcluster", k=4, resume="auto"))
-        with pytest.raises(ValueError, match="does not fit this network"):
+        with pytest.raises(ValueError, match=r"was trained with width=0\.25, not width=0\.5; "):
             train(_tiny(tmp_path, coffee_path, epochs=3, width=0.5, resume="auto"))
         (tmp_path / "junk.pt").write_text("junk")
         with pytest.raises(ValueError, match=r"junk.pt could not be read \(\w+\); is it a checkpoint.pt"):
             train(_tiny(tmp_path, coffee_path, epochs=3, resume=str(tmp_path / "junk.pt")))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, coffee_path: Path) -> Path:
+    """The checkpoint of a finished one-epoch run whose dataset and network are not the defaults."""
+    out = tmp_path_factory.mktemp("trained")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    train(TrainConfig(imgpath=str(coffee_path), out=str(out), num_imgs=32, val_imgs=8, batch_size=16, epochs=1,
+                      workers=0, width=0.125, lr=0.005, log_every=1000))
+    torch.set_num_threads(previous)
+    return out / "checkpoint.pt"
+
+
+def _resume(cli: ModuleType, tmp_path: Path, checkpoint: Path | dict, argv: list[str],
+            capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    """Run ``train_example.py --resume`` on a copy of ``checkpoint`` (or this state) in a fresh out folder."""
+    out = tmp_path / "out"
+    out.mkdir()
+    state = torch.load(checkpoint, weights_only=True) if isinstance(checkpoint, Path) else checkpoint
+    torch.save(state, out / "checkpoint.pt")
+    status = cli.main(["--out", str(out), "--resume", "--workers", "0", *argv])
+    return status, capsys.readouterr().err
+
+
+def _one_line(err: str, pattern: str) -> None:
+    assert err.count("\n") == 1 and err.startswith("train_example.py: error: ") and "Traceback" not in err, err
+    assert __import__("re").search(pattern, err), err
+
+
+def _tampered(change: str) -> object:
+    """Functions of a checkpoint's state that return it tampered with, by name."""
+
+    def edit(state: dict) -> dict:
+        config, model = state["config"], state["model"]
+        first = next(iter(model))
+        if change == "not a dict":
+            return [state]
+        if change == "no epoch":
+            del state["epoch"]
+        elif change in ("string epoch", "negative epoch", "zero epoch", "epoch past epochs", "bool epoch"):
+            state["epoch"] = {"string epoch": "1", "negative epoch": -1, "zero epoch": 0, "epoch past epochs": 5,
+                              "bool epoch": True}[change]
+        elif change in ("nan weights", "inf weights"):
+            model[first] = torch.full_like(model[first], float("nan" if change == "nan weights" else "inf"))
+        elif change == "nan momentum":
+            buffers = next(iter(state["optimizer"]["state"].values()))
+            buffers["momentum_buffer"] = torch.full_like(buffers["momentum_buffer"], float("nan"))
+        elif change == "unknown config key":
+            config["colour"] = 1
+        elif change == "string num_imgs":
+            config["num_imgs"] = "32"
+        elif change == "config not a dict":
+            state["config"] = [config]
+        elif change == "config without num_imgs":
+            del config["num_imgs"]
+        elif change == "num_imgs out of range":
+            config["num_imgs"] = -5
+        elif change == "method disagrees":
+            state["method"] = "deepcluster"
+        elif change == "model not a dict":
+            state["model"] = "weights"
+        elif change == "model holds a number":
+            model["extra"] = 1
+        elif change == "weight of another shape":
+            model[first] = torch.zeros(3)
+        elif change == "optimizer not a state dict":
+            state["optimizer"] = {"lr": 0.1}
+        elif change == "history not a list":
+            state["history"] = "epoch 1"
+        elif change == "assignments in a rotnet run":
+            state["assignments"] = torch.zeros(32, dtype=torch.int64)
+        elif change == "other source image":
+            state["source_sha256"] = "0" * 64
+        return state
+
+    return edit
+
+
+class TestResume:
+    def test_takes_the_checkpoint_settings_when_not_given(self, cli, trained, tmp_path, capsys):
+        # The defaults are num_imgs 8192, width 0.25, batch_size 64, lr 0.01 and the embedded image (coffee too).
+        status, err = _resume(cli, tmp_path, trained, ["--epochs", "2"], capsys)
+        assert status == 0, err
+        state = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=True)
+        assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [1, 2]
+        saved = torch.load(trained, weights_only=True)["config"]
+        kept = ("imgpath", "num_imgs", "val_imgs", "width", "batch_size", "lr", "img_size", "seed")
+        assert {k: state["config"][k] for k in kept} == {k: saved[k] for k in kept}
+        assert state["config"]["num_imgs"] == 32 and state["config"]["width"] == 0.125
+
+    def test_optimisation_settings_may_change(self, cli, trained, tmp_path, capsys):
+        status, err = _resume(cli, tmp_path, trained, ["--epochs", "2", "--lr", "0.001", "--batch_size", "8"], capsys)
+        assert status == 0, err
+        config = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=True)["config"]
+        assert (config["lr"], config["batch_size"], config["num_imgs"]) == (0.001, 8, 32)
+
+    def test_the_same_image_elsewhere_is_accepted(self, cli, trained, tmp_path, coffee_path, capsys):
+        copy = tmp_path / "moved.png"
+        copy.write_bytes(coffee_path.read_bytes())
+        status, err = _resume(cli, tmp_path, trained, ["--epochs", "2", "--imgpath", str(copy)], capsys)
+        assert status == 0, err
+
+    @pytest.mark.parametrize(
+        ("argv", "pattern"),
+        [
+            (["--num_imgs", "64"], r"was trained with num_imgs=32, not num_imgs=64; a resumed run keeps its dataset "
+                                   r"and network: leave these settings out \(or give the checkpoint's values\), or "
+                                   r"start a new run in another out folder$"),
+            (["--width", "0.25", "--seed", "1"], r"was trained with width=0\.125, seed=0, not width=0\.25, seed=1; "),
+            (["--img_size", "96"], r"was trained with img_size=64, not img_size=96; "),
+            (["--crop", "63"], r"was trained with crop=None, not crop=63; "),
+            (["--method", "deepcluster", "--k", "4"], r"was trained with method='rotnet', not method='deepcluster'; "),
+            (["--backend", "fast"], r"was trained with backend='reference', not backend='fast'; "),
+            (["--resample"], r"was trained with resample=False, not resample=True; "),
+            (["--dropout", "0.5"], r"was trained with dropout=0\.0, not dropout=0\.5; "),
+        ],
+    )
+    def test_a_given_conflicting_setting_is_refused(self, cli, trained, tmp_path, argv, pattern, capsys):
+        status, err = _resume(cli, tmp_path, trained, argv, capsys)
+        assert status == 2
+        _one_line(err, r"^train_example\.py: error: resume checkpoint .*checkpoint\.pt " + pattern)
+
+    def test_settings_equal_to_the_checkpoint_are_fine(self, cli, trained, tmp_path, capsys):
+        argv = ["--num_imgs", "32", "--width", "0.125", "--crop", "64", "--k", "7", "--epochs", "1"]
+        status, err = _resume(cli, tmp_path, trained, argv, capsys)  # k: a rotnet run has no clusters
+        assert status == 0, err
+
+    def test_another_source_image_is_refused(self, cli, trained, tmp_path, hubble_path, capsys):
+        status, err = _resume(cli, tmp_path, trained, ["--imgpath", str(hubble_path), "--epochs", "2"], capsys)
+        assert status == 2
+        _one_line(err, r"was trained on another source image than imgpath='.*hubble_deep_field\.jpg' \(the pixels "
+                       r"differ\); give the image it was trained on as imgpath$")
+
+    @pytest.mark.parametrize(
+        ("change", "pattern"),
+        [
+            ("not a dict", r" holds a list, not the dict train_example\.py writes$"),
+            ("no epoch", r" has no 'epoch'; is it a checkpoint\.pt written by train_example\.py\?$"),
+            ("string epoch", r" has epoch '1'; it should be the number of epochs trained, at least 1$"),
+            ("bool epoch", r" has epoch True; "),
+            ("negative epoch", r" has epoch -1; "),
+            ("zero epoch", r" has epoch 0; "),
+            ("epoch past epochs", r" is at epoch 5, past epochs=1; give epochs of 5 or more \(5 runs only the "
+                                  r"probes\)$"),
+            ("nan weights", r": model has NaN or infinite weights in 'features\.0\.0\.weight'; resume from an "),
+            ("inf weights", r": model has NaN or infinite weights in 'features\.0\.0\.weight'"),
+            ("nan momentum", r": optimizer state 0 has NaN or infinite values in 'momentum_buffer'"),
+            ("unknown config key", r": config: 'colour' is not a setting of train_example\.py$"),
+            ("string num_imgs", r": config: num_imgs should be an integer, got '32'$"),
+            ("config not a dict", r" has a config of type list, not a dict$"),
+            ("config without num_imgs", r": its config has no 'num_imgs'$"),
+            ("num_imgs out of range", r": num_imgs should be in \[1, \d+\], got -5$"),
+            ("method disagrees", r" says method 'deepcluster' but its config method 'rotnet'$"),
+            ("model not a dict", r": model should be a dict of tensors, got str$"),
+            ("model holds a number", r": model should hold tensors, got a int at 'extra'$"),
+            ("weight of another shape", r" does not fit the network of its own settings \(width=0\.125, crop=None, "),
+            ("optimizer not a state dict", r": optimizer should be an optimizer state dict \(state, param_groups\)$"),
+            ("history not a list", r": history should be a list of per-epoch dicts$"),
+            ("assignments in a rotnet run", r": assignments should be 32 cluster labels in \[0, 100\) of a "),
+            ("other source image", r" was trained on another source image than imgpath="),
+        ],
+    )
+    def test_tampered_checkpoint_is_one_line(self, cli, trained, tmp_path, change, pattern, capsys):
+        state = _tampered(change)(torch.load(trained, weights_only=True))
+        status, err = _resume(cli, tmp_path, state, [], capsys)
+        assert status == 2
+        _one_line(err, r"^train_example\.py: error: resume checkpoint .*checkpoint\.pt" + pattern)
+
+    def test_deepcluster_resumes_with_its_assignments(self, cli, tmp_path, coffee_path, capsys):
+        out = tmp_path / "dc"
+        argv = ["--out", str(out), "--workers", "0", "--method", "deepcluster", "--imgpath", str(coffee_path),
+                "--num_imgs", "32", "--batch_size", "16", "--k", "4", "--pca_dim", "8", "--width", "0.125"]
+        assert cli.main([*argv, "--epochs", "1"]) == 0
+        assert cli.main(["--out", str(out), "--workers", "0", "--resume", "--epochs", "2"]) == 0, capsys.readouterr()
+        second = json.loads((out / "metrics.jsonl").read_text().splitlines()[1])
+        assert second["epoch"] == 2 and "nmi" in second  # the NMI compares with the restored assignments
+        state = torch.load(out / "checkpoint.pt", weights_only=True)
+        assert state["config"]["k"] == 4 and state["assignments"].shape == (32,)
+        state["assignments"][0] = 4
+        torch.save(state, out / "checkpoint.pt")
+        assert cli.main(["--out", str(out), "--workers", "0", "--resume", "--epochs", "3"]) == 2
+        _one_line(capsys.readouterr().err, r": assignments should be 32 cluster labels in \[0, 4\) of a deepcluster")
+
+    def test_a_special_file_at_the_checkpoint_name_is_refused(self, cli, tmp_path, capsys):
+        (tmp_path / "checkpoint.pt").mkdir()
+        assert cli.main(["--out", str(tmp_path), "--resume"]) == 2
+        _one_line(capsys.readouterr().err, r"checkpoint\.pt is not a regular file; remove it or give --resume a file$")
 
 
 class TestDeepCluster:
@@ -251,10 +452,24 @@ class TestCommandLine:
             (["--resume", "/nonexistent.pt"], "resume checkpoint /nonexistent.pt is not a file"),
             (["--device", "gpu"], "device should be like cpu, cuda or cuda:1, got 'gpu'"),
             (["--batch_size", "9000"], "batch_size=9000 should not exceed num_imgs=8192"),
-            (["--workers", "-1"], "workers should be a non-negative number of processes, got -1"),
+            (["--workers", "-1"], r"workers should be in \[0, 256\], got -1"),
+            (["--workers", "100000"], r"workers should be in \[0, 256\], got 100000"),
+            (["--img_size", "100000"], r"img_size should be in \[1, 8192\], got 100000"),
+            (["--num_imgs", str(2**63)], r"num_imgs should be in \[1, 9223372036854775807\], got 9223372036854775808"),
+            (["--val_imgs", str(2**63 - 100)], r"num_imgs \+ val_imgs should be at most sys.maxsize"),
+            (["--seed", str(2**64)], r"seed should be in \[0, 9223372036854775807\], got 18446744073709551616"),
+            (["--width", "1e30"], r"width should be a positive channel multiplier of at most 4, got 1e\+30"),
+            (["--epochs", str(-(10**30))], r"epochs should be at least 1, got -10{30}"),
+            (["--device", "meta"], r"device 'meta' cannot train this program; use cpu, cuda or cuda:N"),
+            (["--device", "xpu"], r"device 'xpu' cannot train this program"),
+            (["--device", "cuda:99"], r"device 'cuda:99' (was asked for but CUDA is not available|does not exist)"),
+            (["--out", ""], r"out is empty; leave it out for the default, or give a value"),
+            (["--imgpath", ""], r"imgpath is empty; "),
+            (["--device", ""], r"device is empty; "),
+            (["--out", __file__], r"out .*test_train_example\.py exists and is not a folder; give a folder for"),
             (["--dropout", "1"], r"dropout should be a probability in \[0, 1\), got 1"),
             (["--weight_decay", "-1"], "weight_decay should be non-negative, got -1"),
-            (["--width", "0"], "width should be a positive channel multiplier, got 0"),
+            (["--width", "0"], "width should be a positive channel multiplier of at most 4, got 0"),
         ],
     )
     def test_bad_input_is_one_line(
@@ -269,6 +484,26 @@ class TestCommandLine:
         assert len(err.splitlines()) == 1 and err.startswith("train_example.py: error: ")
         assert __import__("re").search(message, err)
 
+    def test_nan_loss_stops_the_run(self, cli: ModuleType, tmp_path: Path, coffee_path: Path,
+                                    capsys: pytest.CaptureFixture) -> None:
+        argv = ["--imgpath", str(coffee_path), "--out", str(tmp_path), "--num_imgs", "64", "--val_imgs", "0",
+                "--batch_size", "16", "--epochs", "1", "--workers", "0", "--lr", "1e30"]
+        assert cli.main(argv) == 1
+        _one_line(capsys.readouterr().err, r"^train_example\.py: error: training diverged: the loss is (nan|inf) at "
+                                           r"epoch 1, step [2-4]/4; lower lr \(now 1e\+30\) and train again")
+        assert not (tmp_path / "checkpoint.pt").exists()
+
+    def test_special_and_huge_sources_are_one_line(self, cli: ModuleType, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+        fifo = tmp_path / "fifo.png"
+        os.mkfifo(fifo)
+        bomb = tmp_path / "bomb.png"
+        bomb.write_bytes(_png_header(50_000, 50_000))
+        for image, pattern in ((fifo, r"imgpath .*fifo\.png is not a file$"),
+                               (bomb, r"bomb\.png has 2,500,000,000 pixels, over Pillow's decompression-bomb limit")):
+            assert cli.main(["--imgpath", str(image), "--out", str(tmp_path / "out"), "--workers", "0"]) == 2
+            _one_line(capsys.readouterr().err, pattern)
+
     def test_bad_input_in_a_real_process(self, tmp_path: Path) -> None:
         # From another folder and without PYTHONPATH: the script finds training/ beside itself.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -277,7 +512,9 @@ class TestCommandLine:
             capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
         )
         assert run.returncode == 2
-        assert run.stderr == "train_example.py: error: width should be a positive channel multiplier, got -1\n"
+        assert run.stderr == (
+            "train_example.py: error: width should be a positive channel multiplier of at most 4, got -1\n"
+        )
 
 
 def _free_port() -> int:

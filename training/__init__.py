@@ -10,7 +10,17 @@ from .deepcluster import cluster_features, compute_features, pca_whiten, uniform
 from .kmeans import kmeans, kmeans_plus_plus, normalized_mutual_info
 from .probe import PROBE_FEATURES, LinearProbes, linear_probe
 from .rotnet import rotation_accuracy
-from .train import AUTO_RESUME, METHODS, TrainConfig, train
+from .train import (
+    AUTO_RESUME,
+    MAX_WIDTH,
+    MAX_WORKERS,
+    METHODS,
+    RESUME_FIXED,
+    RESUME_TAKEN,
+    TrainConfig,
+    resumed_config,
+    train,
+)
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, pretrain_transforms, probe_transforms
 
 __all__ = [
@@ -18,8 +28,12 @@ __all__ = [
     "CONV_NAMES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "MAX_WIDTH",
+    "MAX_WORKERS",
     "METHODS",
     "PROBE_FEATURES",
+    "RESUME_FIXED",
+    "RESUME_TAKEN",
     "AlexNet",
     "LinearProbes",
     "TrainConfig",
@@ -33,6 +47,7 @@ __all__ = [
     "pca_whiten",
     "pretrain_transforms",
     "probe_transforms",
+    "resumed_config",
     "rotation_accuracy",
     "train",
     "uniform_cluster_indices",

@@ -11,7 +11,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from single_image_dataset import NUM_ROTATIONS, PseudoLabelled, SingleImageDataset, available_backends, rotate_batch
+from single_image_dataset import (
+    MAX_IMG_SIZE,
+    NUM_ROTATIONS,
+    PseudoLabelled,
+    SingleImageDataset,
+    available_backends,
+    rotate_batch,
+)
+from single_image_dataset.source import pixel_sha256
 
 from .alexnet import AlexNet, min_input_size
 from .deepcluster import cluster_features, compute_features, uniform_cluster_indices
@@ -32,12 +40,26 @@ from .probe import linear_probe
 from .rotnet import rotation_accuracy
 from .transforms import pretrain_transforms
 
-__all__ = ["AUTO_RESUME", "METHODS", "TrainConfig", "train"]
+__all__ = [
+    "AUTO_RESUME",
+    "MAX_WIDTH",
+    "MAX_WORKERS",
+    "METHODS",
+    "RESUME_FIXED",
+    "RESUME_TAKEN",
+    "TrainConfig",
+    "resumed_config",
+    "train",
+]
 
 METHODS = ("rotnet", "deepcluster")
 #: ``resume`` value meaning "``out/checkpoint.pt`` if it exists, else start from scratch".
 AUTO_RESUME = "auto"
 _CHECKPOINT = "checkpoint.pt"
+#: Largest ``width``: four times the paper's AlexNet, about 16 times its 61 M parameters.
+MAX_WIDTH = 4.0
+#: Most DataLoader ``workers`` per training process: a typo such as 10000 must not start ten thousand processes.
+MAX_WORKERS = 256
 # The package's logger, so that the probes' (training.probe) lines reach the same handlers.
 _log = logging.getLogger("training")
 
@@ -58,11 +80,11 @@ class TrainConfig:
         img_size: side of the dataset's images.
         crop: side of the network's input (random crop in training, centre crop otherwise);
             ``None`` means ``img_size``.
-        width: AlexNet channel multiplier (1 is the paper's network).
+        width: AlexNet channel multiplier (1 is the paper's network), at most :data:`MAX_WIDTH`.
         dropout: AlexNet's fc dropout (the paper's is 0.5; 0 suits the short demo).
         epochs: total epochs (a resumed run continues up to this number).
         batch_size: images per step and process (RotNet feeds all four rotations of each).
-        workers: DataLoader worker processes per training process.
+        workers: DataLoader worker processes per training process, at most :data:`MAX_WORKERS`.
         lr: SGD learning rate (momentum 0.9).
         weight_decay: SGD weight decay.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` picks CUDA when available. Under
@@ -75,15 +97,17 @@ class TrainConfig:
             conv1..conv5 are evaluated there for the trained network and a random-init one.
         probe_epochs: epochs of probe training.
         seed: seeds the dataset, the network's initialisation, the data order and k-means.
-        resume: a checkpoint to continue from, or ``"auto"`` for ``out/checkpoint.pt`` if present.
+        resume: a checkpoint to continue from, or ``"auto"`` for ``out/checkpoint.pt`` if present; the run
+            must have the checkpoint's dataset and network settings (see :func:`resumed_config`).
         resample: draw fresh augmentations every epoch (``set_epoch``) instead of the paper's
             fixed dataset.
         log_indices: write the dataset indices each process trained on to ``out/indices_rank{r}.txt``.
         log_every: steps between progress lines.
 
     Raises:
-        ValueError, FileNotFoundError: a setting is out of range or names a missing file; the
-            message names the setting.
+        ValueError, FileNotFoundError, NotADirectoryError: a setting is out of range, empty, or names
+            a missing file (``out``: a file); the message names the setting.
+        TypeError: a setting of the wrong type.
 
     Example:
         >>> TrainConfig().input_size, TrainConfig(img_size=256, crop=224).input_size
@@ -122,23 +146,27 @@ class TrainConfig:
     log_every: int = 20
 
     def __post_init__(self) -> None:
+        _check_kinds(self.to_dict())
         if self.method not in METHODS:
             raise ValueError(f"method should be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.backend not in available_backends():
             raise ValueError(f"backend should be one of {', '.join(available_backends())}, got {self.backend!r}")
-        for name in ("num_imgs", "val_imgs", "img_size", "epochs", "batch_size", "pca_dim", "probe_epochs",
-                     "log_every", "kmeans_iters"):
-            low = 0 if name in ("val_imgs", "kmeans_iters") else 1
-            if getattr(self, name) < low:
-                raise ValueError(f"{name} should be at least {low}, got {getattr(self, name)}")
-        if self.workers < 0:
-            raise ValueError(f"workers should be a non-negative number of processes, got {self.workers}")
+        for name, (low, high) in _INT_RANGES.items():
+            value = getattr(self, name)
+            if value < low or (high is not None and value > high):
+                bounds = f"at least {low}" if high is None else f"in [{low}, {high}]"
+                raise ValueError(f"{name} should be {bounds}, got {value}")
+        if self.num_imgs + self.val_imgs > sys.maxsize:
+            raise ValueError(f"num_imgs + val_imgs should be at most sys.maxsize ({sys.maxsize}), the most len() "
+                             f"can return, got {self.num_imgs + self.val_imgs}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr should be a positive learning rate, got {self.lr:g}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay should be non-negative, got {self.weight_decay:g}")
-        if not (math.isfinite(self.width) and self.width > 0):
-            raise ValueError(f"width should be a positive channel multiplier, got {self.width:g}")
+        if not (math.isfinite(self.width) and 0 < self.width <= MAX_WIDTH):
+            raise ValueError(
+                f"width should be a positive channel multiplier of at most {MAX_WIDTH:g}, got {self.width:g}"
+            )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout should be a probability in [0, 1), got {self.dropout:g}")
         if not min_input_size() <= self.input_size <= self.img_size:
@@ -158,15 +186,11 @@ class TrainConfig:
                     raise FileNotFoundError(
                         f"probe {self.probe} should be an ImageFolder root with train/ and val/; {split}/ is missing"
                     )
-        if self.resume not in (None, AUTO_RESUME) and not Path(self.resume).is_file():
-            raise FileNotFoundError(f"resume checkpoint {self.resume} is not a file")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise NotADirectoryError(f"out {self.out} exists and is not a folder; give a folder for checkpoint.pt, "
+                                     "train.log and metrics.jsonl")
         if self.device is not None:
-            try:
-                device = torch.device(self.device)
-            except RuntimeError:
-                raise ValueError(f"device should be like cpu, cuda or cuda:1, got {self.device!r}") from None
-            if device.type == "cuda" and not torch.cuda.is_available():
-                raise ValueError(f"device {self.device!r} was asked for but CUDA is not available")
+            _check_device(self.device)
 
     @property
     def input_size(self) -> int:
@@ -176,6 +200,72 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain values, storable in a ``weights_only`` checkpoint and in JSON."""
         return dataclasses.asdict(self)
+
+
+def _check_device(name: str) -> None:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device should be like cpu, cuda or cuda:1, got {name!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {name!r} cannot train this program; use cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} was asked for but CUDA is not available")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device {name!r} does not exist: this machine has {count} CUDA device(s), "
+                             f"cuda:0 to cuda:{count - 1}")
+
+
+def _check_kinds(settings: Mapping[str, Any]) -> None:
+    """Each setting's type, and no empty string where a path or a device is expected."""
+    for name, value in settings.items():
+        _check_setting_type(name, value)
+    for name in ("imgpath", "out", "probe", "resume", "device"):
+        if settings.get(name) == "":
+            raise ValueError(f"{name} is empty; leave it out for the default, or give a value")
+
+
+# The Python types each kind of TrainConfig annotation accepts (bools are not numbers here).
+_KINDS: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+_EXPECTED = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def _check_setting_type(name: str, value: Any) -> None:
+    """Refuse a value of the wrong type for the :class:`TrainConfig` field ``name``, naming the field.
+
+    Example:
+        >>> _check_setting_type("num_imgs", "512")
+        Traceback (most recent call last):
+        ...
+        TypeError: num_imgs should be an integer, got '512'
+    """
+    annotation = _ANNOTATIONS.get(name)
+    if annotation is None:
+        raise TypeError(f"{name!r} is not a setting of train_example.py")
+    kind, optional = annotation.removesuffix(" | None"), annotation.endswith(" | None")
+    if value is None and optional:
+        return
+    if not isinstance(value, _KINDS[kind]) or (kind != "bool" and isinstance(value, bool)):
+        none = " or None" if optional else ""
+        raise TypeError(f"{name} should be {_EXPECTED[kind]}{none}, got {value!r}")
+
+
+_ANNOTATIONS = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+_INT_RANGES: dict[str, tuple[int, int | None]] = {
+    "num_imgs": (1, sys.maxsize),
+    "val_imgs": (0, sys.maxsize),
+    "img_size": (1, MAX_IMG_SIZE),
+    "epochs": (1, None),
+    "batch_size": (1, None),
+    "workers": (0, MAX_WORKERS),
+    "pca_dim": (1, None),
+    "probe_epochs": (1, None),
+    "log_every": (1, None),
+    "kmeans_iters": (0, None),
+    "seed": (0, 2**63 - 1),
+}
 
 
 @dataclass
@@ -189,22 +279,59 @@ class _Context:
         return self.rank == 0
 
 
+def resumed_config(settings: Mapping[str, Any], given: Collection[str]) -> TrainConfig:
+    """The :class:`TrainConfig` of ``settings``; if they resume a checkpoint, its settings replace those not given.
+
+    This is how ``train_example.py`` treats its flags: ``settings`` holds every field (the flags' defaults where
+    not given) and ``given`` names the flags given. A resumed run continues the checkpoint's run: it takes its
+    dataset and network settings (:data:`RESUME_FIXED`) and refuses a given one that differs, and it takes its
+    optimisation settings (:data:`RESUME_TAKEN`) unless they are given.
+
+    Raises:
+        ValueError, TypeError, FileNotFoundError: as :class:`TrainConfig`; or a resume checkpoint that
+            cannot be read, was altered, or conflicts with a given setting (the message names the
+            checkpoint, the settings and both values).
+    """
+    _check_kinds(settings)
+    found = _read_checkpoint(settings["out"], settings["resume"])
+    if found is None:
+        return TrainConfig(**settings)
+    return _resumed(settings, *found, set(given))
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run ``config`` in this process (one rank of it under torchrun) and return its record.
+
+    A resumed run must have the checkpoint's dataset and network settings (:data:`RESUME_FIXED`;
+    :func:`resumed_config` takes them from the checkpoint) and the source image's pixels.
 
     Returns:
         ``{"history": [one dict per epoch trained now], "probe": {"trained": {...}, "random": {...}}
         or None, "assignments": the last DeepCluster labels or None}``.
+
+    Raises:
+        ValueError, FileNotFoundError: a resume checkpoint that cannot be read, was altered, or
+            conflicts with ``config`` or with the source image; a bad source image.
+        OSError: ``out`` cannot be created.
+        FloatingPointError: the loss became NaN or infinite.
     """
+    checkpoint = None
+    found = _read_checkpoint(config.out, config.resume)
+    if found is not None:
+        config = _resumed(config.to_dict(), *found, set(config.to_dict()))
+        checkpoint = _Checkpoint(*found)
     out = Path(config.out)
     ctx = _init_distributed(config)
     # The run seeds torch's global RNG (initialisation, dropout, the transforms' crops and flips);
     # forking it leaves the caller's random state as it was.
     rng_devices = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot create the out folder {out}: {exc.strerror or exc}") from None
         with _logging_to(out / "train.log" if ctx.is_main else None), torch.random.fork_rng(devices=rng_devices):
-            return _train(config, ctx, out)
+            return _train(config, ctx, out, checkpoint)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -253,10 +380,11 @@ def _seed(*words: int) -> int:
     return int(np.random.SeedSequence(list(words)).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def _train(config: TrainConfig, ctx: _Context, out: Path) -> dict[str, Any]:
+def _train(config: TrainConfig, ctx: _Context, out: Path, checkpoint: _Checkpoint | None) -> dict[str, Any]:
     train_tf, eval_tf = pretrain_transforms(config.method, config.input_size)
     data_args = {"backend": config.backend, "img_size": config.img_size, "seed": config.seed}
     train_set = SingleImageDataset(config.imgpath, num_imgs=config.num_imgs, transform=train_tf, **data_args)
+    source_sha256 = pixel_sha256(train_set.source)
     # Features (DeepCluster) and held-out accuracy (RotNet) use the un-augmented samples; indices
     # past num_imgs are new images of the same stream, never trained on.
     eval_set = SingleImageDataset(
@@ -272,7 +400,11 @@ def _train(config: TrainConfig, ctx: _Context, out: Path) -> dict[str, Any]:
         trunk_params if config.method == "deepcluster" else model.parameters(),
         lr=config.lr, momentum=0.9, weight_decay=config.weight_decay,
     )
-    start_epoch, assignments, history = _resume(config, out, model, optimizer, ctx.device)
+    start_epoch, assignments, history = 0, None, []
+    if checkpoint is not None:
+        start_epoch, assignments, history = _restore(checkpoint, config, model, optimizer, source_sha256)
+    elif config.resume is not None:
+        _log.info("no checkpoint at %s, starting from scratch", _checkpoint_path(config.out, config.resume))
     _log.info(
         "%s on %s: %d images of %d px (input %d), AlexNet width %g, %d process(es) on %s, %s",
         config.method, train_set.root, config.num_imgs, config.img_size, config.input_size, config.width,
@@ -316,7 +448,9 @@ def _train(config: TrainConfig, ctx: _Context, out: Path) -> dict[str, Any]:
         if ctx.is_main:
             with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
-            _save_checkpoint(out / _CHECKPOINT, config, epoch + 1, model, optimizer, assignments, history)
+            _save_checkpoint(
+                out / _CHECKPOINT, config, epoch + 1, model, optimizer, assignments, history, source_sha256
+            )
 
     probe = None
     if config.probe is not None:
@@ -377,12 +511,17 @@ def _train_epoch(
         if config.method == "rotnet":
             x, y = rotate_batch(x)
         loss = loss_fn(net(x), y)
+        losses.append(loss.item())
+        if not math.isfinite(losses[-1]):
+            raise FloatingPointError(
+                f"training diverged: the loss is {losses[-1]} at epoch {epoch + 1}, step {step}/{len(loader)}; "
+                f"lower lr (now {config.lr:g}) and train again (checkpoint.pt, if any, holds the last finished epoch)"
+            )
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for optimizer in optimizers:
             optimizer.step()
-        losses.append(loss.item())
         if step % config.log_every == 0 or step == len(loader):
             rate = step * config.batch_size * ctx.world_size / (time.perf_counter() - t0)
             _log.info("epoch %d step %d/%d loss %.4f (%.0f img/s)", epoch + 1, step, len(loader), losses[-1], rate)
@@ -408,12 +547,14 @@ def _save_checkpoint(
     optimizer: torch.optim.Optimizer,
     assignments: torch.Tensor | None,
     history: list[dict[str, Any]],
+    source_sha256: str,
 ) -> None:
     # Tensors and plain containers only, so torch.load(weights_only=True) can read it back.
     state = {
         "method": config.method,
         "epoch": epoch,
         "config": config.to_dict(),
+        "source_sha256": source_sha256,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "assignments": assignments,
@@ -424,35 +565,173 @@ def _save_checkpoint(
     os.replace(tmp, path)
 
 
-def _resume(
-    config: TrainConfig, out: Path, model: AlexNet, optimizer: torch.optim.Optimizer, device: torch.device
-) -> tuple[int, torch.Tensor | None, list[dict[str, Any]]]:
-    if config.resume is None:
-        return 0, None, []
-    path = out / _CHECKPOINT if config.resume == AUTO_RESUME else Path(config.resume)
+#: Settings that make the dataset and the network: a resumed run takes them from its checkpoint and
+#: refuses a different value given explicitly.
+RESUME_FIXED = (
+    "method", "backend", "num_imgs", "img_size", "crop", "width", "dropout", "k", "pca_dim", "kmeans_iters", "seed",
+    "resample",
+)
+#: Settings a resumed run takes from its checkpoint unless they are given: the optimisation, the held-out
+#: indices, and the path of the source image (whose pixels must still be the checkpoint's).
+RESUME_TAKEN = ("imgpath", "val_imgs", "epochs", "batch_size", "lr", "weight_decay")
+_DEEPCLUSTER_ONLY = ("k", "pca_dim", "kmeans_iters")
+_STATE_KEYS = ("method", "epoch", "config", "model", "optimizer", "assignments", "history")
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    """A checkpoint read and checked for resuming."""
+
+    path: Path
+    state: dict[str, Any]
+
+
+def _checkpoint_path(out: str, resume: str) -> Path:
+    return Path(out) / _CHECKPOINT if resume == AUTO_RESUME else Path(resume)
+
+
+def _read_checkpoint(out: str, resume: str | None) -> tuple[Path, dict[str, Any]] | None:
+    """The path and checked content of the checkpoint ``resume`` names; ``None`` if there is none (yet)."""
+    if resume is None:
+        return None
+    path = _checkpoint_path(out, resume)
+    if resume == AUTO_RESUME and not os.path.lexists(path):
+        return None
     if not path.is_file():
-        _log.info("no checkpoint at %s, starting from scratch", path)
-        return 0, None, []
+        what = "is not a file" if resume != AUTO_RESUME else "is not a regular file; remove it or give --resume a file"
+        raise FileNotFoundError(f"resume checkpoint {path} {what}")
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle, zip and runtime errors alike for a bad file
         raise ValueError(
             f"resume checkpoint {path} could not be read ({type(exc).__name__}); "
             "is it a checkpoint.pt written by train_example.py, and complete?"
         ) from None
-    if state.get("method") != config.method:
-        raise ValueError(f"resume checkpoint {path} is a {state.get('method')} run, not {config.method}")
+    _check_state(state, f"resume checkpoint {path}")
+    return path, state
+
+
+def _check_state(state: Any, where: str) -> None:
+    """Refuse a checkpoint that was not written by :func:`_save_checkpoint` or was altered since."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{where} holds a {type(state).__name__}, not the dict train_example.py writes")
+    missing = [key for key in _STATE_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"{where} has no {missing[0]!r}; is it a checkpoint.pt written by train_example.py?")
+    epoch = state["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        raise ValueError(f"{where} has epoch {epoch!r}; it should be the number of epochs trained, at least 1")
+    saved = state["config"]
+    if not isinstance(saved, dict):
+        raise ValueError(f"{where} has a config of type {type(saved).__name__}, not a dict")
+    try:
+        for name, value in saved.items():
+            _check_setting_type(name, value)
+    except TypeError as exc:
+        raise ValueError(f"{where}: config: {exc}") from None
+    missing = [name for name in (*RESUME_FIXED, *RESUME_TAKEN) if name not in saved]
+    if missing:
+        raise ValueError(f"{where}: its config has no {missing[0]!r}")
+    if state["method"] != saved["method"]:
+        raise ValueError(f"{where} says method {state['method']!r} but its config method {saved['method']!r}")
+    if not isinstance(state.get("source_sha256", ""), str):
+        raise ValueError(f"{where} has a source_sha256 that is not a string")
+    _check_tensors(state["model"], f"{where}: model", "weights", (torch.Tensor,))
+    optimizer = state["optimizer"]
+    if not (isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
+            and isinstance(optimizer.get("param_groups"), list)):
+        raise ValueError(f"{where}: optimizer should be an optimizer state dict (state, param_groups)")
+    for key, buffers in optimizer["state"].items():
+        _check_tensors(buffers, f"{where}: optimizer state {key}", "values", (torch.Tensor, int, float, type(None)))
+    assignments = state["assignments"]
+    if assignments is not None and not (isinstance(assignments, torch.Tensor) and assignments.dtype == torch.int64
+                                        and assignments.ndim == 1):
+        raise ValueError(f"{where}: assignments should be None or a 1-D int64 tensor")
+    if not (isinstance(state["history"], list) and all(isinstance(h, dict) for h in state["history"])):
+        raise ValueError(f"{where}: history should be a list of per-epoch dicts")
+
+
+def _check_tensors(values: Any, where: str, what: str, kinds: tuple[type, ...]) -> None:
+    """``values`` is a dict of ``kinds`` (tensors first), with no NaN or infinity in its floating-point tensors."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{where} should be a dict of tensors, got {type(values).__name__}")
+    for name, value in values.items():
+        if not isinstance(value, kinds):
+            raise ValueError(f"{where} should hold tensors, got a {type(value).__name__} at {name!r}")
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            raise ValueError(f"{where} has NaN or infinite {what} in {name!r}; resume from an earlier checkpoint "
+                             "or start again")
+
+
+def _resumed(mine: Mapping[str, Any], path: Path, state: dict[str, Any], chosen: set[str]) -> TrainConfig:
+    """The settings ``mine`` continuing checkpoint ``state``, with its settings for those not ``chosen``."""
+    where = f"resume checkpoint {path}"
+    saved = state["config"]
+    conflicts = [name for name in RESUME_FIXED if name in chosen and _differs(name, mine, saved)]
+    if conflicts:
+        raise ValueError(
+            f"{where} was trained with {_listed(saved, conflicts)}, not {_listed(mine, conflicts)}; a resumed run "
+            "keeps its dataset and network: leave these settings out (or give the checkpoint's values), or start a "
+            "new run in another out folder"
+        )
+    taken = {name: saved[name] for name in (*RESUME_FIXED, *RESUME_TAKEN) if name not in chosen}
+    try:
+        resumed = TrainConfig(**{**mine, **taken})
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    epoch = state["epoch"]
+    if epoch > resumed.epochs:
+        raise ValueError(
+            f"{where} is at epoch {epoch}, past epochs={resumed.epochs}; give epochs of {epoch} or more "
+            f"({epoch} runs only the probes)"
+        )
+    return resumed
+
+
+def _differs(name: str, mine: Mapping[str, Any], saved: dict[str, Any]) -> bool:
+    """Whether setting ``name`` changes the run of the checkpoint ``saved``."""
+    if name in _DEEPCLUSTER_ONLY and saved["method"] != "deepcluster":
+        return False
+    if name == "crop":  # no crop is a crop of img_size
+        return mine["crop"] != saved["crop"] and (mine["crop"] or mine["img_size"]) != (
+            saved["crop"] or saved["img_size"]
+        )
+    return mine[name] != saved[name]
+
+
+def _listed(values: Mapping[str, Any], names: list[str]) -> str:
+    return ", ".join(f"{name}={values[name]!r}" for name in names)
+
+
+def _restore(
+    checkpoint: _Checkpoint, config: TrainConfig, model: AlexNet, optimizer: torch.optim.Optimizer, source_sha256: str
+) -> tuple[int, torch.Tensor | None, list[dict[str, Any]]]:
+    """Load ``checkpoint`` into ``model`` and ``optimizer``: the epoch to start at, the last assignments, the
+    history so far."""
+    where, state = f"resume checkpoint {checkpoint.path}", checkpoint.state
+    if state.get("source_sha256", source_sha256) != source_sha256:
+        raise ValueError(
+            f"{where} was trained on another source image than imgpath={config.imgpath!r} (the pixels differ); "
+            "give the image it was trained on as imgpath"
+        )
     try:
         model.load_state_dict(state["model"])
     except RuntimeError:
         raise ValueError(
-            f"resume checkpoint {path} does not fit this network; its settings were width={state['config']['width']}, "
-            f"crop={state['config']['crop']}, img_size={state['config']['img_size']}, k={state['config']['k']}"
+            f"{where} does not fit the network of its own settings (width={config.width:g}, crop={config.crop}, "
+            f"img_size={config.img_size}, k={config.k}): it was altered, or written by another version"
         ) from None
-    optimizer.load_state_dict(state["optimizer"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+        raise ValueError(f"{where}: its optimizer state does not fit the network ({exc})") from None
     assignments = state["assignments"]
-    _log.info("resumed from %s after epoch %d", path, state["epoch"])
-    return state["epoch"], None if assignments is None else assignments.cpu(), list(state["history"])
+    if assignments is not None and (config.method != "deepcluster" or assignments.shape != (config.num_imgs,)
+                                    or assignments.min() < 0 or assignments.max() >= config.k):
+        raise ValueError(f"{where}: assignments should be {config.num_imgs} cluster labels in [0, {config.k}) "
+                         "of a deepcluster run")
+    _log.info("resumed from %s after epoch %d", checkpoint.path, state["epoch"])
+    return state["epoch"], assignments, list(state["history"])
 
 
 def _probe(config: TrainConfig, ctx: _Context, model: AlexNet, out: Path) -> dict[str, dict[str, float]]:

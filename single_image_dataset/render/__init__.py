@@ -92,7 +92,7 @@ def get_renderer(name: str, image: Image.Image) -> Renderer:
     """
     try:
         cls = _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable name, such as a list
         raise ValueError(
             f"unknown backend {name!r}; available backends: {', '.join(available_backends())}"
         ) from None

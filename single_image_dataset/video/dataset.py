@@ -44,6 +44,8 @@ class FakeVideoDataset(VisionDataset):
         config: the clip config; defaults to the paper's.
         backend: the renderer, one of :func:`~single_image_dataset.available_backends`.
         transform: applied to each clip tensor.
+        exif_orientation: turn a photograph upright by its EXIF orientation tag, as
+            :class:`~single_image_dataset.SingleImageDataset` does.
         **overrides: fields of :class:`VideoConfig` (``clip_len``, ``num_imgs``, ``img_size``, ...)
             applied on top of ``config``.
 
@@ -65,13 +67,16 @@ class FakeVideoDataset(VisionDataset):
         config: VideoConfig | None = None,
         backend: str = "reference",
         transform: Callable[[torch.Tensor], Any] | None = None,
+        exif_orientation: bool = True,
         **overrides: Any,
     ) -> None:
         config = (config or VideoConfig()).replace(**overrides)
         # The frames are image samples of one source: an image dataset of the clips' crop and jitter
         # settings checks the source, holds the renderer and the epoch (shared with DataLoader workers)
         # and checks indices for this one.
-        self._stills = SingleImageDataset(image, config=config.frame_config(), backend=backend)
+        self._stills = SingleImageDataset(
+            image, config=config.frame_config(), backend=backend, exif_orientation=exif_orientation
+        )
         if len(self._stills.sources) > 1:
             raise ValueError(
                 f"FakeVideoDataset makes the clips of one source image, got {len(self._stills.sources)} "
