@@ -201,7 +201,7 @@ class TestConflicts:
 
     def test_different_image_is_refused(self, tmp_path, hubble_path):
         materialize(_dataset(num_imgs=6), tmp_path, image_format="png", **QUIET)
-        with pytest.raises(FileExistsError, match=r"different export \(source\.pixel_sha256 '"):
+        with pytest.raises(FileExistsError, match=r"different export \(sources\.0\.pixel_sha256 '"):
             materialize(_dataset(num_imgs=6, image=hubble_path), tmp_path, image_format="png", **QUIET)
 
     def test_different_format_is_refused(self, tmp_path):

@@ -274,9 +274,9 @@ class TestExifOrientation:
         manifests = []
         for name, ds in (("upright", upright), ("stored", stored)):
             materialize(ds, tmp_path / name, image_format="png")
-            manifests.append(json.loads((tmp_path / name / "manifest.json").read_text())["dataset"]["source"])
+            manifests.append(json.loads((tmp_path / name / "manifest.json").read_text())["dataset"]["sources"][0])
         assert manifests[0]["pixel_sha256"] == pixel_sha256(upright.source) != manifests[1]["pixel_sha256"]
-        with pytest.raises(FileExistsError, match=r"different export \(source\.pixel_sha256 "):  # the other setting
+        with pytest.raises(FileExistsError, match=r"different export \(sources\.0\.pixel_sha256 "):  # the other setting
             materialize(stored, tmp_path / "upright", image_format="png")
 
     def test_unreadable_exif_is_one_error(self, tmp_path):
