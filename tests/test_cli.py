@@ -314,13 +314,16 @@ class TestBadInput:
         (tmp_path / "broken.toml").write_text("img_size = = 3\n")
         (tmp_path / "unknown.toml").write_text("img_size = 32\ncolour = 1\n")
         (tmp_path / "a_file").write_text("x")
+        (tmp_path / "no_images").mkdir()
         return tmp_path
 
     @pytest.mark.parametrize(
         ("argv", "pattern"),
         [
             (["--imgpath", "{tmp}/missing.jpg"], r"image file not found: .*missing\.jpg$"),
-            (["--imgpath", "{tmp}"], r"directory .* holds no image files \(none with an extension Pillow reads"),
+            # A directory is a list of sources: the first file that is not an image is named.
+            (["--imgpath", "{tmp}"], r"notes\.jpg is not an image file that Pillow can read$"),
+            (["--imgpath", "{tmp}/no_images"], r"directory .* holds no image files \(none with an extension Pillow"),
             (["--imgpath", "{tmp}/notes.jpg"], r"notes\.jpg is not an image file that Pillow can read$"),
             (["--imgpath", "{tmp}/truncated.jpg"], r"image file .*truncated\.jpg is truncated or corrupt"),
             (["--imgpath", "{tmp}/tiny.png"], r"image of 1x1 px is too small for initcrop=0\.5: the initial crop "),
