@@ -40,6 +40,8 @@ class SingleImageDataset(VisionDataset):
         config: the augmentation config; defaults to the paper's.
         backend: the renderer, one of :func:`available_backends` (``"reference"`` is
             torchvision's ops, the oracle the others are tested against).
+        device: where the renderer renders: ``"cpu"`` (default), or an accelerator such as ``"cuda"``
+            for ``backend="torch"``, whose :meth:`render_batch` then returns batches on that device.
         output: ``"pil"`` (default) returns PIL images like ImageFolder; ``"tensor"`` returns ``uint8``
             ``3 x S x S`` tensors, what torchvision's ``PILToTensor`` gives, made without a PIL image
             where the backend can.
@@ -49,8 +51,8 @@ class SingleImageDataset(VisionDataset):
             applied on top of ``config``.
 
     Raises:
-        FileNotFoundError, IsADirectoryError, ValueError, TypeError: bad image or config; the
-            message names the problem.
+        FileNotFoundError, IsADirectoryError, ValueError, TypeError: bad image, config or device
+            (unknown, not on this machine, or not the CPU for a CPU-only backend); the message names the problem.
 
     Example:
         >>> from torchvision.transforms import ToTensor
@@ -66,6 +68,7 @@ class SingleImageDataset(VisionDataset):
         *,
         config: AugmentConfig | None = None,
         backend: str = "reference",
+        device: torch.device | str = "cpu",
         output: str = "pil",
         transform: Callable[[Image.Image], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
@@ -85,8 +88,11 @@ class SingleImageDataset(VisionDataset):
         self.class_to_idx = {"dummy": 0}
         # Shared memory, so set_epoch reaches DataLoader workers (fork or spawn, persistent or not).
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-        # Built now so a missing optional dependency fails here; workers rebuild it (see __getstate__).
-        self._renderer: Renderer | None = get_renderer(backend, self.source)
+        # Built now so a missing optional dependency or a bad device fails here; workers rebuild it
+        # (see __getstate__).
+        self._renderer: Renderer | None = get_renderer(backend, self.source, device)
+        #: The device the renderer renders on, as its tensors name it (``cuda:0`` for ``"cuda"``).
+        self.device = self._renderer.device
 
     @property
     def targets(self) -> Sequence[int]:
@@ -260,7 +266,7 @@ class SingleImageDataset(VisionDataset):
 
     def _built_renderer(self) -> Renderer:
         if self._renderer is None:
-            self._renderer = get_renderer(self.backend, self.source)
+            self._renderer = get_renderer(self.backend, self.source, self.device)
         return self._renderer
 
     def _check_index(self, index: int) -> int:
