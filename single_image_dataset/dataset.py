@@ -40,8 +40,9 @@ class SingleImageDataset(VisionDataset):
         config: the augmentation config; defaults to the paper's.
         backend: the renderer, one of :func:`available_backends` (``"reference"`` is
             torchvision's ops, the oracle the others are tested against).
-        device: where the renderer renders: ``"cpu"`` (default), or an accelerator such as ``"cuda"``
-            for ``backend="torch"``, whose :meth:`render_batch` then returns batches on that device.
+        device: where the renderer renders: ``"cpu"`` (default) or, with ``backend="torch"``, an
+            accelerator such as ``"cuda"``; :meth:`render_batch` and ``batch_loader`` then make the
+            batches there.
         output: ``"pil"`` (default) returns PIL images like ImageFolder; ``"tensor"`` returns ``uint8``
             ``3 x S x S`` tensors, what torchvision's ``PILToTensor`` gives, made without a PIL image
             where the backend can.
