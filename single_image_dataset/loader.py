@@ -205,10 +205,11 @@ class _Batches(Dataset):
         params = ds.params_batch(indices)
         side = params.output_size if params.debug_size is None else params.debug_size
         images = ds.render_batch(params, _new_batch((len(params), 3, side, side)))
-        targets = torch.zeros(len(params), dtype=torch.int64)
+        # The targets where the images are (made there: a copy to a GPU would wait for its queue).
+        targets = torch.zeros(len(params), dtype=torch.int64, device=images.device)
         if ds.target_transform is not None:
-            targets = torch.as_tensor(np.array([ds.target_transform(0) for _ in range(len(params))]))
-        return images, targets.to(images.device)
+            targets = torch.as_tensor(np.array([ds.target_transform(0) for _ in range(len(params))])).to(images.device)
+        return images, targets
 
 
 def _new_batch(shape: tuple[int, ...]) -> torch.Tensor | None:

@@ -198,9 +198,16 @@ def _jitter_groups(batch: ParamsBatch) -> list[tuple[int, np.ndarray]]:
 
 
 def _upload(table: np.ndarray, indices: list[np.ndarray], device: torch.device) -> list[torch.Tensor]:
-    """``table`` (float64) and each index array on ``device``, in two transfers."""
-    flat = torch.from_numpy(np.concatenate(indices).astype(np.int64)).to(device)
-    return [torch.from_numpy(table).to(device), *flat.split([len(rows) for rows in indices])]
+    """``table`` (float64) and each index array on ``device``, in two transfers.
+
+    To a CUDA device they are copied from page-locked memory without waiting: the CPU goes on (to the
+    next batch's parameters) while the GPU renders, where a plain copy would wait for the GPU's queue.
+    """
+    host = [torch.from_numpy(table), torch.from_numpy(np.concatenate(indices).astype(np.int64))]
+    if device.type == "cuda":
+        host = [tensor.pin_memory() for tensor in host]
+    table_on_device, flat = (tensor.to(device, non_blocking=True) for tensor in host)
+    return [table_on_device, *flat.split([len(rows) for rows in indices])]
 
 
 def _grid(maps: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
