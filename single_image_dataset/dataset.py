@@ -43,6 +43,9 @@ class SingleImageDataset(VisionDataset):
             :meth:`AugmentConfig.from_dict`); defaults to the paper's.
         backend: the renderer, one of :func:`available_backends` (``"reference"`` is
             torchvision's ops, the oracle the others are tested against).
+        device: where the renderer renders: ``"cpu"`` (default) or, with ``backend="torch"``, an
+            accelerator such as ``"cuda"``; :meth:`render_batch` and ``batch_loader`` then make the
+            batches there.
         output: ``"pil"`` (default) returns PIL images like ImageFolder; ``"tensor"`` returns ``uint8``
             ``3 x S x S`` tensors, what torchvision's ``PILToTensor`` gives, made without a PIL image
             where the backend can.
@@ -57,8 +60,8 @@ class SingleImageDataset(VisionDataset):
             applied on top of ``config``.
 
     Raises:
-        FileNotFoundError, IsADirectoryError, ValueError, TypeError: bad image or config; the
-            message names the problem.
+        FileNotFoundError, IsADirectoryError, ValueError, TypeError: bad image, config or device
+            (unknown, not on this machine, or not the CPU for a CPU-only backend); the message names the problem.
 
     Example:
         >>> from torchvision.transforms import ToTensor
@@ -74,6 +77,7 @@ class SingleImageDataset(VisionDataset):
         *,
         config: AugmentConfig | None = None,
         backend: str = "reference",
+        device: torch.device | str = "cpu",
         output: str = "pil",
         exif_orientation: bool = True,
         transform: Callable[[Image.Image], Any] | None = None,
@@ -113,9 +117,11 @@ class SingleImageDataset(VisionDataset):
         self.class_to_idx = {name: k for k, name in enumerate(self.classes)}
         # Shared memory, so set_epoch reaches DataLoader workers (fork or spawn, persistent or not).
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-        # Built now so a missing optional dependency fails here; workers rebuild them (see __getstate__).
-        self._renderers: list[Renderer] | None = None
-        self._built_renderers()
+        # Built now so a missing optional dependency or a bad device fails here; workers rebuild them
+        # (see __getstate__).
+        self._renderers: list[Renderer] | None = [get_renderer(backend, src, device) for src in self.sources]
+        #: The device the renderer renders on, as its tensors name it (``cuda:0`` for ``"cuda"``).
+        self.device = self._renderers[0].device
 
     @property
     def targets(self) -> Sequence[int]:
@@ -316,7 +322,7 @@ class SingleImageDataset(VisionDataset):
     def _built_renderers(self) -> list[Renderer]:
         """One renderer per source, built on first use in each process."""
         if self._renderers is None:
-            self._renderers = [get_renderer(self.backend, source) for source in self.sources]
+            self._renderers = [get_renderer(self.backend, source, self.device) for source in self.sources]
         return self._renderers
 
     def _check_source(self, source: int) -> int:

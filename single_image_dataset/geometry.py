@@ -31,6 +31,7 @@ __all__ = [
     "batch_maps",
     "center_crop_offset",
     "compose",
+    "covers_output",
     "invert",
     "output_to_resized",
     "output_to_source",
@@ -213,6 +214,27 @@ def batch_maps(batch: ParamsBatch) -> tuple[Affine, Affine]:
         top, left = top + batch.crop[:, 0], left + batch.crop[:, 1]
     to_source = (width / batch.resize, 0.0, left.astype(np.float64), 0.0, height / batch.resize, top.astype(np.float64))
     return m, compose(to_source, m)
+
+
+def covers_output(to_resized: Affine, output_size: int, side: int) -> bool | np.ndarray:
+    """Whether every output pixel centre maps inside the resized crop, so that no pixel is filled with 0.
+
+    ``to_resized`` is :func:`output_to_resized`'s map and ``side`` the resized crop's side. The output
+    pixel centres lie in the convex hull of the four corner centres, and the crop is convex, so checking
+    the corners suffices. Elementwise for a map of arrays.
+
+    Example:
+        >>> covers_output(translate(10.0, 10.0), 64, 90), covers_output(translate(30.0, 10.0), 64, 90)
+        (True, False)
+    """
+    lo, hi = 0.5, output_size - 0.5
+    least, most = (np.minimum, np.maximum) if isinstance(to_resized[0], np.ndarray) else (min, max)
+    inside: bool | np.ndarray = True
+    for a, b, c in (to_resized[:3], to_resized[3:]):
+        low = c + least(a * lo, a * hi) + least(b * lo, b * hi)
+        high = c + most(a * lo, a * hi) + most(b * lo, b * hi)
+        inside = inside & (low >= 0) & (high < side)
+    return inside
 
 
 def _rows(affine: Affine, n: int) -> Affine:

@@ -2,7 +2,9 @@
 
 A ``DataLoader`` over the dataset asks for samples one by one and collates them; here each worker
 draws a batch's parameters in one call and renders the batch into one tensor, and the float
-conversion (if any) happens on the training device, so the CPU never makes float images.
+conversion (if any) happens on the training device, so the CPU never makes float images. A dataset
+that renders on an accelerator (``backend="torch"``, ``device="cuda"``) renders each batch there, in
+this process.
 """
 
 from __future__ import annotations
@@ -53,17 +55,23 @@ def batch_loader(
     collating samples. Image ``i`` is the same bytes as ``dataset[i]`` whatever the batch size,
     batch composition, number of workers or sampler.
 
+    A dataset built with an accelerator ``device`` (``backend="torch"``) renders every batch on that
+    device in this process: the batches are born on the GPU, with no workers, no host copy and no
+    pinning; the sampler, ``set_epoch`` and ``drop_last`` work as with workers.
+
     Args:
         dataset: the dataset; it must have no per-sample ``transform`` (batches are tensors).
         batch_size: samples per batch.
         shuffle: random order each time the loader is iterated (ignored when ``sampler`` is given).
         sampler: the order of indices, e.g. a ``DistributedSampler``.
-        num_workers: worker processes; 0 renders in this process.
+        num_workers: worker processes; 0 renders in this process, and so must a dataset that
+            renders on an accelerator.
         drop_last: drop the last, smaller batch.
         pin_memory: page-locked batches, for asynchronous copies to a GPU (ignored, with a warning,
-            where there is none).
+            where there is none; ignored where the dataset renders on the GPU itself).
         persistent_workers: keep the workers between epochs.
-        device: where the batches go (``non_blocking`` from pinned memory); ``None`` leaves them on the CPU.
+        device: where the batches go (``non_blocking`` from pinned memory); ``None`` leaves them where
+            they were rendered (the CPU, or the dataset's device).
         dtype: ``torch.uint8`` (default) or a floating dtype: images are converted on ``device`` and
             scaled to ``[0, 1]``, then normalised as ``(x / 255 - mean) / std`` if ``mean``/``std`` are given.
         mean: per-channel means, with a floating ``dtype``.
@@ -75,7 +83,8 @@ def batch_loader(
         A :class:`BatchLoader`; ``len()`` is the number of batches.
 
     Raises:
-        ValueError: a bad argument (the message names it).
+        ValueError: a bad argument (the message names it), or workers for a dataset that renders on
+            an accelerator.
 
     Example:
         >>> ds = SingleImageDataset(num_imgs=10, img_size=32)
@@ -97,7 +106,14 @@ def batch_loader(
         raise ValueError("mean and std should be given together")
     if mean is not None and dtype == torch.uint8:
         raise ValueError("mean/std need a floating dtype, e.g. dtype=torch.float32")
-    if pin_memory and not torch.cuda.is_available():
+    if dataset.device.type != "cpu":
+        if num_workers > 0:
+            raise ValueError(
+                f"num_workers should be 0 for a dataset that renders on {dataset.device} (it renders each batch "
+                f"there, in this process), got {num_workers}; drop num_workers, or build the dataset with device='cpu'"
+            )
+        pin_memory = False  # the batches are already on the device
+    elif pin_memory and not torch.cuda.is_available():
         warnings.warn("pin_memory=True ignored: no CUDA device is available", stacklevel=2)
         pin_memory = False
     if sampler is None:
@@ -137,7 +153,7 @@ class BatchLoader:
         self.dataset = dataset
         self.device = None if device is None else torch.device(device)
         self.dtype = dtype
-        target = self.device or torch.device("cpu")
+        target = self.device or dataset.device
         self._mean = self._std = None
         if mean is not None and std is not None:
             self._mean = _channel_tensor(mean, "mean", dtype, target)
@@ -188,19 +204,20 @@ class _Batches(Dataset):
         ds = self.dataset
         params = ds.params_batch(indices)
         side = params.output_size if params.debug_size is None else params.debug_size
-        out = _new_batch((len(params), 3, side, side))
-        ds.render_batch(params, out)
+        images = ds.render_batch(params, _new_batch((len(params), 3, side, side)))
         targets = ds.target(params)
         if ds.target_transform is not None:
             targets = np.array([ds.target_transform(t) for t in targets.tolist()])
-        return out, torch.as_tensor(targets)
+        # The targets where the images are (a copy to a GPU after the images would wait for its queue).
+        return images, torch.as_tensor(targets).to(images.device)
 
 
-def _new_batch(shape: tuple[int, ...]) -> torch.Tensor:
-    """An empty ``uint8`` batch; in a worker process, in shared memory, so it reaches the main process
-    without a copy (as ``default_collate`` does)."""
+def _new_batch(shape: tuple[int, ...]) -> torch.Tensor | None:
+    """In a worker process, an empty ``uint8`` batch in shared memory, so it reaches the main process
+    without a copy (as ``default_collate`` does); in the main process ``None``, for a new batch on
+    the renderer's device."""
     if get_worker_info() is None:
-        return torch.empty(shape, dtype=torch.uint8)
+        return None
     numel = int(np.prod(shape))
     storage = torch.empty(0, dtype=torch.uint8)._typed_storage()._new_shared(numel)
     return torch.empty(0, dtype=torch.uint8).new(storage).view(shape)

@@ -206,12 +206,12 @@ class TestErrors:
         with pytest.raises(ValueError, match=r"unknown backend 'turbo'; available backends: reference"):
             SingleImageDataset(backend="turbo")
 
-    @pytest.mark.parametrize("name", ["reference", "fast"])
+    @pytest.mark.parametrize("name", ["reference", "fast", "torch"])
     def test_a_second_renderer_of_a_registered_name_is_refused(self, name):
         taken = rf"^a renderer is already registered as backend '{name}' \(\w+Renderer\);"
         with pytest.raises(ValueError, match=taken):
             register_renderer(name)(type("Impostor", (Renderer,), {}))
-        assert available_backends() == ("reference", "fast")
+        assert available_backends() == ("reference", "fast", "torch")
         assert type(get_renderer("reference", Image.new("RGB", (8, 8)))).__name__ == "ReferenceRenderer"
 
     @pytest.mark.parametrize(

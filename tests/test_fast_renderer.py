@@ -341,6 +341,6 @@ class TestWithoutOpenCV:
         )
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
         assert result.stdout.splitlines() == [
-            "('reference', 'fast')",
+            "('reference', 'fast', 'torch')",
             'backend="fast" needs OpenCV, an optional extra: pip install -e ".[fast]" in the clone',
         ]

@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..params import ParamsBatch, SampleParams
 
-__all__ = ["Renderer", "available_backends", "get_renderer", "register_renderer"]
+__all__ = ["Renderer", "available_backends", "check_device", "get_renderer", "register_renderer"]
 
 
 class Renderer:
@@ -29,6 +29,8 @@ class Renderer:
     name: ClassVar[str]
     #: Where :meth:`render_batch` writes; a renderer that works on an accelerator sets its own.
     device: torch.device = torch.device("cpu")
+    #: Whether it renders on the CPU only; one that does not takes a ``device`` keyword.
+    cpu_only: ClassVar[bool] = True
 
     def __init__(self, image: Image.Image) -> None:
         self.image = image
@@ -84,11 +86,12 @@ def available_backends() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def get_renderer(name: str, image: Image.Image) -> Renderer:
-    """Build the renderer called ``name`` for ``image``.
+def get_renderer(name: str, image: Image.Image, device: torch.device | str = "cpu") -> Renderer:
+    """Build the renderer called ``name`` for ``image``, rendering on ``device``.
 
     Raises:
-        ValueError: ``name`` is not a registered backend.
+        ValueError: ``name`` is not a registered backend; ``device`` is not the CPU for a renderer
+            that works on the CPU only, or is unknown or not on this machine (:func:`check_device`).
     """
     try:
         cls = _REGISTRY[name]
@@ -96,9 +99,52 @@ def get_renderer(name: str, image: Image.Image) -> Renderer:
         raise ValueError(
             f"unknown backend {name!r}; available backends: {', '.join(available_backends())}"
         ) from None
+    if not cls.cpu_only:
+        return cls(image, device=device)
+    requested = _parse_device(device)
+    if requested.type != "cpu":
+        raise ValueError(
+            f'backend {name!r} renders on the CPU only, got device {str(requested)!r}; use backend="torch" '
+            f"to render on {requested.type}, or device='cpu'"
+        )
     return cls(image)
+
+
+def check_device(device: torch.device | str) -> torch.device:
+    """``device`` as a ``torch.device`` that this machine has, named as its tensors name it (``cuda:0``).
+
+    Raises:
+        ValueError: ``device`` is not a device name, or this machine does not have it.
+
+    Example:
+        >>> check_device("cpu")
+        device(type='cpu')
+    """
+    checked = _parse_device(device)
+    if checked.type == "cpu":
+        return checked
+    module = getattr(torch, checked.type, None)  # torch.cuda, torch.xpu, torch.mps, ...
+    if not (hasattr(module, "is_available") and module.is_available()):
+        raise ValueError(
+            f"device {str(checked)!r} is not available: this machine has no {checked.type} device; use device='cpu'"
+        )
+    if checked.index is not None and checked.index >= module.device_count():
+        raise ValueError(
+            f"device {str(checked)!r} is not available: this machine has {module.device_count()} {checked.type} "
+            "device(s), numbered from 0"
+        )
+    return torch.empty(0, device=checked).device
+
+
+def _parse_device(device: torch.device | str) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device should be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
 
 
 from . import reference  # noqa: E402,F401  (registers the built-in renderers)
 
 from . import fast  # noqa: E402,F401  # isort: skip  (after "reference", so it is listed second)
+
+from . import tensor  # noqa: E402,F401  # isort: skip  (listed third)

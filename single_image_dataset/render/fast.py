@@ -193,7 +193,7 @@ class FastRenderer(Renderer):
         to_resized, to_source = geometry.sample_maps(params)
         level = geometry.pyramid_level(to_source, len(self._pyramid))
         to_level = geometry.to_pixel_indices(geometry.compose(self._level_maps[level], to_source))
-        footprint = None if _corners_inside(to_resized, params.output_size, params.resize) else to_resized
+        footprint = None if geometry.covers_output(to_resized, params.output_size, params.resize) else to_resized
         render = _render_native if self.implementation == "native" else _opencv.render
         return render(self._pyramid[level], to_level, footprint, params)
 
@@ -216,7 +216,7 @@ class FastRenderer(Renderer):
         to_level = geometry.compose((level_scale, 0.0, float(_BORDER), 0.0, level_scale, float(_BORDER)), to_source)
         matrices = np.stack(geometry.to_pixel_indices(to_level), axis=1)
         footprints = np.stack(to_resized, axis=1)
-        footprints[_corners_inside(to_resized, batch.output_size, batch.resize), 0] = np.nan
+        footprints[geometry.covers_output(to_resized, batch.output_size, batch.resize), 0] = np.nan
         ops, values = _batch_jitter(batch)
         _kernels.render_batch(self._levels, level, matrices, footprints, float(batch.resize), ops, values,
                               out.numpy(), batch.output_size)
@@ -285,22 +285,6 @@ def _finish(image: Image.Image, pixels: tuple[Any, Any] | np.ndarray) -> Image.I
     if not isinstance(pixels, tuple):
         image.frombytes(pixels, "raw", "RGBX")
     return image
-
-
-def _corners_inside(to_resized: geometry.Affine, output_size: int, side: int) -> bool | np.ndarray:
-    """Whether every output pixel centre maps inside the resized crop, so no pixel is filled.
-
-    The output pixel centres lie in the convex hull of the four corner centres, and the crop is
-    convex, so checking the corners suffices. Elementwise for a map of arrays.
-    """
-    lo, hi = 0.5, output_size - 0.5
-    least, most = (np.minimum, np.maximum) if isinstance(to_resized[0], np.ndarray) else (min, max)
-    inside: bool | np.ndarray = True
-    for a, b, c in (to_resized[:3], to_resized[3:]):
-        low = c + least(a * lo, a * hi) + least(b * lo, b * hi)
-        high = c + most(a * lo, a * hi) + most(b * lo, b * hi)
-        inside = inside & (low >= 0) & (high < side)
-    return inside
 
 
 def _batch_jitter(batch: ParamsBatch) -> tuple[np.ndarray, np.ndarray]:

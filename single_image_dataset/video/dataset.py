@@ -43,6 +43,8 @@ class FakeVideoDataset(VisionDataset):
             photograph, :data:`~single_image_dataset.DEFAULT_IMAGE` (one image: a list of several is refused).
         config: the clip config; defaults to the paper's.
         backend: the renderer, one of :func:`~single_image_dataset.available_backends`.
+        device: where the clips are rendered: ``"cpu"`` (default) or, with ``backend="torch"``, an
+            accelerator such as ``"cuda"``, where every frame of a clip is rendered in one batch.
         transform: applied to each clip tensor.
         exif_orientation: turn a photograph upright by its EXIF orientation tag, as
             :class:`~single_image_dataset.SingleImageDataset` does.
@@ -66,6 +68,7 @@ class FakeVideoDataset(VisionDataset):
         *,
         config: VideoConfig | None = None,
         backend: str = "reference",
+        device: torch.device | str = "cpu",
         transform: Callable[[torch.Tensor], Any] | None = None,
         exif_orientation: bool = True,
         **overrides: Any,
@@ -75,7 +78,7 @@ class FakeVideoDataset(VisionDataset):
         # settings checks the source, holds the renderer and the epoch (shared with DataLoader workers)
         # and checks indices for this one.
         self._stills = SingleImageDataset(
-            image, config=config.frame_config(), backend=backend, exif_orientation=exif_orientation
+            image, config=config.frame_config(), backend=backend, device=device, exif_orientation=exif_orientation
         )
         if len(self._stills.sources) > 1:
             raise ValueError(
@@ -85,6 +88,8 @@ class FakeVideoDataset(VisionDataset):
         super().__init__(self._stills.root, transform=transform)
         self.config = config
         self.backend = backend
+        #: The device the clips are rendered on, as the renderer's tensors name it.
+        self.device = self._stills.device
         self.classes = ["dummy"]
         self.class_to_idx = {"dummy": 0}
 
