@@ -207,7 +207,7 @@ class TestDevices:
     def test_pickled_renderer_renders_the_same(self):
         ds = _variety_dataset()
         params = ds.params_batch(range(8))
-        renderer = ds._built_renderer()
+        renderer = ds._built_renderers()[0]
         copy = pickle.loads(pickle.dumps(renderer))
         out = torch.empty((8, 3, 32, 32), dtype=torch.uint8)
         copy.render_batch(params, out)
