@@ -2,11 +2,14 @@
 
 At 64 and 256 px (fast backend, the default source image), measured side by side in one run:
 
-- ``render``: ``ds.render(ds.params(i))`` in one process, the renderer alone (PIL images);
+- ``render``: ``ds.render(ds.params(i))`` in one process, the renderer alone (PIL images; the consumer
+  reads a pixel of each);
 - ``ToTensor, w workers``: the README's old recipe, ``transform=ToTensor()`` in a ``DataLoader``
   (float32 batches, collated), with 0 and 2 workers;
 - ``PILToTensor, 2 workers``: the same with uint8 tensors;
 - ``batch_loader, w workers``: :func:`single_image_dataset.batch_loader`, uint8 batches, 0 and 2 workers;
+- ``render_batch, one reused buffer``: the batched path in one process writing every batch into the same
+  tensor: the batch loader's work without allocating fresh memory for each batch;
 - the sampler alone: parameter sets per second, per sample (``ds.params(i)``) and batched
   (``ds.params_batch(indices)``, by the batch size and by 4096).
 
@@ -75,6 +78,12 @@ def _measure_size(size: int, n: int, args: argparse.Namespace) -> dict[str, floa
     for workers in (0, 2):
         loader = batch_loader(plain, args.batch_size, num_workers=workers, persistent_workers=workers > 0)
         rates[f"batch_loader, {workers} workers"] = _loader_rate(loader, n, args.repeats)
+    # The same batches rendered into one buffer allocated once: what fresh memory for every batch costs.
+    reused = torch.empty((args.batch_size, 3, size, size), dtype=torch.uint8)
+    starts = range(0, n, args.batch_size)
+    rates["render_batch, one reused buffer"] = _rate(
+        lambda: [_touch(plain.render_batch(plain.params_batch(np.arange(k, k + args.batch_size)), reused))
+                 for k in starts], n, args.repeats)
     params_n = 20 * n
     many = SingleImageDataset(num_imgs=params_n, img_size=size)
     rates["params, per sample"] = _rate(lambda: [many.params(i) for i in range(params_n // 10)], params_n // 10,
@@ -87,7 +96,7 @@ def _measure_size(size: int, n: int, args: argparse.Namespace) -> dict[str, floa
 
 
 def _touch_pil(image: object) -> None:
-    image.tobytes()  # type: ignore[attr-defined]
+    image.getpixel((0, 0))  # type: ignore[attr-defined]
 
 
 def _touch(batch: torch.Tensor) -> int:
