@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from single_image_dataset import DEFAULT_IMAGE, HUBBLE_IMAGE, available_backends
+from single_image_dataset import DEFAULT_IMAGE, HUBBLE_IMAGE, available_backends, sampling
 
 
 @pytest.fixture(params=available_backends())
@@ -35,3 +36,20 @@ def large_photo(tmp_path_factory: pytest.TempPathFactory, coffee_path: Path) -> 
     with Image.open(coffee_path) as img:
         img.convert("RGB").resize((2400, 1600), Image.Resampling.BICUBIC).save(path)
     return path
+
+
+@pytest.fixture(params=["native", "numpy"])
+def sampler_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The batched sampler with the C extension, and without it (numpy for everything).
+
+    Where no C compiler exists the extension cannot be built and only the numpy run is possible.
+    """
+    if request.param == "native":
+        if sampling._native_sample_batch is None:
+            if not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")):
+                pytest.skip("no C compiler here, so the C extension was not built")
+            pytest.fail("the C extension is not built; `python setup.py build_ext --inplace` builds it")
+    else:
+        monkeypatch.setattr(sampling, "_native_sample_batch", None)
+        monkeypatch.setattr(sampling, "_native_uniforms", None)
+    return request.param

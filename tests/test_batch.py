@@ -58,18 +58,6 @@ class _Counting:
         return next(self.it)
 
 
-@pytest.fixture(params=["native", "numpy"])
-def sampler_impl(request, monkeypatch):
-    """The batched sampler with the C extension, and without it (numpy for everything)."""
-    if request.param == "native":
-        if sampling._native_sample_batch is None:
-            pytest.fail("the C extension is not built; `python setup.py build_ext --inplace` builds it")
-    else:
-        monkeypatch.setattr(sampling, "_native_sample_batch", None)
-        monkeypatch.setattr(sampling, "_native_uniforms", None)
-    return request.param
-
-
 class TestSampleParamsBatch:
     @pytest.mark.parametrize("name", CONFIGS)
     def test_rows_equal_per_sample_params(self, name, sampler_impl):

@@ -7,23 +7,11 @@ import pytest
 import torch
 import torchvision.transforms.functional as F
 
-from single_image_dataset import AugmentConfig, sample_params, sample_params_batch, sampling
+from single_image_dataset import AugmentConfig, sample_params, sample_params_batch
 
 pytestmark = pytest.mark.filterwarnings("error")
 
 SIZES = [(600, 400), (1000, 872), (300, 900), (2400, 1600)]
-
-
-@pytest.fixture(params=["native", "numpy"])
-def sampler_impl(request, monkeypatch):
-    """The batched sampler with the C extension, and without it."""
-    if request.param == "native":
-        if sampling._native_sample_batch is None:
-            pytest.fail("the C extension is not built; `python setup.py build_ext --inplace` builds it")
-    else:
-        monkeypatch.setattr(sampling, "_native_sample_batch", None)
-        monkeypatch.setattr(sampling, "_native_uniforms", None)
-    return request.param
 
 
 class TestSourceSlot:
