@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+from _threads import one_thread  # benchmarks/_threads.py, beside this script
 from torch.utils.data import DataLoader
 from torchvision.transforms import PILToTensor, ToTensor
 
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.samples, args.repeats = 1024, 1
     if min(args.batch_size, args.samples, args.repeats) < 1:
         parser.error("--batch-size, --samples and --repeats should be positive")
-    _one_thread()
+    one_thread()
 
     results = {}
     for size in SIZES:
@@ -145,16 +146,6 @@ def _print_table(results: dict[int, dict[str, float]], args: argparse.Namespace)
         f"\nbatch {args.batch_size}, median of {args.repeats} passes, one thread per process; fast renderer: "
         f"{fast.implementation()}; torch {torch.__version__}."
     )
-
-
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass
 
 
 if __name__ == "__main__":

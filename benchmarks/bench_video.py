@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
+from _threads import one_thread  # benchmarks/_threads.py, beside this script
 
 from single_image_dataset.video import DEFAULT_CRF, FakeVideoDataset, encode_mp4
 
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if min(args.clips, args.repeats) < 1:
         parser.error("--clips and --repeats should be positive")
 
-    _one_thread()
+    one_thread()
     print(
         f"| renderer | render clips/s | render ms/clip | encode ms/clip | render + encode clips/s | "
         f"bytes/clip (range) | {PAPER_CLIPS:,} clips |",
@@ -85,16 +86,6 @@ def _seconds(work: Callable[[], object], repeats: int) -> float:
         work()
         times.append(time.process_time() - start)
     return statistics.median(times)
-
-
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass
 
 
 if __name__ == "__main__":
