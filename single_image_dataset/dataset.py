@@ -241,7 +241,7 @@ class SingleImageDataset(VisionDataset):
             raise TypeError(f"params should be a ParamsBatch (see params_batch), got {type(params).__name__}")
         renderers = self._built_renderers()
         device = renderers[0].device
-        side = params.output_size if params.debug_size is None else params.debug_size
+        side = params.image_size
         shape = (len(params), 3, side, side)
         if out is None:
             out = torch.empty(shape, dtype=torch.uint8, device=device)

@@ -203,7 +203,7 @@ class _Batches(Dataset):
     def __getitem__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         ds = self.dataset
         params = ds.params_batch(indices)
-        side = params.output_size if params.debug_size is None else params.debug_size
+        side = params.image_size
         images = ds.render_batch(params, _new_batch((len(params), 3, side, side)))
         targets = ds.target(params)
         if ds.target_transform is not None:

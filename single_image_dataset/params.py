@@ -192,6 +192,11 @@ class ParamsBatch:
     def __len__(self) -> int:
         return len(self.resized_crop)
 
+    @property
+    def image_size(self) -> int:
+        """Side of the rendered images: the debug size in debug mode, else the output size."""
+        return self.output_size if self.debug_size is None else self.debug_size
+
     def __getitem__(self, key: int | slice | Sequence[int] | np.ndarray) -> SampleParams | ParamsBatch:
         """Row ``key`` as a :class:`SampleParams`; a slice or an index array gives a smaller batch."""
         if isinstance(key, (int, np.integer)):

@@ -108,9 +108,9 @@ class TorchRenderer(Renderer):
 
     def render(self, params: SampleParams) -> Image.Image:
         """The sample's image: :meth:`render_batch` of a batch of one, as a PIL image."""
-        side = params.output_size if params.debug_size is None else params.debug_size
-        out = torch.empty((1, 3, side, side), dtype=torch.uint8, device=self.device)
-        self.render_batch(ParamsBatch.from_list([params]), out)
+        batch = ParamsBatch.from_list([params])
+        out = torch.empty((1, 3, batch.image_size, batch.image_size), dtype=torch.uint8, device=self.device)
+        self.render_batch(batch, out)
         return TF.to_pil_image(out[0].cpu())
 
     @torch.no_grad()
