@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -122,7 +123,10 @@ class PseudoLabelled(Dataset):
             for every index when ``None``.
 
     Raises:
-        ValueError: ``labels`` does not hold one label per index of ``dataset``.
+        ValueError: ``labels`` does not hold one label per index of ``dataset``, holds a label outside
+            ``[0, 2**63)``, or ``indices``/``labels`` are not one-dimensional.
+        TypeError: ``indices`` or ``labels`` hold something other than integers (a float, a bool).
+        IndexError: an index is outside ``[0, len(dataset))``.
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -136,11 +140,21 @@ class PseudoLabelled(Dataset):
         self, dataset: Dataset, indices: Sequence[int] | None = None, labels: Sequence[int] | None = None
     ) -> None:
         size = len(dataset)  # type: ignore[arg-type]
-        if labels is not None and len(labels) != size:
-            raise ValueError(
-                f"labels should hold one label per index of the dataset ({size}), got {len(labels)}; "
-                "pass the labels of every index, not only of those in indices"
-            )
+        if labels is not None:
+            if len(labels) != size:
+                raise ValueError(
+                    f"labels should hold one label per index of the dataset ({size}), got {len(labels)}; "
+                    "pass the labels of every index, not only of those in indices"
+                )
+            values = _integers(labels, "labels")
+            if len(values) and not 0 <= values.min() <= values.max() < 2**63:
+                bad = values.min() if values.min() < 0 else values.max()
+                raise ValueError(f"labels should be class indices in [0, 2**63), got {bad}")
+        if indices is not None:
+            values = _integers(indices, "indices")
+            if len(values) and not (values.min() >= 0 and values.max() < size):
+                bad = values.min() if values.min() < 0 else values.max()
+                raise IndexError(f"indices should be in [0, {size}), the dataset's indices, got {bad}")
         self.dataset = dataset
         self.indices = range(size) if indices is None else indices
         self.labels = labels
@@ -152,3 +166,19 @@ class PseudoLabelled(Dataset):
         index = int(self.indices[j])
         image, _ = self.dataset[index]
         return image, 0 if self.labels is None else int(self.labels[index])
+
+
+def _integers(values: Sequence[int], name: str) -> np.ndarray:
+    """``values`` as a 1-D integer array (object dtype beyond 64 bits); a TypeError names the first non-integer."""
+    if isinstance(values, (torch.Tensor, np.ndarray)):
+        array = np.asarray(values.cpu() if isinstance(values, torch.Tensor) else values)
+        flat = array.tolist() if array.dtype.kind not in "iu" else []
+    else:
+        flat = list(values)
+        array = np.array(flat, dtype=object)
+    if array.ndim != 1:
+        raise ValueError(f"{name} should be a one-dimensional sequence of integers, got shape {array.shape}")
+    bad = next((v for v in flat if isinstance(v, bool) or not isinstance(v, (int, np.integer))), None)
+    if bad is not None:
+        raise TypeError(f"{name} should be integers, got {type(bad).__name__} {bad!r}")
+    return array

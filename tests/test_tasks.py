@@ -132,6 +132,44 @@ class TestPseudoLabelled:
         with pytest.raises(ValueError, match=r"one label per index of the dataset \(4\), got 2; pass the labels"):
             PseudoLabelled(TensorDataset(torch.zeros(4)), [0, 1], labels=[0, 1])
 
+    @pytest.mark.parametrize(
+        ("indices", "error", "pattern"),
+        [
+            ([0, 4], IndexError, r"indices should be in \[0, 4\), the dataset's indices, got 4$"),
+            ([2, -1], IndexError, r"indices should be in \[0, 4\), the dataset's indices, got -1$"),
+            ([2**70], IndexError, r"indices should be in \[0, 4\), the dataset's indices, got 1180591620717411303424$"),
+            (np.array([1.0, 2.0]), TypeError, r"indices should be integers, got float 1\.0$"),
+            ([1, True], TypeError, r"indices should be integers, got bool True$"),
+            (torch.tensor([0.5]), TypeError, r"indices should be integers, got float 0\.5$"),
+            ([[0, 1]], ValueError, r"indices should be a one-dimensional sequence of integers, got shape \(1, 2\)$"),
+        ],
+    )
+    def test_bad_indices_are_refused_at_construction(self, indices, error, pattern) -> None:
+        with pytest.raises(error, match=pattern):
+            PseudoLabelled(TensorDataset(torch.zeros(4)), indices)
+
+    @pytest.mark.parametrize(
+        ("labels", "error", "pattern"),
+        [
+            ([0, 1, 2, -3], ValueError, r"labels should be class indices in \[0, 2\*\*63\), got -3$"),
+            ([0, 1, 2, 2**64], ValueError, r"labels should be class .* got 18446744073709551616$"),
+            (np.array([0, 1, 2, 2**64 - 1], dtype=np.uint64), ValueError, r"class .* got 18446744073709551615$"),
+            ([0.0, 1.0, 2.0, 3.0], TypeError, r"labels should be integers, got float 0\.0$"),
+            (torch.tensor([0.0, 1.5, 2.0, 3.0]), TypeError, r"labels should be integers, got float 0\.0$"),
+            (torch.ones(4, dtype=torch.bool), TypeError, r"labels should be integers, got bool True$"),
+            (["a", "b", "c", "d"], TypeError, r"labels should be integers, got str 'a'$"),
+        ],
+    )
+    def test_bad_labels_are_refused_at_construction(self, labels, error, pattern) -> None:
+        with pytest.raises(error, match=pattern):
+            PseudoLabelled(TensorDataset(torch.zeros(4)), labels=labels)
+
+    def test_integer_arrays_and_tensors_of_any_width_are_fine(self) -> None:
+        base = TensorDataset(torch.arange(4.0), torch.zeros(4))
+        view = PseudoLabelled(base, np.array([3, 0], dtype=np.uint64), torch.tensor([7, 6, 5, 4], dtype=torch.int32))
+        assert [(float(x), y) for x, y in (view[0], view[1])] == [(3.0, 4), (0.0, 7)]
+        assert len(PseudoLabelled(base, [])) == 0
+
 
 def _package_modules() -> dict[str, ast.Module]:
     return {str(p.relative_to(PACKAGE)): ast.parse(p.read_text(encoding="utf-8")) for p in PACKAGE.rglob("*.py")}
