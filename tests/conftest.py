@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from PIL import Image
 
 from single_image_dataset import DEFAULT_IMAGE, HUBBLE_IMAGE, available_backends, sampling
+
+if TYPE_CHECKING:
+    from training import TrainConfig
 
 
 @pytest.fixture(params=available_backends())
@@ -53,3 +58,58 @@ def sampler_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setattr(sampling, "_native_sample_batch", None)
         monkeypatch.setattr(sampling, "_native_uniforms", None)
     return request.param
+
+
+def _stripes_folder(root: Path, per_class: dict[str, int], size: int = 64) -> Path:
+    """A labelled ImageFolder of horizontal / vertical stripes and flat colour, random colours."""
+    import numpy as np
+
+    y, x = np.mgrid[0:size, 0:size] / size
+    for split, count in per_class.items():
+        for class_id, name in enumerate(("horizontal", "vertical", "flat")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                rng = np.random.default_rng([class_id, i, len(split)])
+                coord = {"horizontal": y, "vertical": x, "flat": np.zeros_like(x)}[name]
+                mask = (np.sin(2 * np.pi * rng.uniform(3, 6) * coord + rng.uniform(0, 6)) > 0)[..., None]
+                image = np.where(mask, rng.random(3), rng.random(3)) + rng.normal(0, 0.05, (size, size, 3))
+                Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(root / split / name / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def probe_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small labelled ImageFolder (3 classes of stripes and flat colour; 32 train and 12 val images each)."""
+    return _stripes_folder(tmp_path_factory.mktemp("probe"), {"train": 32, "val": 12})
+
+
+@pytest.fixture
+def stripes_folder() -> Callable[..., Path]:
+    """``stripes_folder(root, {"train": n, "val": m}, size=64)``: write a labelled ImageFolder of stripes there."""
+    return _stripes_folder
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path, coffee_path: Path) -> Callable[..., TrainConfig]:
+    """``tiny_config(**changes)``: a training run of a few steps on CPU, in ``tmp_path/out``."""
+    from training import TrainConfig
+
+    def make(**changes: object) -> TrainConfig:
+        values: dict[str, object] = {
+            "imgpath": str(coffee_path), "out": str(tmp_path / "out"), "num_imgs": 32, "val_imgs": 8,
+            "batch_size": 16, "epochs": 1, "workers": 0, "log_every": 1000, "width": 0.125,
+        }
+        return TrainConfig(**{**values, **changes})
+
+    return make
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: faster than two on a shared 2-core machine, and reproducible."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -1,16 +1,17 @@
-"""``train_example.py`` and its ``training`` package: tiny CPU runs that must learn, torchrun, probes."""
+"""``train_example.py`` and its ``training`` package: tiny CPU runs that must learn, resume, torchrun, probes."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
+import re
 import socket
 import struct
 import subprocess
 import sys
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -19,21 +20,27 @@ import pytest
 import torch
 from PIL import Image
 
+import training
 from single_image_dataset import SingleImageDataset
 from training import (
     CONV_NAMES,
+    METHODS,
     AlexNet,
     LinearProbes,
+    Method,
+    RotNet,
     TrainConfig,
     compute_features,
+    feature_shard,
     linear_probe,
     min_input_size,
     pca_whiten,
-    train,
+    register_method,
+    run_training,
     uniform_cluster_indices,
 )
 
-pytestmark = pytest.mark.filterwarnings("error")
+pytestmark = [pytest.mark.filterwarnings("error"), pytest.mark.usefixtures("one_thread")]
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "train_example.py"
@@ -52,35 +59,6 @@ def cli() -> ModuleType:
     return _load(SCRIPT)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: faster than two on a shared 2-core machine, and reproducible."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def _stripes_folder(root: Path, per_class: dict[str, int], size: int = 64) -> Path:
-    """A labelled ImageFolder of horizontal / vertical stripes and flat colour, random colours."""
-    y, x = np.mgrid[0:size, 0:size] / size
-    for split, count in per_class.items():
-        for class_id, name in enumerate(("horizontal", "vertical", "flat")):
-            (root / split / name).mkdir(parents=True)
-            for i in range(count):
-                rng = np.random.default_rng([class_id, i, len(split)])
-                coord = {"horizontal": y, "vertical": x, "flat": np.zeros_like(x)}[name]
-                mask = (np.sin(2 * np.pi * rng.uniform(3, 6) * coord + rng.uniform(0, 6)) > 0)[..., None]
-                image = np.where(mask, rng.random(3), rng.random(3)) + rng.normal(0, 0.05, (size, size, 3))
-                Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(root / split / name / f"{i}.png")
-    return root
-
-
-@pytest.fixture(scope="module")
-def probe_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _stripes_folder(tmp_path_factory.mktemp("probe"), {"train": 32, "val": 12})
-
-
 def _png_header(width: int, height: int) -> bytes:
     """A PNG that declares ``width`` x ``height`` RGB pixels but holds none."""
 
@@ -89,14 +67,6 @@ def _png_header(width: int, height: int) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
-
-
-def _tiny(tmp_path: Path, coffee_path: Path, **changes: object) -> TrainConfig:
-    values: dict[str, object] = {
-        "imgpath": str(coffee_path), "out": str(tmp_path / "out"), "num_imgs": 64, "val_imgs": 16,
-        "batch_size": 16, "epochs": 1, "workers": 0, "log_every": 1000,
-    }
-    return TrainConfig(**{**values, **changes})
 
 
 class TestAlexNet:
@@ -149,17 +119,26 @@ class TestBuildingBlocks:
 
         dataset = SingleImageDataset(coffee_path, num_imgs=12, img_size=64, transform=ToTensor())
         net = AlexNet(10, width=0.125, input_size=64)
-        features = compute_features(net, dataset, batch_size=5, workers=0, device=torch.device("cpu"))
+        shard = feature_shard(12)
+        batches = [torch.stack([dataset[int(i)][0] for i in shard[k : k + 5]]) for k in range(0, 12, 5)]
+        features = compute_features(net, batches, 12)
         assert features.shape == (12, net.feature_dim)
         net.eval()
         with torch.no_grad():
             torch.testing.assert_close(features[7], net.embed(dataset[7][0][None])[0])
 
+    def test_feature_shards_interleave_and_pad(self) -> None:
+        shards = [feature_shard(7, rank, 3).tolist() for rank in range(3)]
+        assert shards == [[0, 3, 6], [1, 4, 1], [2, 5, 2]]
+        assert sorted(set(sum(shards, []))) == list(range(7))
+
 
 class TestRotNet:
-    def test_learns_rotation_on_held_out_indices(self, tmp_path: Path, coffee_path: Path) -> None:
-        config = _tiny(tmp_path, coffee_path, num_imgs=960, val_imgs=256, batch_size=32, epochs=2, lr=0.003)
-        result = train(config)
+    @pytest.mark.slow
+    def test_learns_rotation_on_held_out_indices(self, tiny_config) -> None:
+        config = tiny_config(num_imgs=960, val_imgs=256, batch_size=32, epochs=2, lr=0.003, width=0.25,
+                             backend="fast")
+        result = run_training(config)
         history = result["history"]
         assert [h["epoch"] for h in history] == [1, 2]
         # Chance is 25 %; 1024 held-out predictions put chance +- 3 sd at 21-29 %.
@@ -170,21 +149,21 @@ class TestRotNet:
         state = torch.load(out / "checkpoint.pt", weights_only=True)
         assert state["epoch"] == 2 and state["method"] == "rotnet"
 
-    def test_resume_continues_after_the_last_epoch(self, tmp_path: Path, coffee_path: Path) -> None:
-        first = train(_tiny(tmp_path, coffee_path))
+    def test_resume_continues_after_the_last_epoch(self, tiny_config, tmp_path: Path) -> None:
+        first = run_training(tiny_config())
         assert [h["epoch"] for h in first["history"]] == [1]
-        second = train(_tiny(tmp_path, coffee_path, epochs=2, resume="auto"))
+        second = run_training(tiny_config(epochs=2, resume="auto"))
         assert [h["epoch"] for h in second["history"]] == [2]
         state = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=True)
         assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [1, 2]
         # From Python every setting counts as given: one that differs from the checkpoint's is refused.
         with pytest.raises(ValueError, match=r"was trained with method='rotnet', not method='deepcluster'; a resumed"):
-            train(_tiny(tmp_path, coffee_path, epochs=3, method="deepcluster", k=4, resume="auto"))
-        with pytest.raises(ValueError, match=r"was trained with width=0\.25, not width=0\.5; "):
-            train(_tiny(tmp_path, coffee_path, epochs=3, width=0.5, resume="auto"))
+            run_training(tiny_config(epochs=3, method="deepcluster", k=4, resume="auto"))
+        with pytest.raises(ValueError, match=r"was trained with width=0\.125, not width=0\.5; "):
+            run_training(tiny_config(epochs=3, width=0.5, resume="auto"))
         (tmp_path / "junk.pt").write_text("junk")
         with pytest.raises(ValueError, match=r"junk.pt could not be read \(\w+\); is it a checkpoint.pt"):
-            train(_tiny(tmp_path, coffee_path, epochs=3, resume=str(tmp_path / "junk.pt")))
+            run_training(tiny_config(epochs=3, resume=str(tmp_path / "junk.pt")))
 
 
 @pytest.fixture(scope="module")
@@ -193,8 +172,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, coffee_path: Path) -> Path
     out = tmp_path_factory.mktemp("trained")
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    train(TrainConfig(imgpath=str(coffee_path), out=str(out), num_imgs=32, val_imgs=8, batch_size=16, epochs=1,
-                      workers=0, width=0.125, lr=0.005, log_every=1000))
+    run_training(TrainConfig(imgpath=str(coffee_path), out=str(out), num_imgs=32, val_imgs=8, batch_size=16,
+                             epochs=1, workers=0, width=0.125, lr=0.005, log_every=1000))
     torch.set_num_threads(previous)
     return out / "checkpoint.pt"
 
@@ -212,14 +191,14 @@ def _resume(cli: ModuleType, tmp_path: Path, checkpoint: Path | dict, argv: list
 
 def _one_line(err: str, pattern: str) -> None:
     assert err.count("\n") == 1 and err.startswith("train_example.py: error: ") and "Traceback" not in err, err
-    assert __import__("re").search(pattern, err), err
+    assert re.search(pattern, err), err
 
 
 def _tampered(change: str) -> object:
     """Functions of a checkpoint's state that return it tampered with, by name."""
 
     def edit(state: dict) -> dict:
-        config, model = state["config"], state["model"]
+        config, model = state["config"], state["networks"]["encoder"]
         first = next(iter(model))
         if change == "not a dict":
             return [state]
@@ -231,7 +210,7 @@ def _tampered(change: str) -> object:
         elif change in ("nan weights", "inf weights"):
             model[first] = torch.full_like(model[first], float("nan" if change == "nan weights" else "inf"))
         elif change == "nan momentum":
-            buffers = next(iter(state["optimizer"]["state"].values()))
+            buffers = next(iter(state["optimizers"]["sgd"]["state"].values()))
             buffers["momentum_buffer"] = torch.full_like(buffers["momentum_buffer"], float("nan"))
         elif change == "unknown config key":
             config["colour"] = 1
@@ -246,19 +225,29 @@ def _tampered(change: str) -> object:
         elif change == "method disagrees":
             state["method"] = "deepcluster"
         elif change == "model not a dict":
-            state["model"] = "weights"
+            state["networks"]["encoder"] = "weights"
         elif change == "model holds a number":
             model["extra"] = 1
         elif change == "weight of another shape":
             model[first] = torch.zeros(3)
         elif change == "optimizer not a state dict":
-            state["optimizer"] = {"lr": 0.1}
+            state["optimizers"]["sgd"] = {"lr": 0.1}
         elif change == "history not a list":
             state["history"] = "epoch 1"
         elif change == "assignments in a rotnet run":
-            state["assignments"] = torch.zeros(32, dtype=torch.int64)
+            state["method_state"] = {"assignments": torch.zeros(32, dtype=torch.int64)}
         elif change == "other source image":
-            state["source_sha256"] = "0" * 64
+            state["sources_sha256"] = ["0" * 64]
+        elif change == "another format":
+            state["format"] = 1
+        elif change == "no networks":
+            del state["networks"]
+        elif change == "another network":
+            state["networks"]["generator"] = state["networks"].pop("encoder")
+        elif change == "rng of another shape":
+            state["rng"][0]["torch"] = torch.zeros(3, dtype=torch.uint8)
+        elif change == "rng not a list":
+            state["rng"] = {"torch": torch.zeros(3)}
         return state
 
     return edit
@@ -313,11 +302,16 @@ class TestResume:
         status, err = _resume(cli, tmp_path, trained, argv, capsys)  # k: a rotnet run has no clusters
         assert status == 0, err
 
-    def test_another_source_image_is_refused(self, cli, trained, tmp_path, hubble_path, capsys):
+    def test_another_source_image_is_refused(self, cli, trained, tmp_path, hubble_path, coffee_path, capsys):
         status, err = _resume(cli, tmp_path, trained, ["--imgpath", str(hubble_path), "--epochs", "2"], capsys)
         assert status == 2
-        _one_line(err, r"was trained on another source image than imgpath='.*hubble_deep_field\.jpg' \(the pixels "
-                       r"differ\); give the image it was trained on as imgpath$")
+        _one_line(err, r"was trained on other source images than imgpath='.*hubble_deep_field\.jpg' \(other pixels "
+                       r"in source 0\); give the image\(s\) it was trained on as imgpath$")
+        (tmp_path / "out").rename(tmp_path / "first")
+        status, err = _resume(cli, tmp_path, trained, ["--imgpath", str(coffee_path), str(hubble_path)], capsys)
+        assert status == 2
+        _one_line(err, r"was trained on other source images than imgpath=\['.*coffee\.png', '.*hubble_deep_field\.jpg'"
+                       r"\] \(2 source\(s\), not its 1\)")
 
     @pytest.mark.parametrize(
         ("change", "pattern"),
@@ -330,22 +324,32 @@ class TestResume:
             ("zero epoch", r" has epoch 0; "),
             ("epoch past epochs", r" is at epoch 5, past epochs=1; give epochs of 5 or more \(5 runs only the "
                                   r"probes\)$"),
-            ("nan weights", r": model has NaN or infinite weights in 'features\.0\.0\.weight'; resume from an "),
-            ("inf weights", r": model has NaN or infinite weights in 'features\.0\.0\.weight'"),
-            ("nan momentum", r": optimizer state 0 has NaN or infinite values in 'momentum_buffer'"),
+            ("nan weights", r": network encoder has NaN or infinite weights in 'features\.0\.0\.weight'; resume "
+                            r"from an "),
+            ("inf weights", r": network encoder has NaN or infinite weights in 'features\.0\.0\.weight'"),
+            ("nan momentum", r": optimizer sgd state 0 has NaN or infinite values in 'momentum_buffer'"),
             ("unknown config key", r": config: 'colour' is not a setting of train_example\.py$"),
             ("string num_imgs", r": config: num_imgs should be an integer, got '32'$"),
             ("config not a dict", r" has a config of type list, not a dict$"),
             ("config without num_imgs", r": its config has no 'num_imgs'$"),
             ("num_imgs out of range", r": num_imgs should be in \[1, \d+\], got -5$"),
             ("method disagrees", r" says method 'deepcluster' but its config method 'rotnet'$"),
-            ("model not a dict", r": model should be a dict of tensors, got str$"),
-            ("model holds a number", r": model should hold tensors, got a int at 'extra'$"),
-            ("weight of another shape", r" does not fit the network of its own settings \(width=0\.125, crop=None, "),
-            ("optimizer not a state dict", r": optimizer should be an optimizer state dict \(state, param_groups\)$"),
+            ("model not a dict", r": network encoder should be a dict of tensors, got str$"),
+            ("model holds a number", r": network encoder should hold tensors, got a int at 'extra'$"),
+            ("weight of another shape", r": network encoder does not fit the network of its own settings "
+                                        r"\(width=0\.125, crop=None, "),
+            ("optimizer not a state dict", r": optimizer sgd should be an optimizer state dict \(state, "
+                                           r"param_groups\)$"),
             ("history not a list", r": history should be a list of per-epoch dicts$"),
-            ("assignments in a rotnet run", r": assignments should be 32 cluster labels in \[0, 100\) of a "),
-            ("other source image", r" was trained on another source image than imgpath="),
+            ("assignments in a rotnet run", r": method_state should be empty for rotnet, got \['assignments'\]$"),
+            ("other source image", r" was trained on other source images than imgpath='.*coffee\.png' \(other "
+                                   r"pixels in source 0\); give the image\(s\) it was trained on as imgpath$"),
+            ("another format", r" has checkpoint format 1, not 2; it was written by another version of "
+                               r"train_example\.py: resume it with that version, or start a new run$"),
+            ("no networks", r" has no 'networks'; is it a checkpoint\.pt written by train_example\.py\?$"),
+            ("another network", r": its networks are \['generator'\], rotnet has \['encoder'\]$"),
+            ("rng of another shape", r": the saved random state cannot be restored \(RuntimeError: "),
+            ("rng not a list", r": rng should be the random state of each process \(torch and cuda tensors\)$"),
         ],
     )
     def test_tampered_checkpoint_is_one_line(self, cli, trained, tmp_path, change, pattern, capsys):
@@ -363,8 +367,8 @@ class TestResume:
         second = json.loads((out / "metrics.jsonl").read_text().splitlines()[1])
         assert second["epoch"] == 2 and "nmi" in second  # the NMI compares with the restored assignments
         state = torch.load(out / "checkpoint.pt", weights_only=True)
-        assert state["config"]["k"] == 4 and state["assignments"].shape == (32,)
-        state["assignments"][0] = 4
+        assert state["config"]["k"] == 4 and state["method_state"]["assignments"].shape == (32,)
+        state["method_state"]["assignments"][0] = 4
         torch.save(state, out / "checkpoint.pt")
         assert cli.main(["--out", str(out), "--workers", "0", "--resume", "--epochs", "3"]) == 2
         _one_line(capsys.readouterr().err, r": assignments should be 32 cluster labels in \[0, 4\) of a deepcluster")
@@ -376,10 +380,11 @@ class TestResume:
 
 
 class TestDeepCluster:
-    def test_loss_falls_and_assignments_are_stable(self, tmp_path: Path, coffee_path: Path) -> None:
-        config = _tiny(tmp_path, coffee_path, method="deepcluster", num_imgs=512, k=10, pca_dim=32,
-                       batch_size=32, epochs=3, lr=0.01)
-        result = train(config)
+    @pytest.mark.slow
+    def test_loss_falls_and_assignments_are_stable(self, tiny_config) -> None:
+        config = tiny_config(method="deepcluster", num_imgs=512, k=10, pca_dim=32, batch_size=32, epochs=3, lr=0.01,
+                             width=0.25, backend="fast")
+        result = run_training(config)
         history = result["history"]
         for h in history:
             # The head is re-initialised each epoch, so each epoch starts near ln(10) = 2.3.
@@ -387,7 +392,7 @@ class TestDeepCluster:
             assert h["clusters"] == 10
         assert "nmi" not in history[0]
         assert min(h["nmi"] for h in history[1:]) > 0.2
-        assert result["assignments"].shape == (512,)
+        assert result["method"].assignments.shape == (512,)
 
 
 class TestProbe:
@@ -399,9 +404,9 @@ class TestProbe:
         # Even random filters separate stripes by orientation from flat colour: chance is 1/3.
         assert min(accuracy.values()) > 0.45 and max(accuracy.values()) > 0.6
 
-    def test_errors(self, tmp_path: Path, probe_set: Path) -> None:
+    def test_errors(self, tmp_path: Path, probe_set: Path, stripes_folder) -> None:
         with pytest.raises(FileNotFoundError, match="val/ is missing"):
-            linear_probe(AlexNet(4, width=0.25, input_size=64), _stripes_folder(tmp_path, {"train": 1}))
+            linear_probe(AlexNet(4, width=0.25, input_size=64), stripes_folder(tmp_path, {"train": 1}))
         (tmp_path / "other" / "train" / "a").mkdir(parents=True)
         (tmp_path / "other" / "val" / "b").mkdir(parents=True)
         for split, name in (("train", "a"), ("val", "b")):
@@ -432,8 +437,8 @@ class TestCommandLine:
                 "--probe_epochs", "1", "--width", "0.125"]
         assert cli.main(argv) == 0
         probe = json.loads((tmp_path / "probe.json").read_text())
-        assert set(probe) == {"trained", "random"}
-        assert all(list(accs) == list(CONV_NAMES) for accs in probe.values())
+        assert set(probe) == {"trained", "random", "probe_seed"} and probe["probe_seed"] == 0
+        assert list(probe["trained"]) == list(probe["random"]) == list(CONV_NAMES)
         log = (tmp_path / "train.log").read_text()
         assert "linear probe top-1" in log and "random " in log
         assert "linear probe top-1" in capsys.readouterr().out
@@ -455,8 +460,26 @@ class TestCommandLine:
             (["--workers", "-1"], r"workers should be in \[0, 256\], got -1"),
             (["--workers", "100000"], r"workers should be in \[0, 256\], got 100000"),
             (["--img_size", "100000"], r"img_size should be in \[1, 8192\], got 100000"),
-            (["--num_imgs", str(2**63)], r"num_imgs should be in \[1, 9223372036854775807\], got 9223372036854775808"),
-            (["--val_imgs", str(2**63 - 100)], r"num_imgs \+ val_imgs should be at most sys.maxsize"),
+            (["--num_imgs", str(2**63)], r"num_imgs should be in \[1, 100000000\], got 9223372036854775808$"),
+            (["--num_imgs", str(2**63 - 1)], r"num_imgs should be in \[1, 100000000\], got 9223372036854775807$"),
+            (["--num_imgs", "10000000000"], r"num_imgs should be in \[1, 100000000\], got 10000000000$"),
+            (["--num_imgs", "99999999", "--val_imgs", "2"], r"num_imgs \+ val_imgs should be at most 100,000,000 \(an "
+                                                            r"epoch holds its shuffled order in memory\), got "
+                                                            r"100,000,001$"),
+            (["--val_imgs", str(2**63 - 100)], r"val_imgs should be in \[0, 100000000\], got 9223372036854775708$"),
+            (["--method", "deepcluster", "--num_imgs", "100000000", "--val_imgs", "0", "--width", "4"],
+             r"deepcluster holds a feature row per training image: 6,103\.5 GiB for num_imgs=100,000,000 at width=4, "
+             r"more than this machine's [\d,.]+ GiB of memory; lower num_imgs or width$"),
+            (["--method", "bigan", "--per_source_classes"], r"per_source_classes has no use in bigan \(it reports "
+                                                            r"nothing per source\); leave it out$"),
+            (["--loader", "fast"], r"argument --loader: invalid choice: 'fast'"),
+            (["--probe_only"], r"probe_only probes a checkpoint: give probe \(an ImageFolder root\) and resume"),
+            (["--probe_seed", "-1"], r"probe_seed should be in \[0, 9223372036854775807\], got -1$"),
+            (["--imgpath", "a.png", ""], r"imgpath is empty; leave it out for the default, or give a value$"),
+            (["--imgpath", __file__, "/nonexistent.png"], r"imgpath /nonexistent\.png is not a file$"),
+            (["--imgpath", __file__, str(Path(__file__).parent)], r"imgpath .*tests is not a file; give image files, "
+                                                                  r"or one directory alone$"),
+            (["--lr", "nan"], "lr should be a positive learning rate, got nan$"),
             (["--seed", str(2**64)], r"seed should be in \[0, 9223372036854775807\], got 18446744073709551616"),
             (["--width", "1e30"], r"width should be a positive channel multiplier of at most 4, got 1e\+30"),
             (["--epochs", str(-(10**30))], r"epochs should be at least 1, got -10{30}"),
@@ -481,8 +504,8 @@ class TestCommandLine:
             status = exc.code
         err = capsys.readouterr().err
         assert status == 2
-        assert len(err.splitlines()) == 1 and err.startswith("train_example.py: error: ")
-        assert __import__("re").search(message, err)
+        assert len(err.splitlines()) == 1 and err.startswith("train_example.py: error: "), err
+        assert re.search(message, err), err
 
     def test_nan_loss_stops_the_run(self, cli: ModuleType, tmp_path: Path, coffee_path: Path,
                                     capsys: pytest.CaptureFixture) -> None:
@@ -504,6 +527,7 @@ class TestCommandLine:
             assert cli.main(["--imgpath", str(image), "--out", str(tmp_path / "out"), "--workers", "0"]) == 2
             _one_line(capsys.readouterr().err, pattern)
 
+    @pytest.mark.slow
     def test_bad_input_in_a_real_process(self, tmp_path: Path) -> None:
         # From another folder and without PYTHONPATH: the script finds training/ beside itself.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -523,6 +547,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_see_disjoint_indices(tmp_path: Path, coffee_path: Path) -> None:
     torchrun = Path(sys.executable).parent / "torchrun"
     command = [
@@ -545,3 +570,18 @@ def test_torchrun_two_ranks_see_disjoint_indices(tmp_path: Path, coffee_path: Pa
     assert seen[0][0] != seen[0][1]  # DistributedSampler.set_epoch reshuffles
     assert "2 process(es) on cpu" in (tmp_path / "train.log").read_text()
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+class TestPackage:
+    def test_import_training_train_gives_the_module(self) -> None:
+        module = importlib.import_module("training.train")
+        assert isinstance(training.train, ModuleType) and training.train is module
+        assert training.run_training is module.run_training and callable(module.run_training)
+
+    def test_registry_refuses_a_second_name_and_non_methods(self) -> None:
+        assert list(METHODS) == ["rotnet", "deepcluster", "bigan"]
+        with pytest.raises(ValueError, match=r"a method is already registered as 'rotnet' \(RotNet\); register this "):
+            register_method("rotnet", RotNet)
+        with pytest.raises(TypeError, match=r"method should be a Method subclass, got <class 'int'>"):
+            register_method("int", int)  # type: ignore[arg-type]
+        assert issubclass(METHODS["bigan"], Method) and "int" not in METHODS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["CONV_NAMES", "AlexNet", "min_input_size"]
+__all__ = ["CONV_NAMES", "AlexNet", "feature_dim", "min_input_size"]
 
 CONV_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
@@ -34,6 +34,16 @@ def _map_sizes(input_size: int) -> list[int]:
             size = _conv_out(size, 3, 2, 0)
     sizes.append(size)
     return sizes
+
+
+def feature_dim(width: float) -> int:
+    """Width of the hidden fc layers (the features ``AlexNet.embed`` returns) at channel multiplier ``width``.
+
+    Example:
+        >>> feature_dim(1.0), feature_dim(0.25)
+        (4096, 1024)
+    """
+    return max(1, round(_HIDDEN * width))
 
 
 def min_input_size() -> int:
@@ -101,7 +111,7 @@ class AlexNet(nn.Module):
         # Positions of the conv blocks in self.features, for conv_features().
         self._conv_positions = tuple(i for i, b in enumerate(blocks) if isinstance(b, nn.Sequential))
 
-        hidden = max(1, round(_HIDDEN * width))
+        hidden = feature_dim(width)
         self.feature_dim = hidden
         self.classifier = nn.Sequential(
             nn.Dropout(dropout),

@@ -1,10 +1,13 @@
-"""The input pipelines of the training program: each method's augmentation and the probes', ImageNet-normalised."""
+"""The probes' input pipelines, and the ImageNet normalisation every network of the program sees.
+
+The methods' own views of a sample are in :mod:`training.views`.
+"""
 
 from __future__ import annotations
 
 from torchvision import transforms
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "pretrain_transforms", "probe_transforms"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "probe_transforms"]
 
 #: Per-channel RGB mean and standard deviation of ImageNet, the normalisation AlexNet is trained with.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -13,31 +16,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def _to_normalized_tensor() -> list[transforms.ToTensor | transforms.Normalize]:
     return [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-
-
-def pretrain_transforms(method: str, size: int) -> tuple[transforms.Compose, transforms.Compose]:
-    """The method's augmentation on top of the dataset's samples (train) and the plain view (eval).
-
-    Args:
-        method: ``"rotnet"`` (random crop + horizontal flip) or ``"deepcluster"`` (random resized
-            crop + horizontal flip).
-        size: side of the network's input; eval centre-crops to it.
-
-    Example:
-        >>> from PIL import Image
-        >>> train, val = pretrain_transforms("rotnet", 63)
-        >>> tuple(train(Image.new("RGB", (64, 64))).shape), tuple(val(Image.new("RGB", (64, 64))).shape)
-        ((3, 63, 63), (3, 63, 63))
-    """
-    if method == "rotnet":
-        # No flips of the rotation's axes beyond a horizontal one: it keeps "upright" upright.
-        train = [transforms.RandomCrop(size), transforms.RandomHorizontalFlip()]
-    else:
-        train = [transforms.RandomResizedCrop(size, scale=(0.2, 1.0)), transforms.RandomHorizontalFlip()]
-    return (
-        transforms.Compose(train + _to_normalized_tensor()),
-        transforms.Compose([transforms.CenterCrop(size), *_to_normalized_tensor()]),
-    )
 
 
 def probe_transforms(input_size: int) -> tuple[transforms.Compose, transforms.Compose]:
