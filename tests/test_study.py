@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,28 @@ def test_a_finished_cell_with_other_settings_is_refused(tmp_path: Path, coffee_p
     err = capsys.readouterr().err
     assert re.search(r"rotnet_one_seed0/cell\.json was trained with lr=None, not 0\.5; give the study the settings "
                      r"it ran with, or another --out$", err), err
+
+
+def test_a_damaged_cell_record_is_one_line(tmp_path: Path, coffee_path: Path, probe_set: Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    record = tmp_path / "o" / "cells" / "rotnet_one_seed0" / "cell.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"config": {}}')
+    argv = ["--methods", "rotnet", "--sources", f"one={coffee_path}", "--probe", str(probe_set),
+            "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"cell\.json is not a cell record this study wrote; remove it to train the cell again$", err), err
+
+
+def test_matplotlib_missing_is_one_line_before_any_training(tmp_path: Path, coffee_path: Path, probe_set: Path,
+                                                            capsys: pytest.CaptureFixture,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    argv = ["--methods", "rotnet", "--sources", f"one={coffee_path}", "--probe", str(probe_set),
+            "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == "python -m training.study: error: the study's plot needs matplotlib: pip install matplotlib (the " \
+                  "training extra)\n"
+    assert not (tmp_path / "o").exists()

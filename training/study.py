@@ -123,9 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
+        _pyplot()
         cells = plan_cells(args, given)
         _check_finished(cells)
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     out = Path(args.out)
@@ -152,12 +153,24 @@ def _cell_record(cell: Cell) -> dict[str, Any]:
     return {k: v for k, v in cell.config.to_dict().items() if k != "resume"}
 
 
+def _read_cell(path: Path) -> dict[str, Any]:
+    """A finished cell's record (its settings and probe results), checked."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if not (isinstance(record["config"], dict) and all(
+                set(record["probe"][name]) == set(CONV_NAMES) for name in ("trained", "random"))):
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path} is not a cell record this study wrote; remove it to train the cell again") from None
+    return record
+
+
 def _check_finished(cells: list[Cell]) -> None:
     """Refuse an out folder whose finished cells were trained with other settings."""
     for cell in cells:
         path = Path(cell.config.out) / _CELL
         if path.is_file():
-            saved = json.loads(path.read_text(encoding="utf-8"))["config"]
+            saved = _read_cell(path)["config"]
             mine = _cell_record(cell)
             changed = sorted(k for k in mine if saved.get(k) != mine[k])
             if changed:
@@ -171,7 +184,7 @@ def _run_cell(cell: Cell, number: str) -> list[dict[str, Any]]:
     """Train and probe ``cell`` unless it is finished; its CSV rows."""
     path = Path(cell.config.out) / _CELL
     if path.is_file():
-        probe = json.loads(path.read_text(encoding="utf-8"))["probe"]
+        probe = _read_cell(path)["probe"]
         print(f"{number} {cell.name}: finished before, skipped ({_summary(probe['trained'])})", flush=True)
     else:
         resumed = (Path(cell.config.out) / "checkpoint.pt").is_file()
@@ -216,13 +229,7 @@ def write_plot(rows: list[dict[str, Any]], path: Path) -> None:
     Raises:
         ImportError: matplotlib is missing (``pip install .[training]``).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
-    except ImportError:
-        raise ImportError("the study's plot needs matplotlib: pip install matplotlib (the training extra)") from None
+    plt = _pyplot()
     lines: dict[tuple[str, str], dict[str, list[float]]] = {}
     for row in rows:
         lines.setdefault((row["method"], row["sources"]), {}).setdefault(row["layer"], []).append(100 * row["top1"])
@@ -257,3 +264,19 @@ def write_plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files only.
+
+    Raises:
+        ImportError: matplotlib is missing; the message says how to install it.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+    except ImportError:
+        raise ImportError("the study's plot needs matplotlib: pip install matplotlib (the training extra)") from None
+    return pyplot
