@@ -3,10 +3,12 @@
 A generator ``G`` maps a latent code ``z`` to an image, the encoder ``E`` (the AlexNet the probes read)
 maps an image to a code, and a joint discriminator ``D`` tells real pairs ``(x, E(x))`` from generated
 pairs ``(G(z), z)``. ``D`` is trained to tell them apart, ``E`` and ``G`` to make them indistinguishable
-(the non-saturating form: each with the other's label).
+(the non-saturating form: each with the other's label). ``D`` sees the real and the generated pairs in
+separate passes, so its BatchNorm statistics are those of one kind of pair (DCGAN's practice).
 
 Hyper-parameters, from the authors' code (github.com/jeffdonahue/bigan, ``train_gan.py`` defaults and
-``train_imagenet.sh``): a 200-dimensional latent code uniform in ``[-1, 1]``, Adam with step size 2e-4,
+``train_imagenet.sh``, ``dist.py``): a 200-dimensional latent code uniform in ``[-1, 1]`` (the encoder's
+linear output ``t`` mapped into it as ``2 sigmoid(t) - 1``), Adam with step size 2e-4,
 ``beta1 = 0.5`` and an L2 weight decay of 2.5e-5 for every network, batches of 128, 64 px crops; the step
 size is constant for the first half of the epochs and then decays exponentially to 1 % of itself.
 The generator and the discriminator's image path are DCGAN-style (Radford et al., 2016): strided
@@ -183,20 +185,13 @@ class BiGAN(Method):
         return EpochPlan(np.arange(self.config.num_imgs)), {"lr": lr}
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        n = len(x)
-        z = torch.rand(n, LATENT_DIM, device=x.device) * 2 - 1
-        encoded, generated = self.e(x), self._normalized(self.g(z))
-        real = torch.cat([torch.ones(n, device=x.device), torch.zeros(n, device=x.device)])
-        # One discriminator pass over both kinds of pair, so its BatchNorm sees them together.
-        d_loss = F.binary_cross_entropy_with_logits(
-            self.d(torch.cat([x, generated.detach()]), torch.cat([encoded.detach(), z])), real
-        )
+        z = torch.rand(len(x), LATENT_DIM, device=x.device) * 2 - 1
+        encoded, generated = _code(self.e(x)), self._normalized(self.g(z))
+        d_loss = _pair_loss(self.d(x, encoded.detach()), self.d(generated.detach(), z), real_is=1.0)
         self.d_optimizer.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_optimizer.step()
-        eg_loss = F.binary_cross_entropy_with_logits(
-            self.d(torch.cat([x, generated]), torch.cat([encoded, z])), 1 - real
-        )
+        eg_loss = _pair_loss(self.d(x, encoded), self.d(generated, z), real_is=0.0)
         self.optimizer.zero_grad(set_to_none=True)
         eg_loss.backward()
         self.optimizer.step()
@@ -217,7 +212,7 @@ class BiGAN(Method):
                        generator=torch.Generator().manual_seed(derived_seed(c.seed, 5))) * 2 - 1
         samples = (self.generator(z.to(self.ctx.device)) + 1) / 2
         inputs = (x * self._std + self._mean).clamp(0, 1)
-        reconstructions = (self.generator(self.encoder(x)) + 1) / 2
+        reconstructions = (self.generator(_code(self.encoder(x))) + 1) / 2
         self.train()
         rows = [samples]
         for start in range(0, count, _GRID_COLUMNS):
@@ -232,6 +227,18 @@ class BiGAN(Method):
     def _normalized(self, images: torch.Tensor) -> torch.Tensor:
         """The generator's ``[-1, 1]`` images in the encoder's input space (ImageNet-normalised)."""
         return ((images + 1) / 2 - self._mean) / self._std
+
+
+def _code(t: torch.Tensor) -> torch.Tensor:
+    """The encoder's linear output as a code in the prior's range ``(-1, 1)``, as the authors' ``dist.py`` maps it."""
+    return 2 * torch.sigmoid(t) - 1
+
+
+def _pair_loss(real: torch.Tensor, generated: torch.Tensor, real_is: float) -> torch.Tensor:
+    """The mean binary cross-entropy of the discriminator's logits on real pairs labelled ``real_is`` and on
+    generated pairs labelled ``1 - real_is``."""
+    return (F.binary_cross_entropy_with_logits(real, torch.full_like(real, real_is))
+            + F.binary_cross_entropy_with_logits(generated, torch.full_like(generated, 1 - real_is))) / 2
 
 
 def step_size_factor(epoch: int, epochs: int) -> float:
