@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -180,3 +181,17 @@ def test_matplotlib_missing_is_one_line_before_any_training(tmp_path: Path, coff
     assert err == "python -m training.study: error: the study's plot needs matplotlib: pip install matplotlib (the " \
                   "training extra)\n"
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_as_a_module_in_a_real_process(tmp_path: Path, coffee_path: Path, probe_set: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    argv = [sys.executable, "-m", "training.study", "--methods", "rotnet", "--sources", f"one={coffee_path}",
+            "--probe", str(probe_set), "--out", str(tmp_path / "o"), *_TINY]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=repo)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines()[-1] == f"wrote {tmp_path / 'o' / 'study.csv'} and {tmp_path / 'o' / 'study.png'}"
+    bad = subprocess.run([*argv[:6], "one=/nonexistent.png", *argv[7:]], capture_output=True, text=True, timeout=300,
+                         cwd=repo)
+    assert bad.returncode == 2
+    assert bad.stderr == "python -m training.study: error: --sources one: imgpath /nonexistent.png is not a file\n"

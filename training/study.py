@@ -262,10 +262,6 @@ def write_plot(rows: list[dict[str, Any]], path: Path) -> None:
     tmp.replace(path)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _pyplot() -> Any:
     """matplotlib's pyplot, drawing to files only.
 
@@ -280,3 +276,7 @@ def _pyplot() -> Any:
     except ImportError:
         raise ImportError("the study's plot needs matplotlib: pip install matplotlib (the training extra)") from None
     return pyplot
+
+
+if __name__ == "__main__":
+    sys.exit(main())
