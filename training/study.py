@@ -238,7 +238,7 @@ def write_plot(rows: list[dict[str, Any]], path: Path) -> None:
     # A colour per method, a line style per source set (as the paper's figure: methods x 1 image / 10 images).
     methods = list(dict.fromkeys(m for m, _ in lines if m != "random"))
     source_sets = list(dict.fromkeys(s for m, s in lines if m != "random"))
-    for (method, sources), layers in lines.items():
+    for (method, sources), layers in sorted(lines.items(), key=lambda item: item[0][0] == "random"):
         values = [layers[layer] for layer in CONV_NAMES]
         mean = [sum(v) / len(v) for v in values]
         spread = [[m - min(v) for m, v in zip(mean, values, strict=True)],
