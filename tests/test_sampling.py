@@ -16,8 +16,8 @@ from PIL import Image
 from torchvision import transforms as T
 
 from single_image_dataset import AugmentConfig, SampleParams, sample_params, sampling
+from single_image_dataset.crops import fit_probability
 from single_image_dataset.params import INTERPOLATIONS
-from single_image_dataset.sampling import fit_probability
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -325,3 +325,4 @@ class TestUniformStream:
         with_native = [sample_params(cfg, HUBBLE_SIZE, i) for i in range(300)]
         monkeypatch.setattr(sampling, "_native_uniforms", None)
         assert [sample_params(cfg, HUBBLE_SIZE, i) for i in range(300)] == with_native
+

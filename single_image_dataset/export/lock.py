@@ -33,7 +33,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 
-from .files import Dir
+from .._files import Dir
 
 try:
     import fcntl

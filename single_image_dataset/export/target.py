@@ -21,8 +21,8 @@ from typing import Any, BinaryIO, overload
 import numpy as np
 from PIL import Image
 
+from .._files import Dir, temp_pattern
 from ..video.encode import decode_mp4, is_whole_mp4
-from .files import Dir, temp_pattern
 from .lock import TargetLock
 from .manifest import MANIFEST_NAME, RECORD_PATTERN, SHARDS_DIR, differences, read_manifest, write_json
 

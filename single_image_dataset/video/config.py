@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..config import AugmentConfig, _check_crops, _check_jitter, _check_output, _Config
+from ..config import AugmentConfig, ConfigBase, check_crops, check_jitter, check_output
 
 __all__ = ["VideoConfig"]
 
 
 @dataclass(frozen=True)
-class VideoConfig(_Config):
+class VideoConfig(ConfigBase):
     """Everything that defines a fake-video dataset apart from its source image.
 
     The defaults are those of Asano & Saeed's ``make_fakevideo_dataset.py`` ("The Augmented Image
@@ -53,18 +53,19 @@ class VideoConfig(_Config):
     jitter: tuple[float, float, float, float] = field(default=(0.4, 0.4, 0.4, 0.1))
     jitter_p: float = 0.5
 
-    _TUPLE_LENGTHS: ClassVar[Mapping[str, int]] = {"scale": 2, "jitter": 4}
-    #: The recipe always starts with the initial square crop (what ``sampling.crop_region`` reads).
+    TUPLE_LENGTHS: ClassVar[Mapping[str, int]] = {"scale": 2, "jitter": 4}
+    #: The recipe always starts with the initial square crop (what
+    #: :func:`~single_image_dataset.crops.crop_region` reads).
     cropfirst: ClassVar[bool] = True
 
-    def _check_ranges(self) -> None:
+    def check_ranges(self) -> None:
         if self.clip_len < 2:
             raise ValueError(
                 f"clip_len should be at least 2 frames (the camera move's first and last), got {self.clip_len}"
             )
-        _check_output(self)
-        _check_crops(self)
-        _check_jitter(self)
+        check_output(self)
+        check_crops(self)
+        check_jitter(self)
 
     def frame_config(self) -> AugmentConfig:
         """The image config of the same crop and jitter with no rotation, shear, flip or random interpolation.
