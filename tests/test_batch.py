@@ -253,8 +253,11 @@ class TestDatasetBatchApi:
             assert torch.equal(as_tensor(xb), as_tensor(x)) and yb == y == 0
             assert xt[0] == "t" and torch.equal(as_tensor(xt[1]), as_tensor(x)) and yt == 5
 
-    # Every backend with fork; spawn (seconds to start) once.
-    @pytest.mark.parametrize("backend, context", [(b, "fork") for b in available_backends()] + [("fast", "spawn")])
+    # Every backend with fork; spawn (seconds to start) once, among the slow tests.
+    @pytest.mark.parametrize(
+        "backend, context",
+        [(b, "fork") for b in available_backends()] + [pytest.param("fast", "spawn", marks=pytest.mark.slow)],
+    )
     def test_dataloader_workers_give_the_single_process_batches(self, backend, context):
         ds = _dataset(backend, output="tensor")
         single = list(DataLoader(ds, batch_size=16, num_workers=0))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PROG, assert_one_line_error, wait_for
 from PIL import Image
 
 from single_image_dataset import SingleImageDataset, export
@@ -35,7 +36,6 @@ pytestmark = [
 ]
 
 QUIET = {"progress": False}
-PROG = "single-image-dataset"
 SMALL = ["--num_imgs", "8", "--img_size", "16", "--format", "png", "--threads", "1"]
 
 
@@ -87,12 +87,6 @@ def _record(root: Path, name: str = "0-of-1.json") -> dict:
     return json.loads((root / "shards" / name).read_text())
 
 
-def _one_line_error(err: str, pattern: str) -> None:
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert err.startswith(f"{PROG}: error: ") and "Traceback" not in err
-    assert re.search(pattern, err), err
-
-
 class _Gate:
     """Holds every export thread inside its first write until ``open()``: runs that got past their checks."""
 
@@ -128,14 +122,6 @@ def _start(fn, *args, **kwargs) -> tuple[threading.Thread, dict]:
     return thread, outcome
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.005)
-
-
 IN_USE = r"is in use by another export \(pid {pid} on .+, shard 0/1, since .+\) of a different dataset"
 
 
@@ -150,7 +136,7 @@ class TestConcurrency:
             return materialize(ds, tmp_path, image_format="png", chunk_size=4, **QUIET)
 
         runs = [_start(export_after_barrier, ds) for ds in datasets]
-        _wait_for(lambda: sum("error" in outcome for _, outcome in runs) == 1)
+        wait_for(lambda: sum("error" in outcome for _, outcome in runs) == 1)
         gate.open()
         for thread, _ in runs:
             thread.join(30)
@@ -180,7 +166,7 @@ class TestConcurrency:
         gate = _Gate(monkeypatch)
         ds = _dataset()
         thread, outcome = _start(materialize, ds, tmp_path, image_format="png", shard=(0, 2), **QUIET)
-        _wait_for(lambda: gate.entered)
+        wait_for(lambda: gate.entered)
         other = _dataset(**{"num_imgs": 8, **changes})
         for kwargs in ({"shard": (1, 2)}, {"overwrite": True}):
             with pytest.raises(BlockingIOError, match=r"is in use by another export \(pid \d+ .*shard 0/2.*\) of a "):
@@ -196,7 +182,7 @@ class TestConcurrency:
         ds = _dataset(num_imgs=12)
         shards = [(0, 3), (1, 3), (2, 3), (1, 3)]  # the last one twice: two machines given the same task
         runs = [_start(materialize, ds, tmp_path, image_format="png", shard=s, **QUIET) for s in shards]
-        _wait_for(lambda: len(gate.entered) == len(shards))  # all four are past their checks at once
+        wait_for(lambda: len(gate.entered) == len(shards))  # all four are past their checks at once
         gate.open()
         for thread, _ in runs:
             thread.join(30)
@@ -231,7 +217,7 @@ class TestConcurrency:
     def test_lock_is_held_for_the_whole_run(self, tmp_path, monkeypatch):
         gate = _Gate(monkeypatch)
         thread, _ = _start(materialize, _dataset(), tmp_path, image_format="png", **QUIET)
-        _wait_for(lambda: gate.entered)
+        wait_for(lambda: gate.entered)
         fd = os.open(tmp_path / ".lock", os.O_RDWR)
         try:
             with pytest.raises(BlockingIOError):
@@ -357,7 +343,8 @@ class TestSymlinks:
         (tmp_path / "target" / "train").symlink_to(outside)
         code = main([*SMALL, "--materialize", "--targetpath", str(tmp_path / "target")])
         assert code == 1
-        _one_line_error(capsys.readouterr().err, r"target/train is a symbolic link, which the export never writes")
+        err = capsys.readouterr().err
+        assert_one_line_error(err, r"target/train is a symbolic link, which the export never writes")
         _assert_untouched(outside)
 
 
@@ -568,7 +555,7 @@ class TestFullDisk:
     def test_cli_says_where_in_one_line(self, tmp_path, monkeypatch, capsys, argv, fragment, message):
         _enospc_for(monkeypatch, fragment)
         assert main([*SMALL, *argv, "--targetpath", str(tmp_path)]) == 1
-        _one_line_error(capsys.readouterr().err, message)
+        assert_one_line_error(capsys.readouterr().err, message)
         assert _hidden(tmp_path) == []
 
 
@@ -597,8 +584,8 @@ class TestShardStatus:
         assert re.fullmatch(status, record["status"]) and "finished" in record and record["pid"] == os.getpid()
 
 
-
 class TestAnotherProcess:
+    @pytest.mark.slow
     def test_refused_while_a_cli_process_writes_then_sigterm(self, tmp_path, capsys):
         # A real second process: held in its first writes (its two workers) until the test lets it go.
         out, release = tmp_path / "out", tmp_path / "release"
@@ -618,10 +605,10 @@ class TestAnotherProcess:
         proc = subprocess.Popen([sys.executable, "-c", driver, *argv, "--threads", "2", "--batch_size", "2"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            _wait_for(lambda: (out / "shards" / "0-of-1.json").exists() or proc.poll() is not None, timeout=120)
+            wait_for(lambda: (out / "shards" / "0-of-1.json").exists() or proc.poll() is not None, timeout=120)
             for extra in (["--seed", "1"], ["--seed", "1", "--overwrite"], ["--num_imgs", "9"]):
                 assert main([*argv, *extra]) == 1
-                _one_line_error(capsys.readouterr().err, IN_USE.format(pid=proc.pid))
+                assert_one_line_error(capsys.readouterr().err, IN_USE.format(pid=proc.pid))
             assert _record(out)["status"] == "running"
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=60)

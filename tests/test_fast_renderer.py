@@ -292,7 +292,7 @@ class TestRenderer:
         renderer.render(params)
         assert calls == [1]
 
-    @pytest.mark.parametrize("context", ["fork", "spawn"])
+    @pytest.mark.parametrize("context", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
     def test_real_workers_after_the_main_process_used_opencv(self, context: str) -> None:
         import cv2
 
@@ -328,6 +328,7 @@ class TestWithoutOpenCV:
         with pytest.raises(ImportError, match=one_line):
             get_renderer("fast", Image.new("RGB", (8, 8)))
 
+    @pytest.mark.slow
     def test_package_imports_and_reference_works(self) -> None:
         code = (
             "import sys; sys.modules['cv2'] = None\n"

@@ -381,6 +381,7 @@ class TestDataset:
     def test_dataloader_workers_equal_single_process(self, backend):
         self._check_workers(_clip_dataset(backend), "fork")
 
+    @pytest.mark.slow
     def test_spawned_workers_too(self):
         # Spawned workers unpickle the dataset (its renderer rebuilt, its epoch in shared memory); slow
         # to start, so once.
