@@ -166,6 +166,7 @@ def check_encodable(width: int, height: int, fps: int, crf: int) -> None:
 
 
 def _check_clip(clip: torch.Tensor) -> None:
+    """Refuse anything but a ``uint8`` ``T x 3 x H x W`` tensor, with a clear error."""
     if not isinstance(clip, torch.Tensor):
         raise TypeError(f"clip should be a uint8 tensor T x 3 x H x W, got {type(clip).__name__}")
     if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[1] != 3 or clip.shape[0] < 1:
