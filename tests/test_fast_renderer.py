@@ -1,4 +1,4 @@
-"""The fast renderer against the reference renderer (the oracle), with the tolerances of the README."""
+"""The fast renderer against the reference renderer (the oracle), with the tolerances of docs/renderers.md."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason='needs OpenCV: pip install ".[fast]"'),
 ]
 
-# The tolerances stated in the README.
+# The tolerances stated in docs/renderers.md.
 MIN_MEAN_PSNR = 30.0
 MIN_MEAN_PSNR_JITTER = 28.0
 SAMPLES = 16
