@@ -20,9 +20,12 @@ __all__ = [
     "JitterParams",
     "ParamsBatch",
     "SampleParams",
+    "check_arrays",
     "hue_steps",
+    "pack_jitter",
     "record_from_dict",
     "record_to_dict",
+    "unpack_jitter",
 ]
 
 INTERPOLATIONS = ("bilinear", "bicubic", "lanczos")
@@ -181,19 +184,12 @@ class ParamsBatch:
 
     def __post_init__(self) -> None:
         n = len(self.resized_crop)
-        shapes = {
+        check_arrays(self, {
             "crop": ((n, 4), np.int64), "resized_crop": ((n, 4), np.int64), "interpolation": ((n,), np.int8),
             "warp": ((n,), np.int8), "angle": ((n,), np.float64), "shear": ((n, 2), np.float64),
             "vflip": ((n,), np.bool_), "jitter_on": ((n,), np.bool_), "jitter_factors": ((n, 4), np.float64),
             "jitter_order": ((n, 4), np.int8), "source": ((n,), np.int64),
-        }
-        for name, (shape, dtype) in shapes.items():
-            value = getattr(self, name)
-            if value is None and name == "crop":
-                continue
-            if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype != dtype:
-                got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
-                raise ValueError(f"ParamsBatch.{name} should be a {np.dtype(dtype)} array of shape {shape}, got {got}")
+        }, optional=("crop",))
 
     def __len__(self) -> int:
         return len(self.resized_crop)
@@ -231,13 +227,7 @@ class ParamsBatch:
                 raise ValueError(f"the records of a batch should share {name}; these mix several values")
         if any((p.crop is None) != (first.crop is None) for p in records):
             raise ValueError("the records of a batch should all have an initial crop or all have none")
-        n = len(records)
-        factors = np.full((n, 4), np.nan)
-        order = np.full((n, 4), -1, dtype=np.int8)
-        for k, p in enumerate(records):
-            if p.jitter is not None:
-                factors[k] = [np.nan if v is None else v for v in (getattr(p.jitter, op) for op in JITTER_OPS)]
-                order[k, : len(p.jitter.order)] = [JITTER_OPS.index(op) for op in p.jitter.order]
+        jitter_on, factors, order = pack_jitter([p.jitter for p in records])
         return cls(
             crop=None if first.crop is None else np.array([p.crop for p in records], dtype=np.int64),
             resized_crop=np.array([p.resized_crop for p in records], dtype=np.int64),
@@ -249,18 +239,14 @@ class ParamsBatch:
             vflip=np.array([p.vflip for p in records], dtype=np.bool_),
             output_size=first.output_size,
             debug_size=first.debug_size,
-            jitter_on=np.array([p.jitter is not None for p in records], dtype=np.bool_),
+            jitter_on=jitter_on,
             jitter_factors=factors,
             jitter_order=order,
             source=np.array([p.source for p in records], dtype=np.int64),
         )
 
     def _record(self, k: int) -> SampleParams:
-        jitter = None
-        if self.jitter_on[k]:
-            factors = [None if math.isnan(v) else v for v in self.jitter_factors[k].tolist()]
-            order = tuple(JITTER_OPS[j] for j in self.jitter_order[k].tolist() if j >= 0)
-            jitter = JitterParams(*factors, order=order)
+        jitter = unpack_jitter(self.jitter_factors[k], self.jitter_order[k]) if self.jitter_on[k] else None
         return SampleParams(
             crop=None if self.crop is None else tuple(self.crop[k].tolist()),
             resized_crop=tuple(self.resized_crop[k].tolist()),
@@ -275,6 +261,58 @@ class ParamsBatch:
             jitter=jitter,
             source=int(self.source[k]),
         )
+
+
+def pack_jitter(jitters: Sequence[JitterParams | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Records' jitters as a batch holds them: ``(on, factors, order)``.
+
+    Returns:
+        ``bool (N,)`` whether each row has a jitter; ``float64 (N, 4)`` factors in :data:`JITTER_OPS` order, NaN
+        for a skipped op and on rows without jitter; ``int8 (N, 4)`` op indices in application order, padded
+        with -1. :func:`unpack_jitter` inverts a row.
+    """
+    n = len(jitters)
+    factors = np.full((n, len(JITTER_OPS)), np.nan)
+    order = np.full((n, len(JITTER_OPS)), -1, dtype=np.int8)
+    for k, jitter in enumerate(jitters):
+        if jitter is not None:
+            factors[k] = [np.nan if v is None else v for v in (getattr(jitter, op) for op in JITTER_OPS)]
+            order[k, : len(jitter.order)] = [JITTER_OPS.index(op) for op in jitter.order]
+    return np.array([j is not None for j in jitters], dtype=np.bool_), factors, order
+
+
+def unpack_jitter(factors: np.ndarray, order: np.ndarray) -> JitterParams:
+    """The :class:`JitterParams` of one row of :func:`pack_jitter`'s ``factors`` and ``order``.
+
+    Example:
+        >>> on, factors, order = pack_jitter([None, JitterParams(1.2, None, None, 0.05, ("hue", "brightness"))])
+        >>> on.tolist(), unpack_jitter(factors[1], order[1]).ops()
+        ([False, True], [('hue', 0.05), ('brightness', 1.2)])
+    """
+    values = [None if math.isnan(v) else v for v in factors.tolist()]
+    return JitterParams(*values, order=tuple(JITTER_OPS[j] for j in order.tolist() if j >= 0))
+
+
+def check_arrays(batch: Any, shapes: Mapping[str, tuple[tuple[int, ...], type]], optional: Sequence[str] = ()) -> None:
+    """Check that each field of a struct-of-arrays batch is an array of its shape and dtype.
+
+    Args:
+        batch: the batch (a dataclass), named in the message by its class.
+        shapes: ``{field: (shape, dtype)}``.
+        optional: fields that may be ``None`` instead.
+
+    Raises:
+        ValueError: a field is not such an array; the message names it, the expected and the actual kind.
+    """
+    for name, (shape, dtype) in shapes.items():
+        value = getattr(batch, name)
+        if value is None and name in optional:
+            continue
+        if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype != dtype:
+            got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+            raise ValueError(
+                f"{type(batch).__name__}.{name} should be a {np.dtype(dtype)} array of shape {shape}, got {got}"
+            )
 
 
 def record_to_dict(record: Any) -> dict[str, Any]:

@@ -327,6 +327,55 @@ class TestUniformStream:
         assert [sample_params(cfg, HUBBLE_SIZE, i) for i in range(300)] == with_native
 
 
+class TestUniformBlocks:
+    """Many streams' first uniforms at once (the views' draw): numpy's streams, with or without the extension."""
+
+    # Five- and six-word entropies: the view streams' (seed, epoch, index, tag, view), with integers of two words.
+    CASES = [
+        ((0, 0), (2**64 - 1, 0)),
+        ((7, 3), (2**64 - 1, 5)),
+        ((2**63 - 1, 2**40), (2**64 - 1, 1)),
+        ((1,), ()),
+    ]
+
+    @pytest.mark.parametrize("native", [True, False], ids=["native", "numpy"])
+    @pytest.mark.parametrize("prefix, suffix", CASES)
+    def test_rows_are_numpys_streams(self, native, prefix, suffix, monkeypatch):
+        if not native:
+            monkeypatch.setattr(sampling, "_native_stream_blocks", None)
+        indices = np.array([0, 1, 2**32, 2**63 - 1, 12], dtype=np.int64)
+        rows = sampling.uniform_blocks(prefix, indices, suffix, 60)
+        for k, i in enumerate(indices.tolist()):
+            entropy = [*prefix, i, *suffix]
+            assert rows[k].tolist() == np.random.default_rng(np.random.SeedSequence(entropy)).random(60).tolist()
+
+    def test_a_zero_fifth_word_is_not_padding(self):
+        """SeedSequence pads entropy to four words with zeros; a fifth word of 0 still changes the stream."""
+        four = sampling.uniform_blocks((0, 0), np.array([3]), (2**64 - 1,), 4)
+        five = sampling.uniform_blocks((0, 0), np.array([3]), (2**64 - 1, 0), 4)
+        assert four.tolist() != five.tolist()
+
+    def test_wide_integers_go_to_numpy(self):
+        rows = sampling.uniform_blocks((2**64 + 1, 0), np.array([5]), (), 3)
+        assert rows[0].tolist() == np.random.default_rng(np.random.SeedSequence([2**64 + 1, 0, 5])).random(3).tolist()
+
+    @pytest.mark.parametrize(
+        "args, error, message",
+        [
+            (((1,) * 7, np.arange(2), (1,), 2, np.empty(4)), OverflowError, "at most 0 integers in suffix"),
+            (((1.5,), np.arange(2), (), 2, np.empty(4)), TypeError, "prefix should be a sequence of integers"),
+            (((1,), np.array([1, -2]), (), 2, np.empty(4)), ValueError, "indices should be non-negative, got -2"),
+            (((1,), np.arange(2, dtype=np.int32), (), 2, np.empty(4)), TypeError, "indices has item format 'i'"),
+            (((1,), np.arange(2), (), 2, np.empty(3)), ValueError, "out holds 24 bytes, expected 32"),
+            (((1,), np.arange(2), (), -1, np.empty(0)), ValueError, "block should be non-negative"),
+        ],
+    )
+    def test_bad_arguments(self, args, error, message):
+        native = pytest.importorskip("single_image_dataset._uniforms", reason="the C extension was not built")
+        with pytest.raises(error, match=f"^stream_blocks: {message}"):
+            native.stream_blocks(*args)
+
+
 class TestNativeSampleBatch:
     """The binding of the batch loop checks every buffer (with the checker the render kernels share)."""
 
