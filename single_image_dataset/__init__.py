@@ -3,7 +3,8 @@
 Reproduces the data of Asano, Rupprecht & Vedaldi, "A critical analysis of self-supervision, or
 what we can learn from a single image" (ICLR 2020) as a per-index reproducible
 ``torch.utils.data.Dataset`` that drops in for ``torchvision.datasets.ImageFolder``, and the fake-video
-clips of its follow-up, "The Augmented Image Prior" (ICLR 2023), as :class:`FakeVideoDataset`.
+clips of its follow-up, "The Augmented Image Prior" (ICLR 2023), as :class:`FakeVideoDataset`; with ``views=``,
+each sample gives the several random views that SimCLR, MoCo v2, BYOL and DINO learn from (:mod:`.views`).
 
 Example:
     >>> import single_image_dataset as sid
@@ -27,6 +28,7 @@ from .source import DEFAULT_IMAGE, HUBBLE_IMAGE, load_image
 from .tasks import NUM_ROTATIONS, PseudoLabelled, RotationLabels, rotate_batch
 from .version import __version__ as __version__
 from .video import ClipParams, FakeVideoDataset, VideoConfig, encode_mp4, sample_clip_params
+from .views import View, ViewParams, ViewParamsBatch, sample_view_params, sample_view_params_batch
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -46,6 +48,9 @@ __all__ = [
     "SampleParams",
     "SingleImageDataset",
     "VideoConfig",
+    "View",
+    "ViewParams",
+    "ViewParamsBatch",
     "available_backends",
     "batch_loader",
     "encode_mp4",
@@ -59,5 +64,7 @@ __all__ = [
     "sample_clip_params",
     "sample_params",
     "sample_params_batch",
+    "sample_view_params",
+    "sample_view_params_batch",
     "save_preview",
 ]

@@ -19,8 +19,9 @@ from .config import AugmentConfig
 from .crops import check_fit
 from .params import ParamsBatch, SampleParams
 from .render import Renderer, get_renderer
-from .sampling import sample_params, sample_params_batch
+from .sampling import sample_params, sample_params_batch, sample_side
 from .source import DEFAULT_IMAGE, ImageLike, load_sources
+from .views import View, ViewParams, ViewParamsBatch, check_views, sample_view_params, sample_view_params_batch
 
 __all__ = ["OUTPUTS", "SingleImageDataset", "check_index", "check_indices"]
 
@@ -54,6 +55,12 @@ class SingleImageDataset(VisionDataset):
             where the backend can.
         exif_orientation: turn a photograph upright by its EXIF orientation tag, as viewers do (see
             :func:`load_image`); ``False`` uses its pixels as stored.
+        views: several random views of each sample instead of the sample, as SimCLR, MoCo v2, BYOL and DINO learn
+            from: a preset name (:data:`~single_image_dataset.views.PRESETS`, its views sized at the sample's
+            side) or a sequence of :class:`~single_image_dataset.views.View`. ``ds[i]`` is then
+            ``([view_0, ..., view_{V-1}], target)``, each view a PIL image or a ``uint8`` tensor per ``output``.
+            A view larger than the samples is refused (it could only upscale them; raise ``img_size`` instead),
+            and so is a ``transform`` (the views are the augmentation). See :meth:`view_params`.
         transform: applied to each image (PIL or tensor, per ``output``), as in ImageFolder.
         target_transform: applied to the target, as in ImageFolder.
         per_source_classes: one class per source, named after it (ImageFolder-style: ``classes`` are the
@@ -83,6 +90,7 @@ class SingleImageDataset(VisionDataset):
         device: torch.device | str = "cpu",
         output: str = "pil",
         exif_orientation: bool = True,
+        views: str | Sequence[View] | None = None,
         transform: Callable[[Image.Image], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
         per_source_classes: bool = False,
@@ -96,6 +104,14 @@ class SingleImageDataset(VisionDataset):
                 "AugmentConfig.from_dict(...) or AugmentConfig.from_toml(path), or pass the fields as keywords"
             )
         config = (config or AugmentConfig()).replace(**overrides)
+        if views is not None and transform is not None:
+            raise ValueError(
+                "transform= cannot be combined with views=: the views are the augmentation and each is already the "
+                "final image; drop transform= (the View fields cover crop, flip, jitter, grayscale, blur and "
+                "solarize; normalise the batches), or drop views= to keep a transform"
+            )
+        #: The views of each sample (a tuple of :class:`~single_image_dataset.views.View`), or ``None``.
+        self.views = None if views is None else check_views(views, sample_side(config))
         root = str(DEFAULT_IMAGE) if image is None else str(image) if isinstance(image, (str, os.PathLike)) else None
         super().__init__(root, transform=transform, target_transform=target_transform)
         self.config = config
@@ -202,6 +218,34 @@ class SingleImageDataset(VisionDataset):
         """
         return sample_params_batch(self.config, self._sizes, check_indices(indices, len(self)), self.epoch)
 
+    def view_params(self, index: int) -> list[ViewParams]:
+        """The frozen parameters of the views of sample ``index`` in the current epoch, one record per view.
+
+        Each view draws from a stream of its own, disjoint from the sample's
+        (:func:`~single_image_dataset.views.sample_view_params`): :meth:`params` is the same with or without
+        views, and a view is the same whatever views follow it.
+
+        Raises:
+            ValueError: the dataset has no views.
+
+        Example:
+            >>> ds = SingleImageDataset(num_imgs=10, img_size=64, views="simclr")
+            >>> [v.size for v in ds.view_params(3)], ds.view_params(3)[0].to_dict()["crop"]
+            ([64, 64], [19, 25, 39, 37])
+        """
+        return sample_view_params(self.config, self._checked_views(), check_index(index, len(self)), self.epoch)
+
+    def view_params_batch(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> list[ViewParamsBatch]:
+        """The views' parameters of samples ``indices`` (current epoch), drawn in bulk: one
+        :class:`~single_image_dataset.views.ViewParamsBatch` per view, whose row ``k`` equals
+        ``self.view_params(indices[k])[v]``.
+
+        Raises:
+            TypeError, IndexError, ValueError: as :meth:`params_batch`; ValueError too when the dataset has no views.
+        """
+        views = self._checked_views()
+        return sample_view_params_batch(self.config, views, check_indices(indices, len(self)), self.epoch)
+
     def render(self, params: SampleParams) -> Image.Image:
         """Render any parameter record with this dataset's backend (no transform applied).
 
@@ -264,6 +308,72 @@ class SingleImageDataset(VisionDataset):
             out[torch.from_numpy(rows).to(device)] = part
         return out
 
+    def render_views(
+        self, params: ParamsBatch, views: Sequence[ViewParamsBatch], outs: Sequence[torch.Tensor] | None = None
+    ) -> list[torch.Tensor]:
+        """Render every view of a batch of samples: one ``uint8`` tensor ``N x 3 x s_v x s_v`` per view.
+
+        Image ``k`` of tensor ``v`` is view ``views[v][k]`` of sample ``params[k]``, the same bytes whatever the
+        batch (:meth:`Renderer.render_views`). No ``target_transform`` is applied.
+
+        Args:
+            params: the samples, e.g. from :meth:`params_batch`.
+            views: their views, e.g. from :meth:`view_params_batch`: one batch per view, of ``len(params)`` rows.
+            outs: where to write, one tensor per view as for :meth:`render_batch`'s ``out``; new ones when ``None``
+                (in shared memory in a ``DataLoader`` worker).
+
+        Returns:
+            ``outs``, or the new tensors, as a list.
+
+        Raises:
+            TypeError: ``params`` or a view batch is not of its type, or an out not a tensor.
+            ValueError: a view batch has another length than ``params`` or crops outside the samples; an out
+                has the wrong shape, dtype, layout or device.
+
+        Example:
+            >>> ds = SingleImageDataset(num_imgs=100, img_size=64, views="byol")
+            >>> indices = [0, 7, 99]
+            >>> [tuple(v.shape) for v in ds.render_views(ds.params_batch(indices), ds.view_params_batch(indices))]
+            [(3, 3, 64, 64), (3, 3, 64, 64)]
+        """
+        if not isinstance(params, ParamsBatch):
+            raise TypeError(f"params should be a ParamsBatch (see params_batch), got {type(params).__name__}")
+        side = params.image_size
+        for v, view in enumerate(views):
+            if not isinstance(view, ViewParamsBatch):
+                raise TypeError(f"views[{v}] should be a ViewParamsBatch (see view_params_batch), got "
+                                f"{type(view).__name__}")
+            if len(view) != len(params):
+                raise ValueError(f"views[{v}] has {len(view)} rows for {len(params)} samples; draw both for the same "
+                                 "indices")
+            top, left, height, width = view.crop.T
+            if (top < 0).any() or (left < 0).any() or (top + height > side).any() or (left + width > side).any():
+                raise ValueError(f"views[{v}] crops outside the {side} px samples; draw the views with the dataset "
+                                 "that renders them")
+        renderers = self._built_renderers()
+        device = renderers[0].device
+        shapes = [(len(params), 3, view.size, view.size) for view in views]
+        if outs is None:
+            outs = [_new_batch(shape, device) for shape in shapes]
+        else:
+            if len(outs) != len(views):
+                raise ValueError(f"outs should hold one tensor per view ({len(views)}), got {len(outs)}")
+            for out, shape in zip(outs, shapes, strict=True):
+                _check_out(out, shape, device)
+        sources = np.unique(params.source)
+        self._check_source(int(sources[-1]))
+        if len(sources) == 1:
+            renderers[sources[0]].render_views(params, views, outs)
+            return list(outs)
+        for k in sources.tolist():
+            rows = np.flatnonzero(params.source == k)
+            parts = [torch.empty((len(rows), *shape[1:]), dtype=torch.uint8, device=device) for shape in shapes]
+            renderers[k].render_views(params[rows], [view[rows] for view in views], parts)
+            on_device = torch.from_numpy(rows).to(device)
+            for out, part in zip(outs, parts, strict=True):
+                out[on_device] = part
+        return list(outs)
+
     def render_indices(
         self, indices: Sequence[int] | np.ndarray | torch.Tensor, out: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, np.ndarray, ParamsBatch]:
@@ -308,6 +418,9 @@ class SingleImageDataset(VisionDataset):
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         params = self.params(index)
+        if self.views is not None:
+            views = self.render_views(ParamsBatch.from_list([params]), self.view_params_batch([index]))
+            return self._finish_views([view[0] for view in views], self.target(params))
         if self.output == "tensor":
             return self._finish(self.render_batch(ParamsBatch.from_list([params]))[0], self.target(params))
         return self._finish(self.render(params), self.target(params))
@@ -317,13 +430,35 @@ class SingleImageDataset(VisionDataset):
 
         Without a ``transform`` the batch is drawn and rendered in one go (:meth:`render_indices`;
         tensors are views of one ``N x 3 x S x S`` tensor); with one, sample by sample. Either way
-        sample ``k`` is ``self[indices[k]]``.
+        sample ``k`` is ``self[indices[k]]``. With ``views``, sample ``k`` is ``([view_0, ..., view_{V-1}],
+        target)``, every view of the batch rendered in one go (:meth:`render_views`).
         """
+        if self.views is not None:
+            return self._view_items(indices)
         if self.transform is not None:
             return [self[i] for i in indices]
         images, targets, _ = self.render_indices(indices)
         samples = [F.to_pil_image(image) for image in images] if self.output == "pil" else images
         return [self._finish(image, t) for image, t in zip(samples, targets.tolist(), strict=True)]
+
+    def _view_items(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
+        """``__getitems__`` with views: every view of the batch rendered at once, split per sample."""
+        params = self.params_batch(indices)
+        views = self.render_views(params, self.view_params_batch(indices))
+        targets = self.target(params).tolist()
+        return [self._finish_views([view[k] for view in views], targets[k]) for k in range(len(params))]
+
+    def _finish_views(self, views: list[torch.Tensor], target: Any) -> tuple[list[Any], Any]:
+        """``([views as PIL images or tensors], target_transform(target))``."""
+        images = [F.to_pil_image(view.cpu()) for view in views] if self.output == "pil" else views
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return images, target
+
+    def _checked_views(self) -> tuple[View, ...]:
+        if self.views is None:
+            raise ValueError("this dataset has no views; build it with views= (a preset name or a list of View)")
+        return self.views
 
     def _finish(self, img: Any, target: Any) -> tuple[Any, Any]:
         """``(transform(img), target_transform(target))``, each where given."""
@@ -347,6 +482,7 @@ class SingleImageDataset(VisionDataset):
                 f"Augmentation: img_size={c.img_size}, cropfirst={c.cropfirst}, initcrop={c.initcrop:g}, "
                 f"scale={c.scale}, deg={c.deg:g}, shear={c.shear:g}, vflip={c.vflip}, randinterp={c.randinterp}, "
                 f"jitter={c.jitter} p={c.jitter_p:g}, debug={c.debug}",
+                *([] if self.views is None else [f"Views: {', '.join(str(v.size) for v in self.views)} px"]),
             ]
         )
 

@@ -37,6 +37,7 @@ __all__ = [
     "sample_params",
     "sample_params_batch",
     "sample_resized_crop",
+    "sample_side",
     "source_sizes",
     "uniform_blocks",
     "uniform_in",
@@ -135,6 +136,17 @@ def sample_params(
         jitter=jitter,
         source=source,
     )
+
+
+def sample_side(config: AugmentConfig) -> int:
+    """Side of the rendered samples: :data:`DEBUG_SIZE` in debug mode, else ``img_size``.
+
+    Example:
+        >>> from single_image_dataset import AugmentConfig
+        >>> sample_side(AugmentConfig(img_size=64)), sample_side(AugmentConfig(img_size=64, debug=True))
+        (64, 32)
+    """
+    return DEBUG_SIZE if config.debug else config.img_size
 
 
 def source_sizes(source_size: Size | Sequence[Size]) -> list[Size]:

@@ -6,7 +6,7 @@ pyramid) and then renders any number of parameter records. It never draws random
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import torch
@@ -14,6 +14,8 @@ import torchvision.transforms.functional as F
 from PIL import Image
 
 from ..params import ParamsBatch, SampleParams
+from ..views.params import ViewParamsBatch
+from .functional import apply_view
 
 __all__ = ["Renderer", "available_backends", "check_device", "get_renderer", "register_renderer"]
 
@@ -47,6 +49,30 @@ class Renderer:
         """
         for k, params in enumerate(batch.to_list()):
             out[k].copy_(F.pil_to_tensor(self.render(params)))
+
+    def render_views(self, batch: ParamsBatch, views: Sequence[ViewParamsBatch], outs: Sequence[torch.Tensor]) -> None:
+        """Write view ``v`` of sample ``k`` into ``outs[v][k]``: every view of a batch of samples.
+
+        ``outs[v]`` is a ``uint8`` ``N x 3 x s_v x s_v`` tensor on :attr:`device` (``s_v = views[v].size``); row
+        ``k`` of ``views[v]`` is a view of the sample ``batch[k]``, its crop in that sample's pixels. View ``v`` of
+        sample ``k`` must be byte for byte ``apply_view(render(batch[k]), views[v][k])``
+        (:func:`~single_image_dataset.render.functional.apply_view`) for the reference renderer, and hold to it
+        within the renderer's fidelity bound for the others.
+
+        This default renders the samples with :meth:`render_batch` and applies each view to each sample with
+        :func:`~single_image_dataset.render.functional.apply_view` on the CPU, which is the oracle's definition
+        for any backend; a renderer with a faster way (a view resampled from the sample's pixels in native
+        code, or on the device) overrides it.
+        """
+        side = batch.image_size
+        samples = torch.empty((len(batch), 3, side, side), dtype=torch.uint8, device=self.device)
+        self.render_batch(batch, samples)
+        samples = samples.cpu()
+        records = [view.to_list() for view in views]
+        for k in range(len(batch)):
+            sample = F.to_pil_image(samples[k])
+            for rows, out in zip(records, outs, strict=True):
+                out[k].copy_(F.pil_to_tensor(apply_view(sample, rows[k])))
 
     def identity(self) -> dict[str, str]:
         """What, besides the parameters and the source, decides this renderer's pixels.
