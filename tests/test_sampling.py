@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ks_statistic
 from PIL import Image
 from torchvision import transforms as T
 
@@ -29,14 +30,6 @@ REGENERATE = "SID_REGENERATE_GOLDEN"
 
 def _draw(config: AugmentConfig, n: int = N, size: tuple[int, int] = HUBBLE_SIZE) -> list[SampleParams]:
     return [sample_params(config, size, i) for i in range(n)]
-
-
-def _ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical CDFs."""
-    grid = np.sort(np.concatenate([a, b]))
-    cdf_a = np.searchsorted(np.sort(a), grid, side="right") / len(a)
-    cdf_b = np.searchsorted(np.sort(b), grid, side="right") / len(b)
-    return float(np.abs(cdf_a - cdf_b).max())
 
 
 # For n = m = 4000 the KS statistic exceeds 0.044 with probability 0.001 under equal distributions.
@@ -145,7 +138,7 @@ class TestMatchesTorchvision:
         for k in range(4):  # top, left, height, width
             a = np.array([p.resized_crop[k] for p in ours], dtype=float)
             b = np.array([t[k] for t in theirs], dtype=float)
-            assert _ks_statistic(a, b) < KS_LIMIT, k
+            assert ks_statistic(a, b) < KS_LIMIT, k
 
     def test_affine(self, ours):
         with torch.random.fork_rng():
@@ -153,8 +146,8 @@ class TestMatchesTorchvision:
             theirs = [
                 T.RandomAffine.get_params([-30.0, 30.0], None, None, [-30.0, 30.0], [436, 436]) for _ in range(N_KS)
             ]
-        assert _ks_statistic(np.array([p.angle for p in ours]), np.array([t[0] for t in theirs])) < KS_LIMIT
-        assert _ks_statistic(np.array([p.shear[0] for p in ours]), np.array([t[3][0] for t in theirs])) < KS_LIMIT
+        assert ks_statistic(np.array([p.angle for p in ours]), np.array([t[0] for t in theirs])) < KS_LIMIT
+        assert ks_statistic(np.array([p.shear[0] for p in ours]), np.array([t[3][0] for t in theirs])) < KS_LIMIT
 
     def test_color_jitter(self, ours):
         with torch.random.fork_rng():
@@ -163,13 +156,13 @@ class TestMatchesTorchvision:
         for k, name in enumerate(("brightness", "contrast", "saturation", "hue"), start=1):
             a = np.array([getattr(p.jitter, name) for p in ours])
             b = np.array([t[k] for t in theirs])
-            assert _ks_statistic(a, b) < KS_LIMIT, name
+            assert ks_statistic(a, b) < KS_LIMIT, name
         # Position of each op in the order: uniform over 0..3 in both.
         names = ("brightness", "contrast", "saturation", "hue")
         for k, name in enumerate(names):
             a = np.array([p.jitter.order.index(name) for p in ours], dtype=float)
             b = np.array([list(t[0]).index(k) for t in theirs], dtype=float)
-            assert _ks_statistic(a, b) < KS_LIMIT, name
+            assert ks_statistic(a, b) < KS_LIMIT, name
 
 
 class TestPurity:
