@@ -30,6 +30,7 @@ from single_image_dataset import (
     View,
     ViewParams,
     ViewParamsBatch,
+    materialize,
     preview_grid,
     sample_view_params,
     sample_view_params_batch,
@@ -546,6 +547,12 @@ class TestDatasetViews:
             SingleImageDataset(views="simclr", **SMALL).view_params(40)
         with pytest.raises(TypeError, match=r"^views\[0\] should be a View, got str$"):
             sample_view_params(AugmentConfig(), ["simclr"], 0)
+
+    def test_export_refuses_views(self, tmp_path):
+        with pytest.raises(ValueError, match=r"^materialize writes one image per sample and would drop the dataset's "
+                                             r"views; export the dataset without views="):
+            materialize(SingleImageDataset(views="simclr", **SMALL), tmp_path / "out", progress=False)
+        assert not (tmp_path / "out").exists()
 
     def test_preview_shows_each_sample_beside_its_views(self):
         ds = SingleImageDataset(views="byol", num_imgs=8, img_size=64)

@@ -54,15 +54,15 @@ class Renderer:
         """Write view ``v`` of sample ``k`` into ``outs[v][k]``: every view of a batch of samples.
 
         ``outs[v]`` is a ``uint8`` ``N x 3 x s_v x s_v`` tensor on :attr:`device` (``s_v = views[v].size``); row
-        ``k`` of ``views[v]`` is a view of the sample ``batch[k]``, its crop in that sample's pixels. View ``v`` of
-        sample ``k`` must be byte for byte ``apply_view(render(batch[k]), views[v][k])``
-        (:func:`~single_image_dataset.render.functional.apply_view`) for the reference renderer, and hold to it
-        within the renderer's fidelity bound for the others.
+        ``k`` of ``views[v]`` is a view of the sample ``batch[k]``, its crop in that sample's pixels. The view is
+        defined on this renderer's sample: ``apply_view(render(batch[k]), views[v][k])``
+        (:func:`~single_image_dataset.render.functional.apply_view`). This default computes exactly that (so the
+        reference renderer's views are the oracle's); an override may compute it another way, within the
+        renderer's fidelity bound. Either way, image ``k`` is the same bytes whatever the rest of the batch.
 
-        This default renders the samples with :meth:`render_batch` and applies each view to each sample with
-        :func:`~single_image_dataset.render.functional.apply_view` on the CPU, which is the oracle's definition
-        for any backend; a renderer with a faster way (a view resampled from the sample's pixels in native
-        code, or on the device) overrides it.
+        This default renders the samples with :meth:`render_batch`, then applies each view to each sample on the
+        CPU; a renderer with a faster way (views resampled from the sample in native code, or on the device)
+        overrides it.
         """
         side = batch.image_size
         samples = torch.empty((len(batch), 3, side, side), dtype=torch.uint8, device=self.device)
