@@ -60,17 +60,12 @@ class Renderer:
         reference renderer's views are the oracle's); an override may compute it another way, within the
         renderer's fidelity bound. Either way, image ``k`` is the same bytes whatever the rest of the batch.
 
-        This default renders the samples with :meth:`render_batch`, then applies each view to each sample on the
-        CPU; a renderer with a faster way (views resampled from the sample in native code, or on the device)
-        overrides it.
+        This default renders each sample with :meth:`render`, then applies each view to it on the CPU; a renderer
+        with a faster way (views resampled from the sample in native code, or on the device) overrides it.
         """
-        side = batch.image_size
-        samples = torch.empty((len(batch), 3, side, side), dtype=torch.uint8, device=self.device)
-        self.render_batch(batch, samples)
-        samples = samples.cpu()
         records = [view.to_list() for view in views]
-        for k in range(len(batch)):
-            sample = F.to_pil_image(samples[k])
+        for k, params in enumerate(batch.to_list()):
+            sample = self.render(params)
             for rows, out in zip(records, outs, strict=True):
                 out[k].copy_(F.pil_to_tensor(apply_view(sample, rows[k])))
 
