@@ -288,24 +288,14 @@ class SingleImageDataset(VisionDataset):
         """
         if not isinstance(params, ParamsBatch):
             raise TypeError(f"params should be a ParamsBatch (see params_batch), got {type(params).__name__}")
-        renderers = self._built_renderers()
-        device = renderers[0].device
+        device = self._built_renderers()[0].device
         side = params.image_size
         shape = (len(params), 3, side, side)
         if out is None:
             out = _new_batch(shape, device)
         else:
             _check_out(out, shape, device)
-        sources = np.unique(params.source)
-        self._check_source(int(sources[-1]))
-        if len(sources) == 1:
-            renderers[sources[0]].render_batch(params, out)
-            return out
-        for k in sources.tolist():
-            rows = np.flatnonzero(params.source == k)
-            part = torch.empty((len(rows), *shape[1:]), dtype=torch.uint8, device=device)
-            renderers[k].render_batch(params[rows], part)
-            out[torch.from_numpy(rows).to(device)] = part
+        self._by_source(params, [out], lambda renderer, rows, outs: renderer.render_batch(params[rows], outs[0]))
         return out
 
     def render_views(
@@ -347,11 +337,11 @@ class SingleImageDataset(VisionDataset):
                 raise ValueError(f"views[{v}] has {len(view)} rows for {len(params)} samples; draw both for the same "
                                  "indices")
             top, left, height, width = view.crop.T
-            if (top < 0).any() or (left < 0).any() or (top + height > side).any() or (left + width > side).any():
-                raise ValueError(f"views[{v}] crops outside the {side} px samples; draw the views with the dataset "
-                                 "that renders them")
-        renderers = self._built_renderers()
-        device = renderers[0].device
+            if (np.minimum(top, left) < 0).any() or (np.minimum(height, width) < 1).any() or \
+                    (np.maximum(top + height, left + width) > side).any():
+                raise ValueError(f"views[{v}] has crops that are empty or outside the {side} px samples; draw the "
+                                 "views with the dataset that renders them")
+        device = self._built_renderers()[0].device
         shapes = [(len(params), 3, view.size, view.size) for view in views]
         if outs is None:
             outs = [_new_batch(shape, device) for shape in shapes]
@@ -360,19 +350,13 @@ class SingleImageDataset(VisionDataset):
                 raise ValueError(f"outs should hold one tensor per view ({len(views)}), got {len(outs)}")
             for out, shape in zip(outs, shapes, strict=True):
                 _check_out(out, shape, device)
-        sources = np.unique(params.source)
-        self._check_source(int(sources[-1]))
-        if len(sources) == 1:
-            renderers[sources[0]].render_views(params, views, outs)
-            return list(outs)
-        for k in sources.tolist():
-            rows = np.flatnonzero(params.source == k)
-            parts = [torch.empty((len(rows), *shape[1:]), dtype=torch.uint8, device=device) for shape in shapes]
-            renderers[k].render_views(params[rows], [view[rows] for view in views], parts)
-            on_device = torch.from_numpy(rows).to(device)
-            for out, part in zip(outs, parts, strict=True):
-                out[on_device] = part
-        return list(outs)
+        outs = list(outs)
+
+        def render(renderer: Renderer, rows: slice | np.ndarray, parts: list[torch.Tensor]) -> None:
+            renderer.render_views(params[rows], [view[rows] for view in views], parts)
+
+        self._by_source(params, outs, render)
+        return outs
 
     def render_indices(
         self, indices: Sequence[int] | np.ndarray | torch.Tensor, out: torch.Tensor | None = None
@@ -495,6 +479,29 @@ class SingleImageDataset(VisionDataset):
         if self._renderers is None:
             self._renderers = [get_renderer(self.backend, source, self.device) for source in self.sources]
         return self._renderers
+
+    def _by_source(
+        self,
+        params: ParamsBatch,
+        outs: list[torch.Tensor],
+        render: Callable[[Renderer, slice | np.ndarray, list[torch.Tensor]], None],
+    ) -> None:
+        """Call ``render(renderer, rows, parts)`` for the rows of ``params`` of each source, with that source's
+        renderer, and gather the ``parts`` into ``outs`` (one batch per output, rows first); a batch of one source
+        is rendered straight into ``outs`` (``rows`` the whole batch)."""
+        renderers = self._built_renderers()
+        sources = np.unique(params.source)
+        self._check_source(int(sources[-1]))
+        if len(sources) == 1:
+            render(renderers[sources[0]], slice(None), outs)
+            return
+        for k in sources.tolist():
+            rows = np.flatnonzero(params.source == k)
+            parts = [torch.empty((len(rows), *out.shape[1:]), dtype=out.dtype, device=out.device) for out in outs]
+            render(renderers[k], rows, parts)
+            on_device = torch.from_numpy(rows).to(outs[0].device)
+            for out, part in zip(outs, parts, strict=True):
+                out[on_device] = part
 
     def _check_source(self, source: int) -> int:
         if not 0 <= source < len(self.sources):

@@ -515,8 +515,11 @@ class TestDatasetViews:
         with pytest.raises(ValueError, match=r"^views\[0\] has 1 rows for 2 samples; draw both for the same indices$"):
             ds.render_views(params, [drawn[0][:1]])
         big = SingleImageDataset(views="byol", num_imgs=40, img_size=64).view_params_batch([1, 2])
-        with pytest.raises(ValueError, match=r"^views\[0\] crops outside the 32 px samples; draw the views with the "):
+        with pytest.raises(ValueError, match=r"^views\[0\] has crops that are empty or outside the 32 px samples; "):
             ds.render_views(params, big)
+        empty = dataclasses.replace(drawn[1], crop=np.array([[0, 0, 0, 5], [0, 0, 5, 5]]))
+        with pytest.raises(ValueError, match=r"^views\[1\] has crops that are empty or outside the 32 px samples"):
+            ds.render_views(params, [drawn[0], empty])
         with pytest.raises(ValueError, match=r"^outs should hold one tensor per view \(2\), got 1$"):
             ds.render_views(params, drawn, [torch.empty((2, 3, 32, 32), dtype=torch.uint8)])
         with pytest.raises(ValueError, match=r"^out should be a uint8 tensor of shape \[2, 3, 32, 32\]"):
