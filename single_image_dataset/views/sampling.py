@@ -28,11 +28,12 @@ if TYPE_CHECKING:
 __all__ = ["CROP_ATTEMPTS", "VIEW_BLOCK", "VIEW_STREAM_TAG", "sample_view_params", "sample_view_params_batch",
            "view_entropy"]
 
-#: The fourth integer of every view's stream. Both of its 32-bit words are at least 2**31, which no seed, epoch
-#: or index below 2**63 puts where this word lands, so a view's stream is never a sample's (whose entropy has
-#: at most six words: a view's six-word entropy has this word's low half as its fourth word, a sample's has
-#: there the high half of an epoch below 2**63). SeedSequence pads entropy to four words with zeros, so the
-#: view number, the fifth integer, counts even when it is 0.
+#: The fourth integer of every view's stream; both of its 32-bit words are at least 2**31. numpy hashes an entropy
+#: as the sequence of its integers' 32-bit words, so two streams are the same when their word sequences are. A
+#: view's sequence has at least six words; a sample's (seed, epoch and index, each below 2**63) at most six, and at
+#: six its fourth word is the high word of its epoch, below 2**31, where a view's is this tag's low word. So no
+#: view's stream is a sample's. (A fourth integer that could be 0 would not do: SeedSequence pads entropy to four
+#: words with zeros, so ``[seed, epoch, index, 0]`` is the sample's own stream.)
 VIEW_STREAM_TAG = 2**64 - 1
 
 #: The crop's attempts before torchvision's centre fallback.
