@@ -16,7 +16,7 @@ Example:
 """
 
 from .config import IMAGENET_TRAIN_SIZE, MAX_IMG_SIZE, AugmentConfig
-from .dataset import SingleImageDataset
+from .dataset import SMALL_SOURCE_RATIO, SingleImageDataset, SmallSourceWarning
 from .export import materialize, materialize_video
 from .loader import BatchLoader, batch_loader
 from .params import JitterParams, ParamsBatch, SampleParams
@@ -34,6 +34,7 @@ __all__ = [
     "IMAGENET_TRAIN_SIZE",
     "MAX_IMG_SIZE",
     "NUM_ROTATIONS",
+    "SMALL_SOURCE_RATIO",
     "AugmentConfig",
     "BatchLoader",
     "ClipParams",
@@ -45,6 +46,7 @@ __all__ = [
     "RotationLabels",
     "SampleParams",
     "SingleImageDataset",
+    "SmallSourceWarning",
     "VideoConfig",
     "available_backends",
     "batch_loader",
