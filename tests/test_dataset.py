@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import re
 
@@ -197,6 +198,71 @@ class TestInputs:
         array = np.asarray(rgba)
         assert array.shape == (64, 64, 4)
         assert SingleImageDataset(array, **SMALL).source.tobytes() == rgba.convert("RGB").tobytes()
+
+
+class TestHandMadeParams:
+    """render() and render_batch() refuse what no renderer should render, as the records' validate() says."""
+
+    def test_render_refuses_an_edited_record_at_once(self, backend):
+        ds = SingleImageDataset(**SMALL, backend=backend)
+        params = ds.params(0)
+        for edit, match in (
+            ({"angle": float("nan")}, r"^SampleParams\.angle should be a finite number of degrees, got nan$"),
+            ({"resize": 10**6}, r"^SampleParams\.resize should be an integer in \[32, 11585\]"),
+            ({"crop": (0, 0, 401, 401)}, r"^SampleParams\.crop should be a box inside its source image"),
+            ({"source": -1}, r"^SampleParams\.source should be a non-negative source index, got -1$"),
+            ({"source": 1}, r"^SampleParams\.source should be one of the 1 sources \(0 to 0\), got 1; render "),
+        ):
+            with pytest.raises(ValueError, match=match):
+                ds.render(dataclasses.replace(params, **edit))
+        with pytest.raises(TypeError, match=r"^params should be a SampleParams \(see params\), got ParamsBatch$"):
+            ds.render(ds.params_batch([0]))
+
+    def test_render_batch_refuses_a_source_render_refuses(self, backend):
+        ds = SingleImageDataset([DEFAULT_IMAGE, DEFAULT_IMAGE], **SMALL, backend=backend)
+        batch = ds.params_batch(range(6))
+        for bad, match in ((-1, r"^ParamsBatch\.source\[2\] should be a non-negative source index, got -1$"),
+                           (2, r"^ParamsBatch\.source\[2\] should be one of the 2 sources \(0 to 1\), got 2; ")):
+            edited = dataclasses.replace(batch, source=np.where(np.arange(6) == 2, bad, batch.source))
+            with pytest.raises(ValueError, match=match):
+                ds.render_batch(edited)
+            with pytest.raises(ValueError, match=match.replace("ParamsBatch", "SampleParams").replace(r"\[2\]", "")):
+                ds.render(edited[2])
+
+    def test_a_record_of_another_dataset_is_checked_against_this_ones_sources(self):
+        several = SingleImageDataset([DEFAULT_IMAGE, np.zeros((60, 50, 3), np.uint8)], **SMALL)
+        record = next(several.params(i) for i in range(40) if several.params(i).source == 1)
+        with pytest.raises(ValueError, match=r"^SampleParams\.source should be one of the 1 sources"):
+            SingleImageDataset(**SMALL).render(record)
+        small = dataclasses.replace(record, source=0)
+        several.render(small)  # its boxes fit the 50x60 source, and so the 600x400 one
+        tiny = SingleImageDataset(np.zeros((40, 40, 3), np.uint8), **SMALL)
+        with pytest.raises(ValueError, match=r"^SampleParams\.crop should be a box inside its source image, got \("):
+            tiny.render(SingleImageDataset(**SMALL).params(0))  # a 200 px crop of the 600x400 default image
+
+    def test_a_drawn_batch_is_read_only(self):
+        batch = SingleImageDataset(**SMALL).params_batch(range(4))
+        with pytest.raises(ValueError, match="read-only"):
+            batch.source[0] = -1
+        with pytest.raises(ValueError, match="read-only"):
+            batch.angle[:] = np.nan
+
+    def test_only_what_the_dataset_did_not_draw_is_validated(self, monkeypatch):
+        from single_image_dataset import ParamsBatch, SampleParams
+
+        ds = SingleImageDataset(**SMALL)
+        record, batch = ds.params(3), ds.params_batch(range(4))
+        checked = []
+        monkeypatch.setattr(SampleParams, "validate", lambda self, sizes=None: checked.append("record"))
+        monkeypatch.setattr(ParamsBatch, "validate", lambda self, sizes=None: checked.append("batch"))
+        ds.render(record), ds.render_batch(batch), ds[3]
+        assert checked == []
+        ds.render(dataclasses.replace(record)), ds.render_batch(dataclasses.replace(batch))
+        ds.render(batch[0]), ds.render_batch(batch[:2])
+        assert checked == ["record", "batch", "record", "batch"]
+        again = pickle.loads(pickle.dumps(ds))  # what a DataLoader worker gets: nothing drawn there yet
+        again.render(record)
+        assert checked[-1] == "record" and again.render(again.params(3)).tobytes() == ds[3][0].tobytes()
 
 
 class TestSmallSources:
