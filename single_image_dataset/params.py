@@ -243,7 +243,8 @@ class ParamsBatch:
         resized crop inside the initial crop; known interpolations and warps; finite angles, shear angles
         inside (-90, 90) degrees, no angle without a warp and no shear with a plain rotation; jitter
         factors finite (NaN for a skipped op), non-negative, the hue's in [-0.5, 0.5], and an order that
-        lists each applied op once; non-negative sources. A vectorised check: some microseconds per batch.
+        lists each applied op once; non-negative sources. Vectorised: about a microsecond per row
+        (``benchmarks/bench_validation.py``).
 
         Args:
             source_sizes: the ``(width, height)`` of each source of the dataset that renders the batch;
