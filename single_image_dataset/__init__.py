@@ -25,7 +25,7 @@ from .render import Renderer, available_backends, get_renderer, register_rendere
 from .sampling import sample_params, sample_params_batch
 from .source import DEFAULT_IMAGE, HUBBLE_IMAGE, load_image
 from .tasks import NUM_ROTATIONS, PseudoLabelled, RotationLabels, rotate_batch
-from .video import ClipParams, FakeVideoDataset, VideoConfig, encode_mp4, sample_clip_params
+from .video import ClipParams, FakeVideoDataset, VideoConfig, decode_mp4, encode_mp4, sample_clip_params
 
 __version__ = "0.1.0"
 
@@ -49,6 +49,7 @@ __all__ = [
     "VideoConfig",
     "available_backends",
     "batch_loader",
+    "decode_mp4",
     "encode_mp4",
     "get_renderer",
     "load_image",

@@ -24,7 +24,7 @@ from PIL import Image
 from torchvision.datasets import ImageFolder
 
 from single_image_dataset import DEFAULT_IMAGE, AugmentConfig, SingleImageDataset, available_backends, export
-from single_image_dataset.cli import main
+from single_image_dataset.cli import build_parser, main
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,6 +35,7 @@ pytestmark = pytest.mark.filterwarnings("error")
 
 PROG = "single-image-dataset"
 SCRIPT = Path(sys.executable).parent / PROG
+ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--num_imgs", "8", "--img_size", "32"]
 
 
@@ -71,6 +72,7 @@ def _assert_export(target: Path, ds: SingleImageDataset) -> None:
 
 
 class TestAcceptance:
+    @pytest.mark.slow
     def test_console_script_materializes_300_png_equal_to_the_dataset(self, tmp_path):
         # Acceptance 1, the exact command of the issue.
         proc = subprocess.run(
@@ -125,12 +127,14 @@ class TestInterrupt:
             ("SIGKILL to the parent", [str(SCRIPT)]),
         ],
     )
+    @pytest.mark.slow
     def test_kill_midway_then_rerun(self, tmp_path, how, command, capsys):
         # Acceptance 2: no partial file, no orphan worker; the re-run writes exactly the missing files.
         target = tmp_path / "out"
         proc = subprocess.Popen(
             [*command, *self.ARGS, "--targetpath", str(target)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_new_session_with_default_sigint,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's package, not an installed one
         )
         folder = _folder(target)
         _wait_for(lambda: folder.is_dir() and len([f for f in os.listdir(folder) if f.startswith("patch_")]) >= 30)
@@ -150,14 +154,21 @@ class TestInterrupt:
             assert proc.returncode == -signal.SIGKILL
         done = len([f for f in os.listdir(folder) if f.startswith("patch_")])
         assert 30 <= done < self.N
+        record = json.loads((target / "shards" / "0-of-1.json").read_text())
+        if how.startswith("SIGINT"):  # counted per finished chunk: files of the chunks cut short are not
+            assert record["status"] == "interrupted" and done - 8 <= record["written"] <= done
+            assert record["skipped"] == 0 and record["bytes_written"] > 0
+        else:
+            assert (record["status"], record["written"]) == ("running", 0)  # as it was when the run started
         for name in os.listdir(folder):
             if name.startswith("patch_"):
                 with Image.open(folder / name) as img:
                     img.load()
 
         assert main([*self.ARGS, "--targetpath", str(target)]) == 0
-        out = capsys.readouterr().out
+        out, err = capsys.readouterr()
         assert f"wrote {self.N - done} images ({done} already there)" in out
+        assert err.startswith(f"materialize: writing {self.N - done} of {self.N} images ({done} already there) with ")
         assert json.loads((target / "shards" / "0-of-1.json").read_text())["status"] == "complete"
         _assert_export(target, SingleImageDataset(num_imgs=self.N, img_size=32))
 
@@ -183,8 +194,8 @@ class TestModes:
         assert preview.stat().st_size < 1_000_000
 
     def test_debug_exports_64_images_of_32_px_and_a_grid(self, tmp_path, capsys):
-        code, out, _ = _run(["--debug", "--img_size", "64", "--format", "png", "--targetpath", str(tmp_path)], capsys)
-        assert code == 0 and "writing 64 images with 2 processes" in out
+        code, out, err = _run(["--debug", "--img_size", "64", "--format", "png", "--targetpath", str(tmp_path)], capsys)
+        assert code == 0 and "materialize: writing 64 images with 2 processes: " in err
         config = _printed_config(out)
         assert config["debug"] is True and config["num_imgs"] == 64
         assert len(os.listdir(_folder(tmp_path))) == 64
@@ -202,7 +213,12 @@ class TestModes:
         code, out, _ = _run([*SMALL, "--materialize", "--quality", "90", "--threads", "1", "--targetpath",
                              str(tmp_path)], capsys)
         assert code == 0 and "wrote 8 images (0 already there)" in out
-        assert not (tmp_path / "preview.png").exists()
+        # Exactly what --materialize's help says it writes: no preview.png.
+        assert sorted(os.listdir(tmp_path)) == [".lock", "manifest.json", "shards", "train"]
+        assert os.listdir(tmp_path / "shards") == ["0-of-1.json"] and os.listdir(tmp_path / "train") == ["dummy"]
+        help_text = " ".join(build_parser().format_help().split())
+        assert "the files to TARGETPATH/train/dummy, and manifest.json, shards/K-of-N.json and the lock file " \
+            ".lock to TARGETPATH; no preview.png (except with --debug)" in help_text
         manifest = json.loads((tmp_path / "manifest.json").read_text())["dataset"]
         assert (manifest["format"], manifest["quality"]) == ("jpg", 90)
 
@@ -212,8 +228,8 @@ class TestModes:
         assert record["processes"] == len(os.sched_getaffinity(0))
 
     def test_shard(self, tmp_path, capsys):
-        code, out, _ = _run([*SMALL, "--materialize", "--shard", "1/3", "--targetpath", str(tmp_path)], capsys)
-        assert code == 0 and "writing 3 images" in out
+        code, _, err = _run([*SMALL, "--materialize", "--shard", "1/3", "--targetpath", str(tmp_path)], capsys)
+        assert code == 0 and "materialize: writing 3 images with " in err and "{patch_2.jpg .. patch_4.jpg}" in err
         assert sorted(os.listdir(_folder(tmp_path))) == ["patch_2.jpg", "patch_3.jpg", "patch_4.jpg"]
 
     def test_overwrite(self, tmp_path, capsys):
@@ -229,9 +245,11 @@ class TestModes:
         argv = [*SMALL, "--materialize", "--targetpath", str(tmp_path)]
         assert _run(argv, capsys)[0] == 0
         (_folder(tmp_path) / "patch_5.jpg").unlink()
-        code, out, _ = _run(argv, capsys)
+        code, out, err = _run(argv, capsys)
         assert code == 0 and "wrote 1 images (7 already there)" in out
+        assert err.startswith("materialize: writing 1 of 8 images (7 already there) with ")
 
+    @pytest.mark.slow
     def test_main_module_fails_with_one_line(self, tmp_path):
         proc = subprocess.run(
             [sys.executable, "-m", "single_image_dataset", "--imgpath", str(tmp_path / "missing.jpg")],
