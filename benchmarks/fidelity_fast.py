@@ -1,4 +1,4 @@
-"""Fidelity of the fast renderer against the reference renderer, per implementation: the figures in the README.
+"""Fidelity of the fast renderer against the reference renderer, per implementation: the figures in docs/renderers.md.
 
 For the Hubble image (1000x872), the default coffee image (600x400) and the latter upscaled to
 2400x1600, at img_size 32, 64 and 256, prints the mean PSNR over ``--samples`` samples (and the lowest

@@ -25,9 +25,8 @@ from .render import Renderer, available_backends, get_renderer, register_rendere
 from .sampling import sample_params, sample_params_batch
 from .source import DEFAULT_IMAGE, HUBBLE_IMAGE, load_image
 from .tasks import NUM_ROTATIONS, PseudoLabelled, RotationLabels, rotate_batch
+from .version import __version__ as __version__
 from .video import ClipParams, FakeVideoDataset, VideoConfig, decode_mp4, encode_mp4, sample_clip_params
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_IMAGE",

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from .config import AugmentConfig, _Config
+from .config import AugmentConfig, ConfigBase
 from .dataset import SingleImageDataset
 from .export import (
     DEFAULT_QUALITY,
@@ -38,6 +38,7 @@ from .export import (
 from .preview import PREVIEW_COUNT, PREVIEW_NROW, save_preview
 from .render import available_backends
 from .sampling import DEBUG_SIZE
+from .version import __version__
 from .video import DEFAULT_CRF, DEFAULT_FPS, FakeVideoDataset, VideoConfig, save_filmstrip
 from .video.encode import MAX_FPS
 from .video.preview import FILMSTRIP_CLIPS
@@ -195,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument(
         "--crf", type=_int_in(0, 51), help=f"x264 constant rate factor, 0 (lossless) to 51 (default: {DEFAULT_CRF})"
     )
-    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
@@ -319,7 +320,7 @@ def _print_result(result: ExportResult, noun: str, unit: str, target: Path) -> N
     )
 
 
-def _resolve_config(args: argparse.Namespace, cls: type[_Config]) -> Any:
+def _resolve_config(args: argparse.Namespace, cls: type[ConfigBase]) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     if args.debug and args.num_imgs is None:
@@ -385,9 +386,3 @@ def _shard(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"should be K/N with 0 <= K < N (K counts from 0), got {text!r}") from None
     return k, n
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 from collections.abc import Callable, Sequence
@@ -11,15 +12,17 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as F
 from PIL import Image
+from torch.utils.data import get_worker_info
 from torchvision.datasets import VisionDataset
 
 from .config import AugmentConfig
+from .crops import check_fit
 from .params import ParamsBatch, SampleParams
 from .render import Renderer, get_renderer
-from .sampling import check_fit, sample_params, sample_params_batch
+from .sampling import sample_params, sample_params_batch
 from .source import DEFAULT_IMAGE, ImageLike, load_sources
 
-__all__ = ["OUTPUTS", "SingleImageDataset"]
+__all__ = ["OUTPUTS", "SingleImageDataset", "check_index", "check_indices"]
 
 #: Values of ``output=``: PIL images (the ImageFolder contract) or ``uint8`` CHW tensors.
 OUTPUTS = ("pil", "tensor")
@@ -185,7 +188,7 @@ class SingleImageDataset(VisionDataset):
                 ...
             IndexError: index 10 is out of range for a dataset of 10 samples
         """
-        return sample_params(self.config, self._sizes, self._check_index(index), self.epoch)
+        return sample_params(self.config, self._sizes, check_index(index, len(self)), self.epoch)
 
     def params_batch(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> ParamsBatch:
         """The parameters of samples ``indices`` (current epoch) as one :class:`ParamsBatch`, drawn in bulk.
@@ -197,7 +200,7 @@ class SingleImageDataset(VisionDataset):
             IndexError: an index is out of range.
             ValueError: ``indices`` is empty or not one-dimensional.
         """
-        return sample_params_batch(self.config, self._sizes, self._check_indices(indices), self.epoch)
+        return sample_params_batch(self.config, self._sizes, check_indices(indices, len(self)), self.epoch)
 
     def render(self, params: SampleParams) -> Image.Image:
         """Render any parameter record with this dataset's backend (no transform applied).
@@ -223,7 +226,9 @@ class SingleImageDataset(VisionDataset):
         Args:
             params: the batch, e.g. from :meth:`params_batch`.
             out: where to write: a C-contiguous ``uint8`` tensor of that shape on the renderer's
-                device (shared or pinned memory is fine); a new one when ``None``.
+                device (shared or pinned memory is fine); a new one when ``None``, in shared memory in a
+                ``DataLoader`` worker (as ``default_collate`` makes its batches), so that it reaches the
+                main process without a copy.
 
         Returns:
             ``out``, or the new tensor.
@@ -244,7 +249,7 @@ class SingleImageDataset(VisionDataset):
         side = params.image_size
         shape = (len(params), 3, side, side)
         if out is None:
-            out = torch.empty(shape, dtype=torch.uint8, device=device)
+            out = _new_batch(shape, device)
         else:
             _check_out(out, shape, device)
         sources = np.unique(params.source)
@@ -258,6 +263,39 @@ class SingleImageDataset(VisionDataset):
             renderers[k].render_batch(params[rows], part)
             out[torch.from_numpy(rows).to(device)] = part
         return out
+
+    def render_indices(
+        self, indices: Sequence[int] | np.ndarray | torch.Tensor, out: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, np.ndarray, ParamsBatch]:
+        """Draw and render samples ``indices`` in one go: what a batch of the dataset is made of.
+
+        The indices are checked once (negative ones count from the end, as for indexing), their
+        parameters drawn in bulk (:meth:`params_batch`) and rendered into one tensor
+        (:meth:`render_batch`). ``DataLoader`` batches (``__getitems__``) and :func:`batch_loader` both
+        come from here. No ``transform`` or ``target_transform`` is applied.
+
+        Args:
+            indices: the sample indices, any integer sequence, array or tensor.
+            out: where to write the images, as for :meth:`render_batch`; a new tensor when ``None``.
+
+        Returns:
+            ``(images, targets, params)``: the ``uint8`` ``N x 3 x S x S`` images, their ``int64`` class
+            indices (:meth:`target`) and their :class:`ParamsBatch`.
+
+        Raises:
+            TypeError: an index is not an integer.
+            IndexError: an index is out of range.
+            ValueError: ``indices`` is empty or not one-dimensional; ``out`` is not as described.
+
+        Example:
+            >>> ds = SingleImageDataset(num_imgs=100, img_size=32)
+            >>> images, targets, params = ds.render_indices([0, 7, -1])
+            >>> tuple(images.shape), targets.tolist(), params[2] == ds.params(99)
+            ((3, 3, 32, 32), [0, 0, 0], True)
+        """
+        params = self.params_batch(indices)
+        images = self.render_batch(params, out)
+        return images, self.target(params), params
 
     def renderer_identity(self) -> dict[str, str]:
         """What renders the pixels: the backend and whatever else decides them (:meth:`Renderer.identity`).
@@ -277,18 +315,15 @@ class SingleImageDataset(VisionDataset):
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
         """Samples ``indices`` as a list of ``(image, target)``, what ``DataLoader`` asks for a batch.
 
-        Without a ``transform`` the batch is drawn and rendered in one go (:meth:`params_batch`,
-        :meth:`render_batch`; tensors are views of one ``N x 3 x S x S`` tensor); with one, sample by
-        sample. Either way sample ``k`` is ``self[indices[k]]``.
+        Without a ``transform`` the batch is drawn and rendered in one go (:meth:`render_indices`;
+        tensors are views of one ``N x 3 x S x S`` tensor); with one, sample by sample. Either way
+        sample ``k`` is ``self[indices[k]]``.
         """
         if self.transform is not None:
             return [self[i] for i in indices]
-        params = self.params_batch(indices)
-        images = self.render_batch(params)
-        targets = self.target(params).tolist()
-        if self.output == "pil":
-            return [self._finish(F.to_pil_image(image), t) for image, t in zip(images, targets, strict=True)]
-        return [self._finish(image, t) for image, t in zip(images, targets, strict=True)]
+        images, targets, _ = self.render_indices(indices)
+        samples = [F.to_pil_image(image) for image in images] if self.output == "pil" else images
+        return [self._finish(image, t) for image, t in zip(samples, targets.tolist(), strict=True)]
 
     def _finish(self, img: Any, target: Any) -> tuple[Any, Any]:
         """``(transform(img), target_transform(target))``, each where given."""
@@ -333,33 +368,67 @@ class SingleImageDataset(VisionDataset):
             )
         return source
 
-    def _check_index(self, index: int) -> int:
-        try:
-            i = operator.index(index)
-        except TypeError:
-            raise TypeError(f"dataset indices must be integers, got {type(index).__name__}") from None
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"index {index} is out of range for a dataset of {n} samples")
-        return i
 
-    def _check_indices(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> np.ndarray:
-        """:meth:`_check_index` for a whole batch, as a non-negative ``int64`` array."""
-        array = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices)
-        if array.ndim != 1 or array.size == 0:
-            raise ValueError(f"indices should be a non-empty one-dimensional sequence, got shape {array.shape}")
-        if array.dtype.kind not in "iu":
-            if array.dtype != object:
-                raise TypeError(f"dataset indices must be integers, got an array of {array.dtype}")
-            array = np.array([self._check_index(i) for i in array.tolist()], dtype=np.int64)
-        n = len(self)
-        bad = (array < -n) | (array >= n)
-        if bad.any():
-            raise IndexError(f"index {array[np.argmax(bad)]} is out of range for a dataset of {n} samples")
-        array = array.astype(np.int64)
-        return np.where(array < 0, array + n, array)
+def check_index(index: int, length: int) -> int:
+    """``index`` as the non-negative index it names in a dataset of ``length`` samples (negative ones count
+    from the end, as for a list).
+
+    Raises:
+        TypeError: ``index`` is not an integer.
+        IndexError: ``index`` is out of range.
+
+    Example:
+        >>> check_index(-1, 10), check_index(3, 10)
+        (9, 3)
+        >>> check_index(10, 10)
+        Traceback (most recent call last):
+            ...
+        IndexError: index 10 is out of range for a dataset of 10 samples
+    """
+    try:
+        i = operator.index(index)
+    except TypeError:
+        raise TypeError(f"dataset indices must be integers, got {type(index).__name__}") from None
+    if i < 0:
+        i += length
+    if not 0 <= i < length:
+        raise IndexError(f"index {index} is out of range for a dataset of {length} samples")
+    return i
+
+
+def check_indices(indices: Sequence[int] | np.ndarray | torch.Tensor, length: int) -> np.ndarray:
+    """:func:`check_index` for a whole batch: the indices as a non-negative ``int64`` array.
+
+    Raises:
+        TypeError: an index is not an integer.
+        IndexError: an index is out of range.
+        ValueError: ``indices`` is empty or not one-dimensional.
+
+    Example:
+        >>> check_indices([0, -1, 5], 10)
+        array([0, 9, 5])
+    """
+    array = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"indices should be a non-empty one-dimensional sequence, got shape {array.shape}")
+    if array.dtype.kind not in "iu":
+        if array.dtype != object:
+            raise TypeError(f"dataset indices must be integers, got an array of {array.dtype}")
+        array = np.array([check_index(i, length) for i in array.tolist()], dtype=np.int64)
+    bad = (array < -length) | (array >= length)
+    if bad.any():
+        raise IndexError(f"index {array[np.argmax(bad)]} is out of range for a dataset of {length} samples")
+    array = array.astype(np.int64)
+    return np.where(array < 0, array + length, array)
+
+
+def _new_batch(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """An empty ``uint8`` batch on ``device``; in a ``DataLoader`` worker, in shared memory, so that it reaches
+    the main process without a copy (as ``default_collate`` allocates its batches)."""
+    if get_worker_info() is None or device.type != "cpu":
+        return torch.empty(shape, dtype=torch.uint8, device=device)
+    storage = torch.empty(0, dtype=torch.uint8)._typed_storage()._new_shared(math.prod(shape))
+    return torch.empty(0, dtype=torch.uint8).new(storage).view(shape)
 
 
 def _check_out(out: torch.Tensor, shape: tuple[int, ...], device: torch.device) -> None:

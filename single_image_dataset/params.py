@@ -13,7 +13,17 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 
-__all__ = ["INTERPOLATIONS", "JITTER_OPS", "WARPS", "JitterParams", "ParamsBatch", "SampleParams", "hue_steps"]
+__all__ = [
+    "INTERPOLATIONS",
+    "JITTER_OPS",
+    "WARPS",
+    "JitterParams",
+    "ParamsBatch",
+    "SampleParams",
+    "hue_steps",
+    "record_from_dict",
+    "record_to_dict",
+]
 
 INTERPOLATIONS = ("bilinear", "bicubic", "lanczos")
 JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
@@ -21,6 +31,7 @@ JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
 WARPS = (None, "affine", "rotate")
 
 _Image = TypeVar("_Image")
+_Record = TypeVar("_Record")
 
 
 @dataclass(frozen=True)
@@ -115,7 +126,7 @@ class SampleParams:
         ``source`` is written only when it is not 0, so records of single-image datasets read as
         they always have.
         """
-        values = _listify(dataclasses.asdict(self))
+        values = record_to_dict(self)
         if values["source"] == 0:
             del values["source"]
         return values
@@ -123,12 +134,7 @@ class SampleParams:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SampleParams:
         """Rebuild the record written by :meth:`to_dict`."""
-        values = dict(values)
-        jitter = values.pop("jitter")
-        return cls(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()},
-            jitter=_jitter_from_dict(jitter),
-        )
+        return record_from_dict(cls, values)
 
 
 @dataclass(frozen=True, eq=False)
@@ -271,9 +277,28 @@ class ParamsBatch:
         )
 
 
-def _jitter_from_dict(values: dict[str, Any] | None) -> JitterParams | None:
-    """The :class:`JitterParams` (or ``None``) that a record's ``to_dict`` wrote."""
-    return None if values is None else JitterParams(**{**values, "order": tuple(values["order"])})
+def record_to_dict(record: Any) -> dict[str, Any]:
+    """A frozen parameter record (a :class:`SampleParams`, a clip's
+    :class:`~single_image_dataset.video.ClipParams`) as JSON-serialisable values: tuples become lists, the
+    jitter a dict (or ``None``). :func:`record_from_dict` inverts it.
+
+    Example:
+        >>> jitter = JitterParams(brightness=1.1, contrast=None, saturation=None, hue=None, order=("brightness",))
+        >>> record_to_dict(jitter)
+        {'brightness': 1.1, 'contrast': None, 'saturation': None, 'hue': None, 'order': ['brightness']}
+    """
+    return _listify(dataclasses.asdict(record))
+
+
+def record_from_dict(cls: type[_Record], values: Mapping[str, Any]) -> _Record:
+    """The record of class ``cls`` (whose ``jitter`` field holds a :class:`JitterParams` or ``None``) that
+    :func:`record_to_dict` wrote: lists become tuples again, the jitter's dict a :class:`JitterParams`."""
+    values = dict(values)
+    jitter = values.pop("jitter")
+    return cls(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()},
+        jitter=None if jitter is None else JitterParams(**{**jitter, "order": tuple(jitter["order"])}),
+    )
 
 
 def _listify(value: Any) -> Any:

@@ -10,16 +10,15 @@ import builtins
 import errno
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PROG, assert_one_line_error, wait_for
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
@@ -33,7 +32,6 @@ else:  # pragma: no cover
 
 pytestmark = pytest.mark.filterwarnings("error")
 
-PROG = "single-image-dataset"
 SCRIPT = Path(sys.executable).parent / PROG
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--num_imgs", "8", "--img_size", "32"]
@@ -48,12 +46,6 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 def _printed_config(out: str) -> dict:
     toml = out.split("\nsource: ")[0]
     return tomllib.loads(toml)
-
-
-def _one_line_error(err: str, pattern: str) -> None:
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert err.startswith(f"{PROG}: error: ") and "Traceback" not in err
-    assert re.search(pattern, err), err
 
 
 def _folder(target: Path) -> Path:
@@ -85,14 +77,6 @@ class TestAcceptance:
         _assert_export(tmp_path / "out", SingleImageDataset(num_imgs=300, img_size=64))
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.005)
-
-
 def _live_processes(group: int) -> list[str]:
     """Processes of a process group that are still running (zombies awaiting a reaper excluded)."""
     live = []
@@ -115,6 +99,7 @@ def _new_session_with_default_sigint() -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and uses process groups")
+@pytest.mark.slow
 class TestInterrupt:
     N = 400
     ARGS = ["--materialize", "--num_imgs", str(N), "--img_size", "32", "--format", "png", "--threads", "2",
@@ -137,13 +122,13 @@ class TestInterrupt:
             env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's package, not an installed one
         )
         folder = _folder(target)
-        _wait_for(lambda: folder.is_dir() and len([f for f in os.listdir(folder) if f.startswith("patch_")]) >= 30)
+        wait_for(lambda: folder.is_dir() and len([f for f in os.listdir(folder) if f.startswith("patch_")]) >= 30)
         if how.startswith("SIGINT"):
             os.killpg(proc.pid, signal.SIGINT)
         else:
             os.kill(proc.pid, signal.SIGKILL)
         _, err = proc.communicate(timeout=60)
-        _wait_for(lambda: not _live_processes(proc.pid), timeout=10)
+        wait_for(lambda: not _live_processes(proc.pid), timeout=10)
 
         if how.startswith("SIGINT"):
             assert proc.returncode == 130
@@ -237,7 +222,7 @@ class TestModes:
         changed = ["--num_imgs", "4", "--img_size", "32", "--materialize", "--targetpath", str(tmp_path)]
         code, _, err = _run(changed, capsys)
         assert code == 1
-        _one_line_error(err, r"already holds a different export \(num_imgs 8 there, 4 now.*use --overwrite")
+        assert_one_line_error(err, r"already holds a different export \(num_imgs 8 there, 4 now.*use --overwrite")
         assert _run([*changed, "--overwrite"], capsys)[0] == 0
         assert len(os.listdir(_folder(tmp_path))) == 4
 
@@ -256,7 +241,7 @@ class TestModes:
             capture_output=True, text=True, timeout=120,
         )
         assert proc.returncode == 1 and proc.stdout == ""
-        _one_line_error(proc.stderr, r"image file not found: .*missing\.jpg")
+        assert_one_line_error(proc.stderr, r"image file not found: .*missing\.jpg")
 
 
 class TestFlags:
@@ -364,7 +349,7 @@ class TestBadInput:
         argv = [a.replace("{tmp}", str(bad_files)) for a in argv]
         code, _, err = _run([*SMALL, *argv], capsys)
         assert code == 1
-        _one_line_error(err, pattern)
+        assert_one_line_error(err, pattern)
 
     @pytest.mark.parametrize(
         ("argv", "pattern"),
@@ -382,7 +367,7 @@ class TestBadInput:
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2
-        _one_line_error(capsys.readouterr().err, pattern)
+        assert_one_line_error(capsys.readouterr().err, pattern)
 
     def test_unreadable_image(self, tmp_path, hubble_path, monkeypatch, capsys):
         path = tmp_path / "locked.jpg"
@@ -399,24 +384,24 @@ class TestBadInput:
             monkeypatch.setattr(builtins, "open", denied)
         code, _, err = _run([*SMALL, "--imgpath", str(path), "--targetpath", str(tmp_path)], capsys)
         assert code == 1
-        _one_line_error(err, r"locked\.jpg cannot be read: permission denied")
+        assert_one_line_error(err, r"locked\.jpg cannot be read: permission denied")
 
     def test_full_disk(self, tmp_path, monkeypatch, capsys):
         monkeypatch.setattr(export, "_disk_free", lambda path: (10_000, None))
         code, _, err = _run([*SMALL, "--materialize", "--targetpath", str(tmp_path)], capsys)
         assert code == 1
-        _one_line_error(err, r"not enough free disk space in .*: 8 images need about .*, only 10 KB is free")
+        assert_one_line_error(err, r"not enough free disk space in .*: 8 images need about .*, only 10 KB is free")
         assert os.listdir(_folder(tmp_path)) == []
 
     def test_conflicting_export(self, tmp_path, capsys):
         assert _run([*SMALL, "--materialize", "--targetpath", str(tmp_path)], capsys)[0] == 0
         code, _, err = _run([*SMALL, "--seed", "1", "--materialize", "--targetpath", str(tmp_path)], capsys)
         assert code == 1
-        _one_line_error(err, r"already holds a different export \(seed 0 there, 1 now\); use --overwrite")
+        assert_one_line_error(err, r"already holds a different export \(seed 0 there, 1 now\); use --overwrite")
 
     def test_original_script_output_in_target(self, tmp_path, capsys):
         _folder(tmp_path).mkdir(parents=True)
         Image.new("RGB", (32, 32)).save(_folder(tmp_path) / "patch_32.jpg")
         code, _, err = _run([*SMALL, "--materialize", "--targetpath", str(tmp_path)], capsys)
         assert code == 1
-        _one_line_error(err, r"already holds 1 files but .* has no manifest\.json \(e\.g\. 'patch_32\.jpg'")
+        assert_one_line_error(err, r"already holds 1 files but .* has no manifest\.json \(e\.g\. 'patch_32\.jpg'")

@@ -381,7 +381,8 @@ class TestRendererIdentity:
     def test_a_renderer_whose_identity_changed_cannot_resume(self, tmp_path, monkeypatch):
         from single_image_dataset.render.reference import ReferenceRenderer
 
-        monkeypatch.setattr(render, "_REGISTRY", dict(render._REGISTRY))  # forget the test renderer afterwards
+        # Forget the test renderer afterwards.
+        monkeypatch.setattr(render.base, "_REGISTRY", dict(render.base._REGISTRY))
 
         @render.register_renderer("versioned")
         class Versioned(ReferenceRenderer):

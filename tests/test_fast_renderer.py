@@ -1,4 +1,4 @@
-"""The fast renderer against the reference renderer (the oracle), with the tolerances of the README."""
+"""The fast renderer against the reference renderer (the oracle), with the tolerances of docs/renderers.md."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason='needs OpenCV: pip install ".[fast]"'),
 ]
 
-# The tolerances stated in the README.
+# The tolerances stated in docs/renderers.md.
 MIN_MEAN_PSNR = 30.0
 MIN_MEAN_PSNR_JITTER = 28.0
 SAMPLES = 16
@@ -292,7 +292,7 @@ class TestRenderer:
         renderer.render(params)
         assert calls == [1]
 
-    @pytest.mark.parametrize("context", ["fork", "spawn"])
+    @pytest.mark.parametrize("context", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
     def test_real_workers_after_the_main_process_used_opencv(self, context: str) -> None:
         import cv2
 
@@ -328,6 +328,7 @@ class TestWithoutOpenCV:
         with pytest.raises(ImportError, match=one_line):
             get_renderer("fast", Image.new("RGB", (8, 8)))
 
+    @pytest.mark.slow
     def test_package_imports_and_reference_works(self) -> None:
         code = (
             "import sys; sys.modules['cv2'] = None\n"

@@ -191,6 +191,7 @@ class TestSeveralSourcesExport:
             materialize(ds, tmp_path / "out", progress=False)
         assert not (tmp_path / "out").exists()
 
+    @pytest.mark.slow
     def test_cli_takes_several_paths_and_a_directory(self, tmp_path):
         import subprocess
         import sys

@@ -31,7 +31,7 @@ from single_image_dataset import DEFAULT_IMAGE, JitterParams, export
 from single_image_dataset.cli import main
 from single_image_dataset.export import estimate_video_bytes, materialize_video
 from single_image_dataset.render.reference import apply_jitter
-from single_image_dataset.sampling import _randint, _sample_resized_crop
+from single_image_dataset.sampling import sample_resized_crop, uniform_int
 from single_image_dataset.video import (
     ClipParams,
     FakeVideoDataset,
@@ -248,9 +248,9 @@ class TestSampling:
         block = rng.random(11)
         rest = iter(rng.random(10_000).tolist())
         side = 200
-        assert p.crop == (_randint(block[0], 400 - side + 1), _randint(block[1], 600 - side + 1), side, side)
-        assert p.start_box == _sample_resized_crop(rest, (side, side), c.area_range)
-        assert p.end_box == _sample_resized_crop(rest, (side, side), c.area_range)
+        assert p.crop == (uniform_int(block[0], 400 - side + 1), uniform_int(block[1], 600 - side + 1), side, side)
+        assert p.start_box == sample_resized_crop(rest, (side, side), c.area_range)
+        assert p.end_box == sample_resized_crop(rest, (side, side), c.area_range)
         assert (p.jitter is not None) == (block[2] < c.jitter_p)
 
     def test_boxes_fit_the_crop_and_jitter_rate(self):

@@ -5,7 +5,7 @@ dataset as MP4 clips; both are the same export, which differs only in how a samp
 The export is parallel over processes, resumable (only missing or incomplete files are written),
 safe to interrupt (files appear under their final name only once complete), shardable over
 machines, and safe in a hostile or busy target: it never follows a symlink when it creates a file
-(:mod:`.files`) and takes a lock that lets runs of one dataset write together while refusing a
+(``single_image_dataset._files``) and takes a lock that lets runs of one dataset write together while refusing a
 conflicting one (:mod:`.lock`). This module holds the public functions; :mod:`.target` the folder's
 names and checks, :mod:`.manifest` the records written beside the images, :mod:`.pool` the worker
 processes and :mod:`.progress` the progress report.
@@ -28,19 +28,18 @@ from typing import TYPE_CHECKING, Any, TextIO
 import torch
 from PIL import Image
 
+from .._files import Dir, new_run_token
 from ..dataset import SingleImageDataset
 from ..video.encode import (
     CODEC,
     DEFAULT_CRF,
     DEFAULT_FPS,
     X264_OPTIONS,
-    _check_settings,
-    _check_sides,
+    check_encodable,
     encode_mp4,
     encoder_versions,
 )
 from . import pool
-from .files import Dir, new_run_token
 from .lock import LockWitness, TargetLock
 from .manifest import MANIFEST_NAME, ShardRecord, build_manifest, read_manifest
 from .progress import Progress
@@ -307,8 +306,7 @@ def materialize_video(
         ValueError, FileExistsError, BlockingIOError, OSError, KeyboardInterrupt: as for :func:`materialize`;
             an ``OSError`` also if the encoder cannot open (e.g. out of memory).
     """
-    _check_settings(fps, crf)
-    _check_sides(dataset.config.img_size, dataset.config.img_size)
+    check_encodable(dataset.config.img_size, dataset.config.img_size, fps, crf)
     encoding = _ClipEncoding(fps, crf)
     return _export(
         dataset, target, encoding, processes, shard, overwrite, verify, chunk_size, progress, progress_stream

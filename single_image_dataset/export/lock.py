@@ -44,7 +44,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .files import Dir
+from .._files import Dir
 
 try:
     import fcntl

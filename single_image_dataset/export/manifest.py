@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from .._files import Dir
 from ..dataset import SingleImageDataset
 from ..source import pixel_sha256
-from .files import Dir
+from ..version import __version__
 
 __all__ = [
     "MANIFEST_NAME",
@@ -228,8 +229,6 @@ def _versions() -> dict[str, str]:
     import PIL
     import torch
     import torchvision
-
-    from .. import __version__
 
     return {
         "single_image_dataset": __version__,

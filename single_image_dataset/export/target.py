@@ -20,8 +20,8 @@ from typing import Any, BinaryIO, overload
 
 import numpy as np
 
+from .._files import Dir, temp_pattern
 from ..video.encode import is_whole_mp4
-from .files import Dir, temp_pattern
 from .lock import TargetLock
 from .manifest import MANIFEST_NAME, RECORD_PATTERN, SHARDS_DIR, differences, read_manifest, write_json
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..config import AugmentConfig, _check_crops, _check_jitter, _check_output, _Config
+from ..config import AugmentConfig, ConfigBase, check_crops, check_jitter, check_output
 
 __all__ = ["MAX_CLIP_BYTES", "MAX_CLIP_LEN", "VideoConfig"]
 
@@ -18,7 +18,7 @@ MAX_CLIP_BYTES = 1 << 32
 
 
 @dataclass(frozen=True)
-class VideoConfig(_Config):
+class VideoConfig(ConfigBase):
     """Everything that defines a fake-video dataset apart from its source image.
 
     The defaults are those of Asano & Saeed's ``make_fakevideo_dataset.py`` ("The Augmented Image
@@ -59,25 +59,26 @@ class VideoConfig(_Config):
     jitter: tuple[float, float, float, float] = field(default=(0.4, 0.4, 0.4, 0.1))
     jitter_p: float = 0.5
 
-    _TUPLE_LENGTHS: ClassVar[Mapping[str, int]] = {"scale": 2, "jitter": 4}
-    #: The recipe always starts with the initial square crop (what ``sampling.crop_region`` reads).
+    TUPLE_LENGTHS: ClassVar[Mapping[str, int]] = {"scale": 2, "jitter": 4}
+    #: The recipe always starts with the initial square crop (what
+    #: :func:`~single_image_dataset.crops.crop_region` reads).
     cropfirst: ClassVar[bool] = True
 
-    def _check_ranges(self) -> None:
+    def check_ranges(self) -> None:
         if not 2 <= self.clip_len <= MAX_CLIP_LEN:
             raise ValueError(
                 f"clip_len should be in [2, {MAX_CLIP_LEN}] frames (at least the camera move's first and last), "
                 f"got {self.clip_len}"
             )
-        _check_output(self)
+        check_output(self)
         clip_bytes = self.clip_len * self.img_size**2 * 3
         if clip_bytes > MAX_CLIP_BYTES:
             raise ValueError(
                 f"a clip of clip_len {self.clip_len} frames of img_size {self.img_size} px takes {clip_bytes} bytes, "
                 f"more than the {MAX_CLIP_BYTES} (4 GiB) a clip may take in memory; lower clip_len or img_size"
             )
-        _check_crops(self)
-        _check_jitter(self)
+        check_crops(self)
+        check_jitter(self)
 
     def frame_config(self) -> AugmentConfig:
         """The image config of the same crop and jitter with no rotation, shear, flip or random interpolation.

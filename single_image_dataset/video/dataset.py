@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torchvision.datasets import VisionDataset
 
-from ..dataset import SingleImageDataset
+from ..dataset import SingleImageDataset, check_index
 from ..params import ParamsBatch
 from ..source import ImageLike
 from .config import VideoConfig
@@ -85,8 +85,7 @@ class FakeVideoDataset(VisionDataset):
             raise ValueError(f"layout should be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
         config = (config or VideoConfig()).replace(**overrides)
         # The frames are image samples of one source: an image dataset of the clips' crop and jitter
-        # settings checks the source, holds the renderer and the epoch (shared with DataLoader workers)
-        # and checks indices for this one.
+        # settings checks the source, holds the renderer and the epoch (shared with DataLoader workers).
         self._stills = SingleImageDataset(
             image, config=config.frame_config(), backend=backend, device=device, exif_orientation=exif_orientation
         )
@@ -152,7 +151,7 @@ class FakeVideoDataset(VisionDataset):
             >>> p == ds.params(9), len(p.frame_boxes()), p.frame_boxes()[-1] == p.end_box
             (True, 4, True)
         """
-        return sample_clip_params(self.config, self.source.size, self._stills._check_index(index), self.epoch)
+        return sample_clip_params(self.config, self.source.size, check_index(index, len(self)), self.epoch)
 
     def render(self, params: ClipParams, out: torch.Tensor | None = None) -> torch.Tensor:
         """Render any clip record with this dataset's backend into a ``uint8`` ``T x 3 x S x S`` tensor.

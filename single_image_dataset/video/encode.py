@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_FPS",
     "MAX_FPS",
     "X264_OPTIONS",
+    "check_encodable",
     "decode_mp4",
     "encode_mp4",
     "encoder_versions",
@@ -70,8 +71,9 @@ def encode_mp4(clip: torch.Tensor, fps: int = DEFAULT_FPS, crf: int = DEFAULT_CR
         TypeError, ValueError: ``clip``, ``fps`` or ``crf`` is not as described.
         OSError: the encoder could not open or encode (e.g. out of memory); the message says which clip.
     """
-    frames = _check_clip(clip)
-    _check_settings(fps, crf)
+    _check_clip(clip)
+    check_encodable(clip.shape[3], clip.shape[2], fps, crf)
+    frames = np.ascontiguousarray(clip.detach().cpu().permute(0, 2, 3, 1).numpy())
     av = _import_av()
     buffer = io.BytesIO()
     try:
@@ -173,26 +175,36 @@ def encoder_versions() -> dict[str, str]:
     return {"av": av.__version__, "libavcodec": ".".join(map(str, av.library_versions["libavcodec"]))}
 
 
-def _check_clip(clip: torch.Tensor) -> np.ndarray:
-    """``clip`` as a C-contiguous ``T x H x W x 3`` array, or a clear error."""
-    if not isinstance(clip, torch.Tensor):
-        raise TypeError(f"clip should be a uint8 tensor T x 3 x H x W, got {type(clip).__name__}")
-    if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[1] != 3 or clip.shape[0] < 1:
-        raise ValueError(f"clip should be a uint8 tensor T x 3 x H x W, got {clip.dtype} of shape {list(clip.shape)}")
-    _check_sides(clip.shape[3], clip.shape[2])
-    return np.ascontiguousarray(clip.detach().cpu().permute(0, 2, 3, 1).numpy())
+def check_encodable(width: int, height: int, fps: int, crf: int) -> None:
+    """Check that frames of ``width`` x ``height`` px can be encoded with ``fps`` and ``crf`` by :func:`encode_mp4`.
 
+    The export calls it before it starts, so that a setting it cannot encode fails at once.
 
-def _check_sides(width: int, height: int) -> None:
+    Raises:
+        ValueError: an odd side (YUV 4:2:0 needs even ones), ``fps`` not an integer in [1, :data:`MAX_FPS`],
+            or ``crf`` not an integer in [0, 51]; the message names it.
+
+    Example:
+        >>> check_encodable(64, 64, DEFAULT_FPS, DEFAULT_CRF)
+        >>> check_encodable(63, 64, DEFAULT_FPS, DEFAULT_CRF)
+        Traceback (most recent call last):
+        ...
+        ValueError: clip frames of 63x64 px cannot be encoded in YUV 4:2:0, which needs even sides; use an even img_size
+    """
     if height % 2 or width % 2:
         raise ValueError(
             f"clip frames of {width}x{height} px cannot be encoded in YUV 4:2:0, which needs even sides; "
             "use an even img_size"
         )
-
-
-def _check_settings(fps: int, crf: int) -> None:
     if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= MAX_FPS:
         raise ValueError(f"fps should be an integer in [1, {MAX_FPS}] frames per second, got {fps!r}")
     if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
         raise ValueError(f"crf should be an integer in [0, 51], got {crf!r}")
+
+
+def _check_clip(clip: torch.Tensor) -> None:
+    """Refuse anything but a ``uint8`` ``T x 3 x H x W`` tensor, with a clear error."""
+    if not isinstance(clip, torch.Tensor):
+        raise TypeError(f"clip should be a uint8 tensor T x 3 x H x W, got {type(clip).__name__}")
+    if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[1] != 3 or clip.shape[0] < 1:
+        raise ValueError(f"clip should be a uint8 tensor T x 3 x H x W, got {clip.dtype} of shape {list(clip.shape)}")
