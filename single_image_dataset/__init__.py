@@ -26,7 +26,7 @@ from .sampling import sample_params, sample_params_batch
 from .source import DEFAULT_IMAGE, HUBBLE_IMAGE, load_image
 from .tasks import NUM_ROTATIONS, PseudoLabelled, RotationLabels, rotate_batch
 from .version import __version__ as __version__
-from .video import ClipParams, FakeVideoDataset, VideoConfig, encode_mp4, sample_clip_params
+from .video import ClipParams, FakeVideoDataset, VideoConfig, decode_mp4, encode_mp4, sample_clip_params
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -50,6 +50,7 @@ __all__ = [
     "VideoConfig",
     "available_backends",
     "batch_loader",
+    "decode_mp4",
     "encode_mp4",
     "get_renderer",
     "load_image",
