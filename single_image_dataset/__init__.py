@@ -17,7 +17,7 @@ Example:
 """
 
 from .config import IMAGENET_TRAIN_SIZE, MAX_IMG_SIZE, AugmentConfig
-from .dataset import SingleImageDataset
+from .dataset import SMALL_SOURCE_RATIO, SingleImageDataset, SmallSourceWarning
 from .export import materialize, materialize_video
 from .loader import BatchLoader, batch_loader
 from .params import JitterParams, ParamsBatch, SampleParams
@@ -27,7 +27,7 @@ from .sampling import sample_params, sample_params_batch
 from .source import DEFAULT_IMAGE, HUBBLE_IMAGE, load_image
 from .tasks import NUM_ROTATIONS, PseudoLabelled, RotationLabels, rotate_batch
 from .version import __version__ as __version__
-from .video import ClipParams, FakeVideoDataset, VideoConfig, encode_mp4, sample_clip_params
+from .video import ClipParams, FakeVideoDataset, VideoConfig, decode_mp4, encode_mp4, sample_clip_params
 from .views import View, ViewParams, ViewParamsBatch, sample_view_params, sample_view_params_batch
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "IMAGENET_TRAIN_SIZE",
     "MAX_IMG_SIZE",
     "NUM_ROTATIONS",
+    "SMALL_SOURCE_RATIO",
     "AugmentConfig",
     "BatchLoader",
     "ClipParams",
@@ -47,12 +48,14 @@ __all__ = [
     "RotationLabels",
     "SampleParams",
     "SingleImageDataset",
+    "SmallSourceWarning",
     "VideoConfig",
     "View",
     "ViewParams",
     "ViewParamsBatch",
     "available_backends",
     "batch_loader",
+    "decode_mp4",
     "encode_mp4",
     "get_renderer",
     "load_image",

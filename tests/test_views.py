@@ -405,6 +405,76 @@ class TestDraw:
         )
 
 
+_NEUTRAL = [1.0, 1.0, 1.0, 0.0]  # jitter factors that change nothing
+# Hand edits of a view batch and the start of the message validate() gives (the row edited is 1).
+VIEW_EDITS = [
+    ({"crop": [[0, 0, 8, 8], [0, 40, 32, 25], [0, 0, 8, 8]]}, r"crop\[1\] should be a box \(top, left, height, "
+     r"width\) inside the 64 px sample, with height, width >= 1, got \[0, 40, 32, 25\]$"),
+    ({"crop": [[0, 0, 8, 8], [-1, 0, 8, 8], [0, 0, 8, 8]]}, r"crop\[1\] should be a box .* got \[-1, 0, 8, 8\]$"),
+    ({"crop": [[0, 0, 8, 8], [3, 3, 0, 8], [0, 0, 8, 8]]}, r"crop\[1\] should be a box .* got \[3, 3, 0, 8\]$"),
+    ({"jitter_factors": [_NEUTRAL, [1.0, 1.0, 1.0, 0.7], _NEUTRAL]},
+     r"jitter_factors\[1\] should be finite factors .* hue in \[-0\.5, 0\.5\], got \[1\.0, 1\.0, 1\.0, 0\.7\]$"),
+    ({"jitter_factors": [_NEUTRAL, [-0.1, 1.0, 1.0, 0.0], _NEUTRAL]}, r"jitter_factors\[1\] should be finite "),
+    ({"jitter_factors": [_NEUTRAL, [np.inf, 1.0, 1.0, 0.0], _NEUTRAL]}, r"jitter_factors\[1\] should be finite "),
+    ({"jitter_order": [[0, 1, 2, 3], [0, 1, 2, 2], [0, 1, 2, 3]]},
+     r"jitter_order\[1\] should be each op with a factor once, in the order applied, got \[0, 1, 2, 2\]$"),
+    ({"blur_sigma": [1.0, 0.0, 1.0]}, r"blur_sigma\[1\] should be a finite sigma > 0 in pixels \(NaN for no blur\), "
+     r"got 0\.0$"),
+    ({"blur_sigma": [1.0, np.inf, 1.0]}, r"blur_sigma\[1\] should be a finite sigma > 0 .* got inf$"),
+]
+
+
+class TestViewValidate:
+    """ViewParamsBatch.validate: what the sampler draws passes; a hand edit fails with one message naming the row."""
+
+    @staticmethod
+    def _batch(**edit: object) -> ViewParamsBatch:
+        """Three rows of a 32 px view of 64 px samples with every op on, then ``edit`` (arrays as lists)."""
+        view = View(size=32, jitter_p=1.0, blur_p=1.0)
+        drawn = sample_view_params_batch(AugmentConfig(img_size=64), [view], [0, 1, 2])[0]
+        arrays = {k: np.array(v, dtype=getattr(drawn, k).dtype) for k, v in edit.items()}
+        return dataclasses.replace(drawn, **arrays)
+
+    @pytest.mark.parametrize(("edit", "match"), VIEW_EDITS)
+    def test_a_hand_edited_row_is_refused_with_one_message(self, edit, match):
+        with pytest.raises(ValueError, match=rf"^ViewParamsBatch\.{match}"):
+            self._batch(**edit).validate(64)
+        self._batch(**edit)[[0, 2]].validate(64)  # the other rows pass
+
+    def test_the_crop_is_checked_against_the_side_given(self):
+        batch = self._batch(crop=[[0, 0, 8, 8], [20, 20, 44, 44], [0, 0, 8, 8]])
+        batch.validate(64)
+        with pytest.raises(ValueError, match=r"^ViewParamsBatch\.size should be an integer in \[1, 16\] \(no view "
+                                             r"larger than its sample\), got 32$"):
+            batch.validate(16)
+        with pytest.raises(ValueError, match=r"^ViewParamsBatch\.crop\[1\] should be a box .* inside the 48 px "):
+            batch.validate(48)
+
+    @pytest.mark.parametrize(("edit", "error", "match"), [
+        ({"size": 32.0}, TypeError, r"size should be an integer, got 32\.0$"),
+        ({"size": 0}, ValueError, r"size should be an integer in \[1, 64\] \(no view larger than its sample\), "
+                                  r"got 0$"),
+        ({"blur_kernel": 4}, ValueError, r"blur_kernel should be an integer in \[1, 32\] and odd, got 4$"),
+        ({"blur_kernel": 33}, ValueError, r"blur_kernel should be an integer in \[1, 32\] and odd, got 33$"),
+        ({"blur_kernel": True}, TypeError, r"blur_kernel should be an integer, got True$"),
+    ])
+    def test_the_shared_fields(self, edit, error, match):
+        batch = dataclasses.replace(self._batch(), **edit)
+        with pytest.raises(error, match=rf"^ViewParamsBatch\.{match}"):
+            batch.validate(64)
+        dataclasses.replace(self._batch(), size=np.int64(32), blur_kernel=np.int64(1)).validate(64)
+
+    @pytest.mark.parametrize("chosen", ["simclr", "moco_v2", "byol", "dino", "tiny"])
+    @pytest.mark.parametrize("config", [{"img_size": 64}, {"img_size": 64, "debug": True}, {"img_size": 5}])
+    def test_what_the_sampler_draws_always_passes(self, chosen, config):
+        cfg = AugmentConfig(**config)
+        side = sampling.sample_side(cfg)
+        chain = [View(size=1, scale=(0.01, 0.02), jitter=(0.9, 0.9, 0.9, 0.5), jitter_p=1.0, blur_p=1.0)] \
+            if chosen == "tiny" else views.preset(chosen, size=side)
+        for batch in sample_view_params_batch(cfg, chain, range(400)):
+            batch.validate(side)
+
+
 class TestDatasetViews:
     def test_items_are_lists_of_views_and_the_target(self):
         ds = SingleImageDataset(views="dino", **SMALL)
@@ -515,16 +585,53 @@ class TestDatasetViews:
         with pytest.raises(ValueError, match=r"^views\[0\] has 1 rows for 2 samples; draw both for the same indices$"):
             ds.render_views(params, [drawn[0][:1]])
         big = SingleImageDataset(views="byol", num_imgs=40, img_size=64).view_params_batch([1, 2])
-        with pytest.raises(ValueError, match=r"^views\[0\] has crops that are empty or outside the 32 px samples; "):
+        with pytest.raises(ValueError, match=r"^views\[0\]: ViewParamsBatch\.size should be an integer in \[1, 32\] "
+                                             r"\(no view larger than its sample\), got 64$"):
             ds.render_views(params, big)
+        smaller = [dataclasses.replace(b, size=16, blur_kernel=1) for b in big]
+        with pytest.raises(ValueError, match=r"^views\[0\]: ViewParamsBatch\.crop\[\d\] should be a box .* inside "
+                                             r"the 32 px sample"):
+            ds.render_views(params, smaller)
         empty = dataclasses.replace(drawn[1], crop=np.array([[0, 0, 0, 5], [0, 0, 5, 5]]))
-        with pytest.raises(ValueError, match=r"^views\[1\] has crops that are empty or outside the 32 px samples"):
+        with pytest.raises(ValueError, match=r"^views\[1\]: ViewParamsBatch\.crop\[0\] should be a box .* got "
+                                             r"\[0, 0, 0, 5\]$"):
             ds.render_views(params, [drawn[0], empty])
+        bad_sample = dataclasses.replace(params, angle=np.array([0.0, np.nan]))
+        with pytest.raises(ValueError, match=r"^ParamsBatch\.angle\[1\] should be a finite number of degrees"):
+            ds.render_views(bad_sample, drawn)
         with pytest.raises(ValueError, match=r"^outs should hold one tensor per view \(2\), got 1$"):
             ds.render_views(params, drawn, [torch.empty((2, 3, 32, 32), dtype=torch.uint8)])
         with pytest.raises(ValueError, match=r"^out should be a uint8 tensor of shape \[2, 3, 32, 32\]"):
             ds.render_views(params, drawn, [torch.empty((2, 3, 32, 32), dtype=torch.uint8)] * 1 +
                             [torch.empty((2, 3, 16, 16), dtype=torch.uint8)])
+
+    def test_drawn_view_batches_are_read_only(self):
+        drawn = SingleImageDataset(views="byol", **SMALL).view_params_batch(range(4))
+        for batch in drawn:
+            with pytest.raises(ValueError, match="read-only"):
+                batch.crop[0] = [0, 0, 99, 99]
+            with pytest.raises(ValueError, match="read-only"):
+                batch.blur_sigma[:] = np.inf
+
+    def test_only_what_the_dataset_did_not_draw_is_validated(self, monkeypatch):
+        from single_image_dataset import ParamsBatch
+
+        ds = SingleImageDataset(views="byol", **SMALL)
+        params, drawn = ds.params_batch(range(4)), ds.view_params_batch(range(4))
+        checked = []
+        monkeypatch.setattr(ParamsBatch, "validate", lambda self, sizes=None: checked.append("samples"))
+        monkeypatch.setattr(ViewParamsBatch, "validate", lambda self, side: checked.append(f"view {side}"))
+        ds.render_views(params, drawn), ds[3], ds.__getitems__([0, 3])
+        assert checked == []
+        ds.render_views(dataclasses.replace(params), [drawn[0], dataclasses.replace(drawn[1])])
+        assert checked == ["samples", "view 32"]
+        other = SingleImageDataset(views="byol", **SMALL).view_params_batch(range(4))  # drawn, but not by ds
+        ds.render_views(params, other)
+        assert checked[2:] == ["view 32", "view 32"]
+        checked.clear()
+        # A drawn view batch with samples of another side than the dataset's (hand-made) is checked against them.
+        ds.render_views(dataclasses.replace(params, output_size=16, resize=22), drawn)
+        assert checked == ["samples", "view 16", "view 16"]
 
     def test_dataset_errors(self):
         with pytest.raises(ValueError, match=r"^transform= cannot be combined with views=: .* drop transform= .* or "
@@ -550,6 +657,9 @@ class TestDatasetViews:
             SingleImageDataset(views="simclr", **SMALL).view_params(40)
         with pytest.raises(TypeError, match=r"^views\[0\] should be a View, got str$"):
             sample_view_params(AugmentConfig(), ["simclr"], 0)
+        unknown = r"^SingleImageDataset\(\) got an unexpected keyword argument 'view' \(did you mean views=\?\); "
+        with pytest.raises(TypeError, match=unknown + r"its arguments are .*, exif_orientation, views, transform, "):
+            SingleImageDataset(view="simclr", **SMALL)
 
     def test_export_refuses_views(self, tmp_path):
         with pytest.raises(ValueError, match=r"^materialize writes one image per sample and would drop the dataset's "

@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..params import JitterParams, check_arrays, pack_jitter, record_from_dict, record_to_dict, unpack_jitter
+from ..params import (
+    JitterParams,
+    check_arrays,
+    jitter_rules,
+    pack_jitter,
+    record_from_dict,
+    record_to_dict,
+    unpack_jitter,
+)
 
 __all__ = ["ViewParams", "ViewParamsBatch"]
 
@@ -101,6 +110,61 @@ class ViewParamsBatch:
 
     def __len__(self) -> int:
         return len(self.crop)
+
+    def validate(self, sample_side: int) -> None:
+        """Check that every row is a view of a ``sample_side`` px sample that every renderer renders, and renders
+        alike.
+
+        What :func:`~single_image_dataset.views.sample_view_params_batch` draws for samples of that side always
+        passes; a batch built or edited by hand must meet the same rules: ``size`` in [1, ``sample_side``] (no
+        view larger than its sample, as :func:`~single_image_dataset.views.check_views` requires), ``blur_kernel``
+        odd and in [1, ``size``]; crops with a non-negative top-left corner and a size of at least 1 px, inside
+        the sample; the jitter as a sample's (:func:`~single_image_dataset.params.jitter_rules`); blur sigmas
+        finite and positive (NaN for no blur). :meth:`SingleImageDataset.render_views
+        <single_image_dataset.SingleImageDataset.render_views>` checks each batch that its dataset did not draw.
+
+        Args:
+            sample_side: the side of the samples the views are cut from.
+
+        Raises:
+            TypeError: ``size`` or ``blur_kernel`` is not an integer.
+            ValueError: a value out of range; the message names the field, the row and the value.
+
+        Example:
+            >>> from single_image_dataset import AugmentConfig
+            >>> from single_image_dataset.views import View, sample_view_params_batch
+            >>> batch = sample_view_params_batch(AugmentConfig(img_size=64), [View(size=32)], range(4))[0]
+            >>> batch.validate(64)
+            >>> batch.crop[2] = [0, 8, 64, 64]
+            >>> batch.validate(64)
+            Traceback (most recent call last):
+            ...
+            ValueError: ViewParamsBatch.crop[2] should be a box (top, left, height, width) inside the 64 px sample, ...
+        """
+
+        def check(ok: np.ndarray, field: str, expected: str) -> None:
+            if not ok.all():
+                row = int(np.argmin(ok))
+                raise ValueError(
+                    f"ViewParamsBatch.{field}[{row}] should be {expected}, got {getattr(self, field)[row].tolist()!r}"
+                )
+
+        for name, high, rule in (("size", sample_side, " (no view larger than its sample)"),
+                                 ("blur_kernel", self.size, " and odd")):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise TypeError(f"ViewParamsBatch.{name} should be an integer, got {value!r}")
+            if not 1 <= value <= high or (name == "blur_kernel" and value % 2 == 0):
+                raise ValueError(f"ViewParamsBatch.{name} should be an integer in [1, {high}]{rule}, got {value!r}")
+        top, left, height, width = self.crop.T
+        check((np.minimum(top, left) >= 0) & (np.minimum(height, width) >= 1) & (top <= sample_side - height)
+              & (left <= sample_side - width), "crop",
+              f"a box (top, left, height, width) inside the {sample_side} px sample, with height, width >= 1")
+        for field, ok, expected in jitter_rules(self.jitter_on, self.jitter_factors, self.jitter_order):
+            check(ok, field, expected)
+        sigma = self.blur_sigma
+        check(np.isnan(sigma) | (np.isfinite(sigma) & (sigma > 0)), "blur_sigma",
+              "a finite sigma > 0 in pixels (NaN for no blur)")
 
     def __getitem__(self, key: int | slice | Sequence[int] | np.ndarray) -> ViewParams | ViewParamsBatch:
         """Row ``key`` as a :class:`ViewParams`; a slice or an index array gives a smaller batch."""
