@@ -2,7 +2,7 @@
 
 - ``single_image_dataset._uniforms``: the sampler's random stream (numpy's, bit for bit), natively;
   without it, numpy draws the same numbers, more slowly.
-- ``single_image_dataset.render._kernels``: the fast renderer's warp and colour jitter, the pure C
+- ``single_image_dataset.render._kernels``: the fast renderer's resampling, warp and colour jitter, the pure C
   kernels of ``render/kernels/`` behind the bindings of ``render/_kernels.c``; without it,
   backend="fast" renders with OpenCV alone. FMA contraction is turned off so that the AVX2 and the
   portable kernels give the same bytes.
@@ -29,6 +29,7 @@ setup(
             "single_image_dataset.render._kernels",
             sources=[
                 "single_image_dataset/render/_kernels.c",
+                f"{KERNELS}/resample.c",
                 f"{KERNELS}/warp.c",
                 f"{KERNELS}/jitter.c",
                 f"{KERNELS}/planes.c",
