@@ -195,10 +195,10 @@ class TestPixelIndices:
 
 class TestPyramidLevel:
     @pytest.mark.parametrize(("shorter", "level"), [
-        (10, 0), (99, 0), (100, 0), (199, 0), (200, 1), (399, 1), (400, 2), (1599, 3), (1600, 4), (10**6, 5),
+        (10, 0), (100, 0), (141, 0), (142, 1), (282, 1), (283, 2), (565, 2), (566, 3), (2262, 4), (2263, 5), (10**6, 5),
     ])
-    def test_the_coarsest_that_still_reduces_the_shorter_side(self, shorter: int, level: int) -> None:
-        # side 100: level k reduces 2**k times, and the box's shorter side decides
+    def test_the_closest_to_the_shorter_sides_reduction(self, shorter: int, level: int) -> None:
+        # side 100: level k reduces 2**k times; the boundaries are at 100 * 2**(k + 0.5)
         assert g.pyramid_level(shorter, 10**7, 100, num_levels=6) == level
         assert g.pyramid_level(10**7, shorter, 100, num_levels=6) == level
 
@@ -207,7 +207,7 @@ class TestPyramidLevel:
         width, height = rng.integers(1, 5000, 500), rng.integers(1, 5000, 500)
         levels = g.pyramid_level(width, height, 45, 7)
         assert levels.dtype == np.int64 and levels.min() == 0 and levels.max() == 6
-        assert levels.tolist() == [g.pyramid_level(int(w), int(h), 45, 7) for w, h in zip(width, height)]
+        assert levels.tolist() == [g.pyramid_level(int(w), int(h), 45, 7) for w, h in zip(width, height, strict=True)]
 
     def test_needs_a_level(self) -> None:
         with pytest.raises(ValueError, match="num_levels should be at least 1, got 0"):

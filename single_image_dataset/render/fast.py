@@ -117,9 +117,9 @@ class FastRenderer(Renderer):
 
     - **resize:** from the level of an image pyramid built once per source
       (:func:`~single_image_dataset.render.pyramid.build_pyramid`, Lanczos halvings) chosen by
-      :func:`~single_image_dataset.geometry.pyramid_level`, so that it reduces by at most 2 along
-      the box's shorter side, with PIL's filter and coefficients scaled to that reduction, and only
-      at the grid points that the warp reads (about the output's area, not the whole resized crop);
+      :func:`~single_image_dataset.geometry.pyramid_level`, so that it scales the box's shorter side
+      by a factor within sqrt(2) of 1, with PIL's filter and coefficients scaled to that, and only at
+      the grid points that the warp reads (about the output's area, not the whole resized crop);
     - **warp:** bilinear from that grid, by the map :func:`~single_image_dataset.geometry.output_to_resized`,
       the grid's edge repeated as PIL repeats it; pixels that the reference fills with 0 (centre
       outside the resized crop) are found with the reference's own test and set to 0.

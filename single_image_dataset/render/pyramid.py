@@ -1,8 +1,8 @@
 """The image pyramid that the fast and torch renderers resize from: the source reduced 2, 4, 8, ... times.
 
 A sample's resize then starts from the level closest to its scale
-(:func:`~single_image_dataset.geometry.pyramid_level`) and reduces by at most 2 to 2.7 itself, so its cost
-does not grow with the reduction, while its result stays close to the reference's resize of the source.
+(:func:`~single_image_dataset.geometry.pyramid_level`) and scales by less than 2 itself, so its cost does
+not grow with the reduction, while its result stays close to the reference's resize of the source.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ def build_pyramid(image: Image.Image) -> list[np.ndarray]:
     pixel. An odd side is first padded by repeating its last row or column, so that level ``k``'s pixel
     ``j`` covers exactly the source pixels ``[j * 2**k, (j + 1) * 2**k)`` and a level's coordinates are
     the source's divided by ``2**k``. Lanczos halvings keep more of each level's finest detail than 2x2
-    averaging, which the resize from the level then filters as the reference's resize does: measured,
-    1 to 3 dB closer to the reference at 32 and 64 px (docs: the renderers' resampling).
+    averaging (which the resize from the level then filters as the reference's resize does), and came
+    closest to the reference of the filters measured (docs: the renderers' resampling).
 
     Example:
         >>> [level.shape for level in build_pyramid(Image.new("RGB", (5, 3)))]

@@ -126,9 +126,10 @@ class TorchRenderer(Renderer):
 
     @torch.no_grad()
     def render_batch(self, batch: ParamsBatch, out: torch.Tensor) -> None:
-        # The first pass reads at most the box's columns: about 2.7 sides past level 0, the source's width on it.
+        # The first pass reads at most the box's columns at its level: below 1.9 sides (pyramid_level), and
+        # the source's width.
         side = batch.resize
-        step = max(1, _SLICE_PIXELS // (side * min(3 * side + 16, int(self._levels[0, 2]) + 1)))
+        step = max(1, _SLICE_PIXELS // (side * min(2 * side + 16, int(self._levels[0, 2]) + 1)))
         for start in range(0, len(batch), step):
             self._render(batch[start : start + step], out[start : start + step])
 
