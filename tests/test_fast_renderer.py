@@ -25,8 +25,8 @@ pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason='needs OpenCV: pip install ".[fast]"'),
 ]
 
-# The tolerances stated in the README.
-MIN_MEAN_PSNR = 30.0
+# The tolerances of the docs: the geometry alone of every knob, and with the jitter.
+MIN_MEAN_PSNR = 40.0
 MIN_MEAN_PSNR_JITTER = 28.0
 SAMPLES = 16
 PHOTOS = ["hubble_path", "coffee_path", "large_photo"]
@@ -66,12 +66,7 @@ def implementation(request: pytest.FixtureRequest) -> str:
 
 
 class TestFidelity:
-    @pytest.mark.parametrize("img_size", [32, 64, 256])
-    @pytest.mark.parametrize("photo", PHOTOS)
-    def test_jitter_off(self, photo: str, img_size: int, implementation: str, request: pytest.FixtureRequest) -> None:
-        config = AugmentConfig(img_size=img_size, jitter_p=0.0)
-        values = _psnrs(request.getfixturevalue(photo), config, implementation)
-        assert values.mean() >= MIN_MEAN_PSNR, f"PSNRs {np.round(values, 1)}"
+    """With the jitter and for every knob of the config (the geometry alone on varied photographs: test_fidelity.py)."""
 
     @pytest.mark.parametrize("img_size", [32, 64, 256])
     @pytest.mark.parametrize("photo", PHOTOS)
