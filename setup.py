@@ -1,10 +1,12 @@
-"""Builds the two optional C extensions; all other metadata lives in setup.cfg.
+"""Builds the three optional C extensions; all other metadata lives in setup.cfg.
 
 - ``single_image_dataset._uniforms``: the sampler's random stream (numpy's, bit for bit), natively;
   without it, numpy draws the same numbers, more slowly.
+- ``single_image_dataset._libm``: libm's cos, sin and tan over arrays, bit for bit ``math``'s, for the
+  batched geometry; without it, ``math``'s functions are mapped over the elements in Python.
 - ``single_image_dataset.render._kernels``: the fast renderer's resampling, warp and colour jitter, the pure C
   kernels of ``render/kernels/`` behind the bindings of ``render/_kernels.c``; without it,
-  backend="fast" renders with OpenCV alone. FMA contraction is turned off so that the AVX2 and the
+  backend="fast" renders with Pillow and OpenCV. FMA contraction is turned off so that the AVX2 and the
   portable kernels give the same bytes.
 
 Where they cannot be compiled (no C compiler), installation goes on without them.
@@ -22,6 +24,12 @@ setup(
         Extension(
             "single_image_dataset._uniforms",
             sources=["single_image_dataset/_uniforms.c"],
+            extra_compile_args=COMPILE_ARGS,
+            optional=True,
+        ),
+        Extension(
+            "single_image_dataset._libm",
+            sources=["single_image_dataset/_libm.c"],
             extra_compile_args=COMPILE_ARGS,
             optional=True,
         ),

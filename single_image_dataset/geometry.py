@@ -24,6 +24,11 @@ import numpy as np
 
 from .params import WARPS, ParamsBatch, SampleParams
 
+try:
+    from . import _libm
+except ImportError:  # the optional extension was not built: math's functions, element by element
+    _libm = None
+
 __all__ = [
     "Affine",
     "affine_inverse",
@@ -53,19 +58,34 @@ Affine = tuple[_Value, _Value, _Value, _Value, _Value, _Value]
 """An affine map as ``(a, b, c, d, e, f)``: ``(x, y) -> (a x + b y + c, d x + e y + f)``, its matrix's top rows."""
 
 
-def _elementwise(fn: Callable[[float], Any]) -> Callable[[_Value], Any]:
-    """``fn`` made elementwise: ``fn(x)`` for a float, and for an array ``fn`` of each element, so that
-    both give the same bits (numpy's own functions may round differently from ``math``'s)."""
+def _elementwise(fn: Callable[[float], float], native: int) -> Callable[[_Value], Any]:
+    """``fn``, one of ``math``'s functions, made elementwise: ``fn(x)`` for a float, and for an array ``fn``
+    of each element, so that both give the same bits (numpy's own functions may round differently).
+
+    Arrays go through the C extension's loop over the same libm function (``native`` names it), or
+    where it was not built, through ``fn`` element by element.
+    """
 
     def apply(x: _Value) -> Any:
-        if isinstance(x, np.ndarray):
+        if not isinstance(x, np.ndarray):
+            return fn(x)
+        if _libm is None:
             return np.array(list(map(fn, x.tolist())))
-        return fn(x)
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        out = np.empty_like(x)
+        _libm.apply(native, x, out)
+        return out
 
     return apply
 
 
-_cos, _sin, _tan, _radians = map(_elementwise, (math.cos, math.sin, math.tan, math.radians))
+_cos, _sin, _tan = (_elementwise(fn, native) for native, fn in enumerate((math.cos, math.sin, math.tan)))
+# math.radians(x) is x times the double nearest pi / 180, an IEEE product numpy gives exactly as well.
+_DEGREE = math.pi / 180.0
+
+
+def _radians(x: _Value) -> _Value:
+    return x * _DEGREE if isinstance(x, np.ndarray) else math.radians(x)
 
 
 def compose(p: Affine, q: Affine) -> Affine:

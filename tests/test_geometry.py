@@ -214,6 +214,32 @@ class TestPyramidLevel:
             g.pyramid_level(100, 100, 10, 0)
 
 
+class TestElementwiseMath:
+    """The batched geometry's trigonometry: bit for bit ``math``'s, with the C extension and without it."""
+
+    @pytest.mark.parametrize("native", [True, False], ids=["libm-extension", "python"])
+    def test_each_element_is_maths(self, native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+        if native and g._libm is None:
+            pytest.skip("the C extension was not built (no C compiler)")
+        if not native:
+            monkeypatch.setattr(g, "_libm", None)
+        x = np.random.default_rng(0).uniform(-1e3, 1e3, 5000)
+        x[:4] = [0.0, -0.0, math.pi / 2, 1e300]
+        for ours, theirs in ((g._cos, math.cos), (g._sin, math.sin), (g._tan, math.tan), (g._radians, math.radians)):
+            assert ours(x).tobytes() == np.array([theirs(v) for v in x.tolist()]).tobytes(), theirs.__name__
+            assert ours(float(x[7])) == theirs(float(x[7]))
+
+    def test_the_extension_checks_its_arguments(self) -> None:
+        if g._libm is None:
+            pytest.skip("the C extension was not built (no C compiler)")
+        with pytest.raises(ValueError, match=r"function should be 0 \(cos\), 1 \(sin\) or 2 \(tan\), got 3"):
+            g._libm.apply(3, np.zeros(2), np.zeros(2))
+        with pytest.raises(ValueError, match="float64 buffers of the same length"):
+            g._libm.apply(0, np.zeros(2), np.zeros(3))
+        with pytest.raises(TypeError):
+            g._libm.apply(0, np.zeros(2), b"\x00" * 16)  # read-only
+
+
 class TestMapsOfArrays:
     """Maps whose entries are arrays of 200 samples' values equal, bit for bit, the maps of each sample."""
 
