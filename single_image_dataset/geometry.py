@@ -248,13 +248,16 @@ def batch_maps(batch: ParamsBatch) -> tuple[Affine, Affine]:
     n = len(batch)
     side = float(batch.resize)
     offset = float(center_crop_offset(batch.resize, batch.output_size))
-    m = _rows(translate(offset, offset), n)
-    m = _where(batch.vflip, compose(vflip(side), m), m)
+    # Each step is computed for the rows that take it (floats broadcast over the batch where all rows
+    # share them), and where no row or every row takes it, not selected row by row: the same numbers.
+    m = translate(offset, offset)
+    m = _select(batch.vflip, lambda: compose(vflip(side), m), m)
     rotate, warped = batch.warp == WARPS.index("rotate"), batch.warp != WARPS.index(None)
     # rotate_inverse is affine_inverse of -angle without shear, so one call covers both warps.
     angle = np.where(rotate, -batch.angle, batch.angle)
     shear = (np.where(rotate, 0.0, batch.shear[:, 0]), np.where(rotate, 0.0, batch.shear[:, 1]))
-    m = _where(warped, compose(affine_inverse((side * 0.5, side * 0.5), angle, shear), m), m)
+    m = _select(warped, lambda: compose(affine_inverse((side * 0.5, side * 0.5), angle, shear), m), m)
+    m = _rows(m, n)
     left, top, right, bottom = source_box(batch)
     to_source = ((right - left) / batch.resize, 0.0, left.astype(np.float64), 0.0, (bottom - top) / batch.resize,
                  top.astype(np.float64))
@@ -283,11 +286,17 @@ def covers_output(to_resized: Affine, output_size: int, side: int) -> bool | np.
 
 
 def _rows(affine: Affine, n: int) -> Affine:
-    return tuple(np.full(n, float(v)) for v in affine)  # type: ignore[return-value]
+    """``affine`` with every entry an array of ``n`` rows (a float repeated)."""
+    return tuple(v if isinstance(v, np.ndarray) else np.full(n, float(v)) for v in affine)  # type: ignore[return-value]
 
 
-def _where(mask: np.ndarray, p: Affine, q: Affine) -> Affine:
-    """Row by row, ``p`` where ``mask`` holds and ``q`` elsewhere."""
+def _select(mask: np.ndarray, step: Callable[[], Affine], q: Affine) -> Affine:
+    """Row by row, ``step()`` where ``mask`` holds and ``q`` elsewhere (``step`` computed only if some row takes it)."""
+    if not mask.any():
+        return q
+    p = step()
+    if mask.all():
+        return p
     return tuple(np.where(mask, a, b) for a, b in zip(p, q, strict=True))  # type: ignore[return-value]
 
 
