@@ -174,9 +174,10 @@ SID_AVX2 static void combine_avx2(const int16_t *const *in, const int16_t *c, in
 /* Output row i (of `rows`) is the sum over its taps t of coef[i * stride + t] times input row
  * first[i] + t, over the pixels span[2 i] .. span[2 i + 1] - 1 of the x0 .. x0 + width - 1 of each
  * input row (an empty span skips the row). Input rows are widened once, whole, into a ring of
- * `ring_rows` rows (at least the most taps of any output; first[i] and first[i] + count[i] never
- * decrease, so a row leaves the ring only after its last use), and prefetched a few rows ahead: a
- * source larger than the cache would otherwise make each new row wait for memory. */
+ * `ring_rows` rows (a power of two, at least the most taps of any output; first[i] and
+ * first[i] + count[i] never decrease, so a row leaves the ring only after its last use), and
+ * prefetched a few rows ahead: a source larger than the cache would otherwise make each new row
+ * wait for memory. */
 #define PREFETCH_ROWS 4
 
 static void combine_rows(const uint32_t *src, ptrdiff_t src_stride, int source_rows, int x0, int width, int rows,
@@ -192,7 +193,7 @@ static void combine_rows(const uint32_t *src, ptrdiff_t src_stride, int source_r
             const uint8_t *in = (const uint8_t *)(src + y * src_stride + x0);
             if (y + PREFETCH_ROWS < source_rows)
                 for (int b = 0; b < n; b += 64) __builtin_prefetch(in + PREFETCH_ROWS * 4 * src_stride + b);
-            int16_t *out = ring + (size_t)(y % ring_rows) * n;
+            int16_t *out = ring + (size_t)(y & (ring_rows - 1)) * n;
 #if SID_X86
             if (simd) {
                 widen_avx2(in, out, n);
@@ -203,7 +204,7 @@ static void combine_rows(const uint32_t *src, ptrdiff_t src_stride, int source_r
         }
         next = end > next ? end : next;
         const int from = 4 * span[2 * i], values = 4 * span[2 * i + 1] - from;
-        for (int t = 0; t < count[i]; t++) taps[t] = ring + (size_t)((first[i] + t) % ring_rows) * n + from;
+        for (int t = 0; t < count[i]; t++) taps[t] = ring + (size_t)((first[i] + t) & (ring_rows - 1)) * n + from;
         uint8_t *out = (uint8_t *)(dst + i * dst_stride) + from;
 #if SID_X86
         if (simd) {
@@ -367,7 +368,8 @@ int sid_render(const render_job *job, sid_workspace *ws, int simd) {
     double *weights = NULL;
     int *xspan = NULL, *yspan = NULL;
     uint32_t *rows = NULL, *columns = NULL, *grid = NULL;
-    int width = 0, ring_rows = kx > ky ? kx : ky;
+    int width = 0, ring_rows = 1;
+    while (ring_rows < kx || ring_rows < ky) ring_rows *= 2;
     for (int layout = 0; layout < 2; layout++) {
         size_t offset = 0;
         xfirst = carve(ws, &offset, sizeof(int) * nqx);
