@@ -3,7 +3,7 @@
  * pixel memory to write, and the choice between the AVX2 and the portable kernels, which
  * set_simd(False) forces for the tests that compare them.
  *
- * Built as an optional extension: when it cannot be compiled, render/fast.py uses OpenCV instead.
+ * Built as an optional extension: when it cannot be compiled, render/fast.py uses Pillow and OpenCV instead.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -435,7 +435,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_kernels",
-    "Native warp and colour-jitter kernels of the fast renderer (see render/fast.py).", -1, methods,
+    "Native resampling, warp and colour-jitter kernels of the fast renderer (see render/fast.py).", -1,
+    methods,
 };
 
 PyMODINIT_FUNC PyInit__kernels(void) {
