@@ -297,20 +297,25 @@ static void needed(const double *row, int size, int side, int *q0, int *q1) {
 static void spans(const double corner[4][2], int axis, double reach, double below, double above, int q0, int count,
                   int v0, int nv, int *span) {
     const int other = 1 - axis;
+    double slope[4];
+    for (int k = 0; k < 4; k++) {
+        const double *p = corner[k], *r = corner[(k + 1) % 4];
+        slope[k] = p[axis] != r[axis] ? (r[other] - p[other]) / (r[axis] - p[axis]) : 0.0;
+    }
     for (int j = 0; j < count; j++) {
         const double bounds[2] = {q0 + j - reach, q0 + j + reach};
         double low = INFINITY, high = -INFINITY;
         for (int k = 0; k < 4; k++) {
             const double *p = corner[k], *r = corner[(k + 1) % 4];
             if (p[axis] >= bounds[0] && p[axis] <= bounds[1]) {
-                low = fmin(low, p[other]);
-                high = fmax(high, p[other]);
+                low = p[other] < low ? p[other] : low;
+                high = p[other] > high ? p[other] : high;
             }
             for (int e = 0; e < 2; e++) {
                 if ((p[axis] - bounds[e]) * (r[axis] - bounds[e]) < 0.0) {
-                    double v = p[other] + (bounds[e] - p[axis]) / (r[axis] - p[axis]) * (r[other] - p[other]);
-                    low = fmin(low, v);
-                    high = fmax(high, v);
+                    double v = p[other] + (bounds[e] - p[axis]) * slope[k];
+                    low = v < low ? v : low;
+                    high = v > high ? v : high;
                 }
             }
         }
