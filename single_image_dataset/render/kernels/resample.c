@@ -41,9 +41,6 @@ static double lanczos_filter(double x) { return -3.0 <= x && x < 3.0 ? sinc(x) *
 
 static const double SUPPORT[] = {1.0, 2.0, 3.0};
 
-static inline double weight(int filter, double x) {
-    return filter == SID_BILINEAR ? bilinear_filter(x) : filter == SID_BICUBIC ? bicubic_filter(x) : lanczos_filter(x);
-}
 
 /* The most taps an output of a resize of `length` pixels onto `side` can have (PIL's ksize). */
 static int max_taps(double length, int side, int filter) {
@@ -68,7 +65,17 @@ static void axis_taps(double b0, double b1, int side, int lo, int hi, int filter
         xmax = xmax > hi ? hi : xmax;
         int n = xmax - xmin;
         n = n > stride ? stride : n;
-        for (int x = 0; x < n; x++) sum += w[x] = weight(filter, (x + xmin - center + 0.5) * inv);
+        const double at = xmin - center + 0.5;
+        switch (filter) { /* one loop per filter, so that the choice is not made per tap */
+        case SID_BILINEAR:
+            for (int x = 0; x < n; x++) sum += w[x] = bilinear_filter((x + at) * inv);
+            break;
+        case SID_BICUBIC:
+            for (int x = 0; x < n; x++) sum += w[x] = bicubic_filter((x + at) * inv);
+            break;
+        default:
+            for (int x = 0; x < n; x++) sum += w[x] = lanczos_filter((x + at) * inv);
+        }
         int16_t *c = coef + (size_t)i * stride;
         int total = 0, largest = 0;
         const double to_q14 = sum != 0.0 ? 16384.0 / sum : 0.0;
@@ -76,7 +83,7 @@ static void axis_taps(double b0, double b1, int side, int lo, int hi, int filter
             /* rounded half up; the offset makes the truncation a floor (weights are above -2) */
             c[x] = (int16_t)((int)(w[x] * to_q14 + 32768.5) - 32768);
             total += c[x];
-            largest = c[x] > c[largest] ? x : largest;
+            largest = w[x] > w[largest] ? x : largest;
         }
         if (sum != 0.0 && n > 0) c[largest] = (int16_t)(c[largest] + 16384 - total);
         first[i] = xmin;
