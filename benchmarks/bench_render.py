@@ -17,7 +17,7 @@ with memory layout, so one process alone can mislead.
 
 Run from the repository root::
 
-    python benchmarks/bench_render.py            # the figures in the README (about 8 minutes)
+    python benchmarks/bench_render.py            # the figures in docs/performance.md (about 8 minutes)
     python benchmarks/bench_render.py --quick    # the same table from far fewer samples (about a minute)
 
 ``--quick`` measures every cell of the table, but from 16 samples in one pass and one process per cell (and

@@ -1,4 +1,4 @@
-"""Fidelity of every renderer against the reference renderer (the oracle): the tables of the docs.
+"""Fidelity of every renderer against the reference renderer (the oracle): the tables of docs/renderers.md.
 
 For each renderer (the fast renderer's native kernels and its OpenCV implementation, and the torch
 renderer on the CPU), each photograph of ``benchmarks/photos.py`` (those that ship with the package,

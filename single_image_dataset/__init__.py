@@ -16,7 +16,7 @@ Example:
 """
 
 from .config import IMAGENET_TRAIN_SIZE, MAX_IMG_SIZE, AugmentConfig
-from .dataset import SingleImageDataset
+from .dataset import SMALL_SOURCE_RATIO, SingleImageDataset, SmallSourceWarning
 from .export import materialize, materialize_video
 from .loader import BatchLoader, batch_loader
 from .params import JitterParams, ParamsBatch, SampleParams
@@ -25,9 +25,8 @@ from .render import Renderer, available_backends, get_renderer, register_rendere
 from .sampling import sample_params, sample_params_batch
 from .source import DEFAULT_IMAGE, HUBBLE_IMAGE, load_image
 from .tasks import NUM_ROTATIONS, PseudoLabelled, RotationLabels, rotate_batch
-from .video import ClipParams, FakeVideoDataset, VideoConfig, encode_mp4, sample_clip_params
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
+from .video import ClipParams, FakeVideoDataset, VideoConfig, decode_mp4, encode_mp4, sample_clip_params
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -35,6 +34,7 @@ __all__ = [
     "IMAGENET_TRAIN_SIZE",
     "MAX_IMG_SIZE",
     "NUM_ROTATIONS",
+    "SMALL_SOURCE_RATIO",
     "AugmentConfig",
     "BatchLoader",
     "ClipParams",
@@ -46,9 +46,11 @@ __all__ = [
     "RotationLabels",
     "SampleParams",
     "SingleImageDataset",
+    "SmallSourceWarning",
     "VideoConfig",
     "available_backends",
     "batch_loader",
+    "decode_mp4",
     "encode_mp4",
     "get_renderer",
     "load_image",

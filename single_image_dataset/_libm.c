@@ -10,6 +10,8 @@
 
 #include <math.h>
 
+#include "_buffers.h"
+
 PyDoc_STRVAR(apply_doc,
 "apply(function, x, out)\n--\n\n"
 "out[i] = f(x[i]) for f libm's cos (function 0), sin (1) or tan (2); x and out are C-contiguous float64\n"
@@ -17,28 +19,26 @@ PyDoc_STRVAR(apply_doc,
 
 static PyObject *py_apply(PyObject *self, PyObject *args) {
     int function;
+    PyObject *x_obj, *out_obj;
     Py_buffer x, out;
-    if (!PyArg_ParseTuple(args, "iy*w*:apply", &function, &x, &out)) return NULL;
-    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "iOO:apply", &function, &x_obj, &out_obj)) return NULL;
     if (function < 0 || function > 2) {
         PyErr_Format(PyExc_ValueError, "apply: function should be 0 (cos), 1 (sin) or 2 (tan), got %d", function);
-        goto done;
+        return NULL;
     }
-    if (x.len != out.len || x.len % (Py_ssize_t)sizeof(double) != 0) {
-        PyErr_SetString(PyExc_ValueError, "apply: x and out should be float64 buffers of the same length");
-        goto done;
+    if (sid_get_buffer(x_obj, &x, 0, "d", sizeof(double), -1, "apply", "x") < 0) return NULL;
+    if (sid_get_buffer(out_obj, &out, 1, "d", sizeof(double), x.len / (Py_ssize_t)sizeof(double), "apply", "out") < 0) {
+        PyBuffer_Release(&x);
+        return NULL;
     }
     const double *in = (const double *)x.buf;
     double *dst = (double *)out.buf;
     Py_ssize_t n = x.len / (Py_ssize_t)sizeof(double);
     double (*f)(double) = function == 0 ? cos : function == 1 ? sin : tan;
     for (Py_ssize_t i = 0; i < n; i++) dst[i] = f(in[i]);
-    result = Py_None;
-    Py_INCREF(result);
-done:
     PyBuffer_Release(&x);
     PyBuffer_Release(&out);
-    return result;
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {

@@ -10,10 +10,10 @@ import torchvision.transforms.functional as F
 from PIL import Image
 from torchvision.utils import make_grid
 
+from ._files import write_atomic
 from .dataset import SingleImageDataset
-from .export.files import write_atomic
 
-__all__ = ["PREVIEW_COUNT", "PREVIEW_NROW", "PREVIEW_TILE_SIZE", "preview_grid", "save_preview"]
+__all__ = ["PREVIEW_COUNT", "PREVIEW_NROW", "PREVIEW_TILE_SIZE", "preview_grid", "save_png", "save_preview"]
 
 #: Samples in a preview grid, and tiles per row, by default.
 PREVIEW_COUNT = 64
@@ -61,14 +61,21 @@ def save_preview(
 ) -> Path:
     """Write :func:`preview_grid` as a PNG at ``path`` (creating its folder) and return the path.
 
-    The file is replaced atomically (see :func:`~single_image_dataset.export.files.write_atomic`):
-    a failed write, a full disk say, leaves the previous preview as it was.
+    The file is replaced atomically (see :func:`save_png`).
     """
-    return _write_png(preview_grid(dataset, count, nrow, padding, tile_size), Path(path))
+    return save_png(preview_grid(dataset, count, nrow, padding, tile_size), path)
 
 
-def _write_png(image: Image.Image, path: Path) -> Path:
-    """Save ``image`` as a PNG at ``path`` atomically, creating its folder; an ``OSError`` names the preview."""
+def save_png(image: Image.Image, path: str | os.PathLike) -> Path:
+    """Write ``image`` as a PNG at ``path`` (creating its folder) and return the path.
+
+    The file is replaced atomically, through a temporary file renamed into place: a failed write, a
+    full disk say, leaves the previous file as it was.
+
+    Raises:
+        OSError: the folder cannot be created or the write failed; the message names the path.
+    """
+    path = Path(path)
     png = io.BytesIO()
     image.save(png, format="PNG")
     try:

@@ -1,4 +1,4 @@
-"""The fast renderer against the reference renderer (the oracle), with the tolerances of the README."""
+"""The fast renderer against the reference renderer (the oracle), with the tolerances of docs/renderers.md."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason='needs OpenCV: pip install ".[fast]"'),
 ]
 
-# The tolerances of the docs: the geometry alone of every knob, and with the jitter.
+# The tolerances stated in docs/renderers.md: the geometry alone of every knob, and with the jitter.
 MIN_MEAN_PSNR = 40.0
 MIN_MEAN_PSNR_JITTER = 28.0
 SAMPLES = 16
@@ -288,7 +288,7 @@ class TestRenderer:
         renderer.render(params)
         assert calls == [1]
 
-    @pytest.mark.parametrize("context", ["fork", "spawn"])
+    @pytest.mark.parametrize("context", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
     def test_real_workers_after_the_main_process_used_opencv(self, context: str) -> None:
         import cv2
 

@@ -234,10 +234,12 @@ class TestElementwiseMath:
             pytest.skip("the C extension was not built (no C compiler)")
         with pytest.raises(ValueError, match=r"function should be 0 \(cos\), 1 \(sin\) or 2 \(tan\), got 3"):
             g._libm.apply(3, np.zeros(2), np.zeros(2))
-        with pytest.raises(ValueError, match="float64 buffers of the same length"):
+        with pytest.raises(ValueError, match="apply: out holds 24 bytes, expected 16"):
             g._libm.apply(0, np.zeros(2), np.zeros(3))
-        with pytest.raises(TypeError):
-            g._libm.apply(0, np.zeros(2), b"\x00" * 16)  # read-only
+        with pytest.raises(TypeError, match="apply: out should be a C-contiguous writable buffer"):
+            g._libm.apply(0, np.zeros(2), b"\x00" * 16)
+        with pytest.raises(TypeError, match="apply: x has item format 'f', expected one of 'd'"):
+            g._libm.apply(0, np.zeros(2, dtype=np.float32), np.zeros(2))
 
 
 class TestMapsOfArrays:

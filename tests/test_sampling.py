@@ -16,8 +16,8 @@ from PIL import Image
 from torchvision import transforms as T
 
 from single_image_dataset import AugmentConfig, SampleParams, sample_params, sampling
+from single_image_dataset.crops import fit_probability
 from single_image_dataset.params import INTERPOLATIONS
-from single_image_dataset.sampling import fit_probability
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -325,3 +325,54 @@ class TestUniformStream:
         with_native = [sample_params(cfg, HUBBLE_SIZE, i) for i in range(300)]
         monkeypatch.setattr(sampling, "_native_uniforms", None)
         assert [sample_params(cfg, HUBBLE_SIZE, i) for i in range(300)] == with_native
+
+
+class TestNativeSampleBatch:
+    """The binding of the batch loop checks every buffer (with the checker the render kernels share)."""
+
+    @staticmethod
+    def _args(**changes: object) -> dict[str, object]:
+        n, block = 2, 15
+        return {
+            "indices": np.arange(n, dtype=np.int64), "block": block, "regions": np.array([[436, 436]], dtype=np.int64),
+            "uniforms": np.empty((n, block)), "boxes": np.empty((n, 4), dtype=np.int64),
+            "sources": np.empty(n, dtype=np.int64), "max_attempts": 10_000, **changes,
+        }
+
+    @staticmethod
+    def _call(native: object, args: dict[str, object]) -> None:
+        native.sample_batch(0, 0, args["indices"], args["block"], args["regions"], (0.002, 1.0),
+                            (math.log(3 / 4), math.log(4 / 3)), args["max_attempts"], args["uniforms"], args["boxes"],
+                            args["sources"])
+
+    def test_fills_the_buffers_as_the_python_sampler_draws(self):
+        native = pytest.importorskip("single_image_dataset._uniforms", reason="the C extension was not built")
+        args = self._args()
+        self._call(native, args)
+        for k in range(2):
+            stream = sampling.uniform_stream((0, 0, k))
+            assert args["uniforms"][k].tolist() == list(itertools.islice(stream, 15))
+            assert tuple(args["boxes"][k]) == sampling.sample_resized_crop(stream, (436, 436), (0.002, 1.0))
+        assert args["sources"].tolist() == [0, 0]
+
+    @pytest.mark.parametrize(
+        "changes, error, message",
+        [
+            ({"indices": np.arange(4, dtype=np.int64)[::2]}, TypeError, "indices should be a C-contiguous buffer"),
+            ({"indices": np.arange(2, dtype=np.int32)}, TypeError, "indices has item format 'i', expected one of 'ql"),
+            ({"uniforms": np.empty((2, 15), dtype=np.float32)}, TypeError, "uniforms has item format 'f'"),
+            ({"boxes": np.empty((2, 4), dtype=np.int64)[:, :2]}, TypeError, "boxes should be a C-contiguous writable"),
+            ({"sources": np.zeros(2, dtype=np.int64).tobytes()}, TypeError, "sources should be a C-contiguous writ"),
+            ({"uniforms": np.empty((2, 14))}, ValueError, "uniforms holds 224 bytes, expected 240"),
+            ({"boxes": np.empty((3, 4), dtype=np.int64)}, ValueError, "boxes holds 96 bytes, expected 64"),
+            ({"block": 0}, ValueError, "block should be positive"),
+            ({"regions": np.array([436], dtype=np.int64)}, ValueError, r"regions should be S x 2 with S >= 1"),
+            ({"regions": np.array([[436, 0]], dtype=np.int64)}, ValueError, "every region should be at least 1x1"),
+            ({"indices": np.array([7, 3], dtype=np.int64), "max_attempts": 0}, RuntimeError,
+             "^no resized-crop box fitted a 436x436 region in 0 attempts for index 7$"),
+        ],
+    )
+    def test_bad_arguments(self, changes: dict, error: type[Exception], message: str) -> None:
+        native = pytest.importorskip("single_image_dataset._uniforms", reason="the C extension was not built")
+        with pytest.raises(error, match=message if message.startswith("^") else f"^sample_batch: {message}"):
+            self._call(native, self._args(**changes))

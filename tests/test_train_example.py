@@ -6,10 +6,8 @@ import importlib.util
 import json
 import os
 import socket
-import struct
 import subprocess
 import sys
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +15,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 import torch
+from conftest import assert_one_line_error, png_header
 from PIL import Image
 
 from single_image_dataset import SingleImageDataset
@@ -79,16 +78,6 @@ def _stripes_folder(root: Path, per_class: dict[str, int], size: int = 64) -> Pa
 @pytest.fixture(scope="module")
 def probe_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _stripes_folder(tmp_path_factory.mktemp("probe"), {"train": 32, "val": 12})
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that declares ``width`` x ``height`` RGB pixels but holds none."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def _tiny(tmp_path: Path, coffee_path: Path, **changes: object) -> TrainConfig:
@@ -157,6 +146,7 @@ class TestBuildingBlocks:
 
 
 class TestRotNet:
+    @pytest.mark.slow
     def test_learns_rotation_on_held_out_indices(self, tmp_path: Path, coffee_path: Path) -> None:
         config = _tiny(tmp_path, coffee_path, num_imgs=960, val_imgs=256, batch_size=32, epochs=2, lr=0.003)
         result = train(config)
@@ -211,8 +201,7 @@ def _resume(cli: ModuleType, tmp_path: Path, checkpoint: Path | dict, argv: list
 
 
 def _one_line(err: str, pattern: str) -> None:
-    assert err.count("\n") == 1 and err.startswith("train_example.py: error: ") and "Traceback" not in err, err
-    assert __import__("re").search(pattern, err), err
+    assert_one_line_error(err, pattern, prog="train_example.py")
 
 
 def _tampered(change: str) -> object:
@@ -376,6 +365,7 @@ class TestResume:
 
 
 class TestDeepCluster:
+    @pytest.mark.slow
     def test_loss_falls_and_assignments_are_stable(self, tmp_path: Path, coffee_path: Path) -> None:
         config = _tiny(tmp_path, coffee_path, method="deepcluster", num_imgs=512, k=10, pca_dim=32,
                        batch_size=32, epochs=3, lr=0.01)
@@ -498,12 +488,13 @@ class TestCommandLine:
         fifo = tmp_path / "fifo.png"
         os.mkfifo(fifo)
         bomb = tmp_path / "bomb.png"
-        bomb.write_bytes(_png_header(50_000, 50_000))
+        bomb.write_bytes(png_header(50_000, 50_000))
         for image, pattern in ((fifo, r"imgpath .*fifo\.png is not a file$"),
                                (bomb, r"bomb\.png has 2,500,000,000 pixels, over Pillow's decompression-bomb limit")):
             assert cli.main(["--imgpath", str(image), "--out", str(tmp_path / "out"), "--workers", "0"]) == 2
             _one_line(capsys.readouterr().err, pattern)
 
+    @pytest.mark.slow
     def test_bad_input_in_a_real_process(self, tmp_path: Path) -> None:
         # From another folder and without PYTHONPATH: the script finds training/ beside itself.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -523,6 +514,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_see_disjoint_indices(tmp_path: Path, coffee_path: Path) -> None:
     torchrun = Path(sys.executable).parent / "torchrun"
     command = [

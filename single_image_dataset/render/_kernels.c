@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_buffers.h"
 #include "kernels.h"
 
 static int use_simd = 0;
@@ -271,22 +272,6 @@ typedef struct {
     int height, width;
 } level_buffer;
 
-static int batch_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t len, Py_ssize_t itemsize,
-                        const char *what) {
-    if (PyObject_GetBuffer(obj, view, (writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) | PyBUF_C_CONTIGUOUS) < 0) {
-        PyErr_Format(PyExc_TypeError, "render_batch: %s should be a C-contiguous%s buffer", what,
-                     writable ? " writable" : "");
-        return -1;
-    }
-    if (view->len != len * itemsize) {
-        PyErr_Format(PyExc_ValueError, "render_batch: %s holds %zd bytes, expected %zd", what, view->len,
-                     len * itemsize);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
-
 static PyObject *py_render_batch(PyObject *self, PyObject *args) {
     PyObject *levels_obj, *level_obj, *boxes_obj, *filters_obj, *maps_obj, *ops_obj, *values_obj, *out_obj;
     int side, size;
@@ -315,24 +300,25 @@ static PyObject *py_render_batch(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "render_batch: a level should be at least 1x1 and below 2**31 pixels");
             goto done;
         }
-        if (batch_buffer(src, &l->view, 0, (Py_ssize_t)l->height * l->width, 4, "a level") < 0) goto done;
+        if (sid_get_buffer(src, &l->view, 0, NULL, 4, (Py_ssize_t)l->height * l->width, "render_batch", "a level") < 0)
+            goto done;
     }
     Py_ssize_t n = PyObject_Length(level_obj);
     if (n < 0) goto done;
     Py_ssize_t pixels = (Py_ssize_t)size * size;
-    if (batch_buffer(level_obj, &level, 0, n, 8, "level") < 0) goto done;
+    if (sid_get_buffer(level_obj, &level, 0, NULL, 8, n, "render_batch", "level") < 0) goto done;
     got++;
-    if (batch_buffer(boxes_obj, &boxes, 0, 4 * n, 8, "boxes") < 0) goto done;
+    if (sid_get_buffer(boxes_obj, &boxes, 0, NULL, 8, 4 * n, "render_batch", "boxes") < 0) goto done;
     got++;
-    if (batch_buffer(filters_obj, &filters, 0, n, 1, "filters") < 0) goto done;
+    if (sid_get_buffer(filters_obj, &filters, 0, NULL, 1, n, "render_batch", "filters") < 0) goto done;
     got++;
-    if (batch_buffer(maps_obj, &maps, 0, 6 * n, 8, "maps") < 0) goto done;
+    if (sid_get_buffer(maps_obj, &maps, 0, NULL, 8, 6 * n, "render_batch", "maps") < 0) goto done;
     got++;
-    if (batch_buffer(ops_obj, &ops, 0, 4 * n, 1, "ops") < 0) goto done;
+    if (sid_get_buffer(ops_obj, &ops, 0, NULL, 1, 4 * n, "render_batch", "ops") < 0) goto done;
     got++;
-    if (batch_buffer(values_obj, &values, 0, 4 * n, 8, "values") < 0) goto done;
+    if (sid_get_buffer(values_obj, &values, 0, NULL, 8, 4 * n, "render_batch", "values") < 0) goto done;
     got++;
-    if (batch_buffer(out_obj, &out, 1, 3 * pixels * n, 1, "out") < 0) goto done;
+    if (sid_get_buffer(out_obj, &out, 1, NULL, 1, 3 * pixels * n, "render_batch", "out") < 0) goto done;
     got++;
     const int64_t *lv = (const int64_t *)level.buf;
     const int8_t *codes = (const int8_t *)ops.buf, *filter = (const int8_t *)filters.buf;

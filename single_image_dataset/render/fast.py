@@ -22,7 +22,7 @@ from torch.utils.data import get_worker_info
 
 from .. import geometry
 from ..params import INTERPOLATIONS, JITTER_OPS, ParamsBatch, SampleParams, hue_steps
-from . import Renderer, register_renderer
+from .base import Renderer, register_renderer
 from .pyramid import build_pyramid
 
 try:

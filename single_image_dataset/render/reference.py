@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 
 from ..params import JitterParams, SampleParams
-from . import Renderer, register_renderer
+from .base import Renderer, register_renderer
 
 __all__ = ["ReferenceRenderer", "apply_jitter"]
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from .. import geometry
 from ..params import JITTER_OPS, ParamsBatch, SampleParams
-from . import Renderer, check_device, register_renderer
+from .base import Renderer, check_device, register_renderer
 from .pyramid import build_pyramid
 
 __all__ = ["TorchRenderer"]
