@@ -4,7 +4,7 @@ At 64 and 256 px (fast backend, the default source image), measured side by side
 
 - ``render``: ``ds.render(ds.params(i))`` in one process, the renderer alone (PIL images; the consumer
   reads a pixel of each);
-- ``ToTensor, w workers``: the README's old recipe, ``transform=ToTensor()`` in a ``DataLoader``
+- ``ToTensor, w workers``: the old recipe, ``transform=ToTensor()`` in a ``DataLoader``
   (float32 batches, collated), with 0 and 2 workers;
 - ``PILToTensor, 2 workers``: the same with uint8 tensors;
 - ``batch_loader, w workers``: :func:`single_image_dataset.batch_loader`, uint8 batches, 0 and 2 workers;
@@ -19,7 +19,7 @@ batch. Workers are persistent and warmed up by one untimed pass. Each figure is 
 
 Run from the repository root::
 
-    python benchmarks/bench_loader.py            # the README's table, about 3 minutes
+    python benchmarks/bench_loader.py            # the table in docs/batched-delivery.md, about 3 minutes
     python benchmarks/bench_loader.py --quick    # a smoke run of about 20 s
 """
 

@@ -9,7 +9,7 @@ checks before it (manifest, free-space estimate) take well under a second.
 
 Run from the repository root::
 
-    python benchmarks/bench_materialize.py                     # the README figure
+    python benchmarks/bench_materialize.py                     # the figure in docs/performance.md
     python benchmarks/bench_materialize.py --num_imgs 200      # a smoke run
 """
 

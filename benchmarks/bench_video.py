@@ -12,7 +12,7 @@ so the rate is per core):
 Each rate is the median of ``--repeats`` passes over the same ``--clips`` clips (indices 0, 1, ...).
 Run from the repository root::
 
-    python benchmarks/bench_video.py            # the figures in the README (a few minutes on one core)
+    python benchmarks/bench_video.py            # the figures in docs/video.md (a few minutes on one core)
     python benchmarks/bench_video.py --quick    # 4 clips, 1 pass: a smoke run, too noisy to quote
 """
 

@@ -1,13 +1,6 @@
 /*
- * The uniform stream of the sampler, natively: the same doubles as
- *
- *     numpy.random.default_rng(numpy.random.SeedSequence(entropy)).random(count)
- *
- * for a sequence of non-negative integers below 2**64, bit for bit, in a fraction of the time it takes
- * numpy to build a SeedSequence and a Generator (the larger part of drawing a sample's parameters).
- * numpy's algorithms, as documented: SeedSequence's hash mixing of 32-bit words (pool of 4 words),
- * PCG64 (128-bit LCG, XSL-RR output) seeded from four 64-bit words of the pool, and doubles made
- * from the top 53 bits of each output. tests/test_sampling.py compares it with numpy.
+ * The Python bindings of the sampler's native uniform stream (uniforms/): argument parsing and buffer
+ * checks around the pure C stream and batch loop.
  *
  * Built as an optional extension: without it, sampling.py draws the same stream through numpy.
  */
@@ -15,157 +8,50 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include <math.h>
 #include <stdint.h>
-#include <string.h>
 
-#if !defined(__SIZEOF_INT128__)
-#error "a compiler with 128-bit integers is needed; without one, sampling.py uses numpy instead"
-#endif
-
-typedef unsigned __int128 u128;
-
-/* ------------------------------------------------------------------------------------------------ */
-/* SeedSequence                                                                                      */
-/* ------------------------------------------------------------------------------------------------ */
-
-#define POOL_SIZE 4
-#define MAX_WORDS 16 /* 8 integers of up to 64 bits */
-
-static const uint32_t INIT_A = 0x43b0d7e5u, MULT_A = 0x931e8875u, INIT_B = 0x8b51f9ddu, MULT_B = 0x58f38dedu,
-                      MIX_MULT_L = 0xca01f9ddu, MIX_MULT_R = 0x4973f715u;
-#define XSHIFT 16
-
-static uint32_t hashmix(uint32_t value, uint32_t *hash_const) {
-    value ^= *hash_const;
-    *hash_const *= MULT_A;
-    value *= *hash_const;
-    return value ^ (value >> XSHIFT);
-}
-
-static uint32_t mix(uint32_t x, uint32_t y) {
-    uint32_t result = MIX_MULT_L * x - MIX_MULT_R * y;
-    return result ^ (result >> XSHIFT);
-}
-
-/* The pool of SeedSequence(entropy) from its entropy as 32-bit words (no spawn key). */
-static void mix_entropy(uint32_t pool[POOL_SIZE], const uint32_t *words, int count) {
-    uint32_t hash_const = INIT_A;
-    for (int i = 0; i < POOL_SIZE; i++) pool[i] = hashmix(i < count ? words[i] : 0u, &hash_const);
-    for (int src = 0; src < POOL_SIZE; src++)
-        for (int dst = 0; dst < POOL_SIZE; dst++)
-            if (src != dst) pool[dst] = mix(pool[dst], hashmix(pool[src], &hash_const));
-    for (int src = POOL_SIZE; src < count; src++)
-        for (int dst = 0; dst < POOL_SIZE; dst++) pool[dst] = mix(pool[dst], hashmix(words[src], &hash_const));
-}
-
-/* SeedSequence.generate_state(4, uint64): eight 32-bit words, paired low word first. */
-static void generate_state(const uint32_t pool[POOL_SIZE], uint64_t out[4]) {
-    uint32_t hash_const = INIT_B, words[8];
-    for (int i = 0; i < 8; i++) {
-        uint32_t value = pool[i % POOL_SIZE] ^ hash_const;
-        hash_const *= MULT_B;
-        value *= hash_const;
-        words[i] = value ^ (value >> XSHIFT);
-    }
-    for (int i = 0; i < 4; i++) out[i] = (uint64_t)words[2 * i] | (uint64_t)words[2 * i + 1] << 32;
-}
-
-/* ------------------------------------------------------------------------------------------------ */
-/* PCG64                                                                                             */
-/* ------------------------------------------------------------------------------------------------ */
-
-typedef struct {
-    u128 state, inc;
-} pcg64;
-
-#define PCG_MULTIPLIER (((u128)2549297995355413924ULL << 64) | 4865540595714422341ULL)
-
-static void pcg64_step(pcg64 *rng) { rng->state = rng->state * PCG_MULTIPLIER + rng->inc; }
-
-/* numpy's PCG64(seed_sequence): initial state from words 0-1, stream from words 2-3 (high word first). */
-static void pcg64_seed(pcg64 *rng, const uint64_t words[4]) {
-    u128 initstate = (u128)words[0] << 64 | words[1], initseq = (u128)words[2] << 64 | words[3];
-    rng->state = 0;
-    rng->inc = (initseq << 1) | 1;
-    pcg64_step(rng);
-    rng->state += initstate;
-    pcg64_step(rng);
-}
-
-static uint64_t pcg64_next(pcg64 *rng) {
-    pcg64_step(rng);
-    uint64_t folded = (uint64_t)(rng->state >> 64) ^ (uint64_t)rng->state;
-    unsigned rot = (unsigned)(rng->state >> 122);
-    return (folded >> rot) | (folded << ((64 - rot) & 63));
-}
-
-/* The stream of SeedSequence(entropy): numpy's words of each integer (32 bits at a time, least
- * significant first; 0 is one word), mixed into the pool, expanded into PCG64's seed. */
-static void seed_stream(pcg64 *rng, const uint64_t *entropy, int count) {
-    uint32_t words[MAX_WORDS], pool[POOL_SIZE];
-    uint64_t state[4];
-    int nwords = 0;
-    for (int i = 0; i < count; i++) {
-        words[nwords++] = (uint32_t)entropy[i];
-        if (entropy[i] >> 32) words[nwords++] = (uint32_t)(entropy[i] >> 32);
-    }
-    mix_entropy(pool, words, nwords);
-    generate_state(pool, state);
-    pcg64_seed(rng, state);
-}
-
-/* numpy's Generator.random(): the top 53 bits of an output, scaled to [0, 1). */
-static double next_double(pcg64 *rng) { return (double)(pcg64_next(rng) >> 11) * (1.0 / 9007199254740992.0); }
-
-/* ------------------------------------------------------------------------------------------------ */
-/* The resized crop, retried until its box fits (sampling._sample_resized_crop, operation for        */
-/* operation: the same libm exp and sqrt as Python's math module, round-half-even as round())      */
-/* ------------------------------------------------------------------------------------------------ */
-
-typedef struct {
-    int64_t width, height;          /* the region the box must fit in */
-    double area_lo, area_hi;        /* area fraction range */
-    double log_lo, log_hi;          /* log aspect-ratio range */
-    int64_t max_attempts;
-} box_spec;
-
-static inline double uniform_in(double u, double lo, double hi) { return lo + (hi - lo) * u; }
-
-static inline int64_t randint_below(double u, int64_t n) {
-    int64_t v = (int64_t)(u * (double)n);
-    return v < n - 1 ? v : n - 1;
-}
-
-/* Writes (top, left, height, width); returns 0, or -1 when no box fitted in max_attempts. */
-static int resized_crop_box(pcg64 *rng, const box_spec *s, int64_t box[4]) {
-    double area = (double)(s->width * s->height);
-    for (int64_t attempt = 0; attempt < s->max_attempts; attempt++) {
-        double u_area = next_double(rng), u_ratio = next_double(rng);
-        double target = area * uniform_in(u_area, s->area_lo, s->area_hi);
-        double aspect = exp(uniform_in(u_ratio, s->log_lo, s->log_hi));
-        int64_t w = (int64_t)rint(sqrt(target * aspect));
-        int64_t h = (int64_t)rint(sqrt(target / aspect));
-        if (0 < w && w <= s->width && 0 < h && h <= s->height) {
-            double u_top = next_double(rng), u_left = next_double(rng);
-            box[0] = randint_below(u_top, s->height - h + 1);
-            box[1] = randint_below(u_left, s->width - w + 1);
-            box[2] = h;
-            box[3] = w;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* ------------------------------------------------------------------------------------------------ */
-/* Python binding                                                                                    */
-/* ------------------------------------------------------------------------------------------------ */
+#include "_buffers.h"
+#include "uniforms.h"
 
 PyDoc_STRVAR(uniforms_doc,
 "uniforms(entropy, count)\n--\n\n"
 "The first `count` doubles of numpy.random.default_rng(numpy.random.SeedSequence(entropy)).random(),\n"
 "as a tuple. `entropy` is a sequence of at most 8 integers in [0, 2**64); OverflowError otherwise.");
+
+/* The integers of `seq` (any integer type, numpy's too, as SeedSequence takes) into `values`, at most `max`
+ * of them; returns how many, or -1 with TypeError (not integers) or OverflowError (more than `max`, a
+ * negative value or one past 2**64 - 1) set, naming `func` and `what`. */
+static int parse_entropy(PyObject *seq, uint64_t *values, int max, const char *func, const char *what) {
+    PyObject *fast = PySequence_Fast(seq, "entropy should be a sequence of integers");
+    if (fast == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: %s should be a sequence of integers", func, what);
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n > max) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_OverflowError, "%s: at most %d integers in %s", func, max, what);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyNumber_Index(PySequence_Fast_GET_ITEM(fast, i));
+        if (item == NULL) {
+            Py_DECREF(fast);
+            PyErr_Format(PyExc_TypeError, "%s: %s should be a sequence of integers", func, what);
+            return -1;
+        }
+        /* OverflowError for negative values and values past 2**64 - 1 */
+        unsigned long long value = PyLong_AsUnsignedLongLong(item);
+        Py_DECREF(item);
+        if (value == (unsigned long long)-1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        values[i] = value;
+    }
+    Py_DECREF(fast);
+    return (int)n;
+}
 
 static PyObject *py_uniforms(PyObject *self, PyObject *args) {
     PyObject *entropy;
@@ -175,41 +61,17 @@ static PyObject *py_uniforms(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "uniforms: count should be non-negative");
         return NULL;
     }
-    PyObject *fast = PySequence_Fast(entropy, "uniforms: entropy should be a sequence of integers");
-    if (fast == NULL) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    uint64_t values[MAX_WORDS / 2];
-    if (n > MAX_WORDS / 2) {
-        Py_DECREF(fast);
-        PyErr_SetString(PyExc_OverflowError, "uniforms: at most 8 integers");
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        /* any integer type (numpy's too), as SeedSequence takes */
-        PyObject *item = PyNumber_Index(PySequence_Fast_GET_ITEM(fast, i));
-        if (item == NULL) {
-            Py_DECREF(fast);
-            PyErr_SetString(PyExc_TypeError, "uniforms: entropy should be a sequence of integers");
-            return NULL;
-        }
-        /* OverflowError for negative values and values past 2**64 - 1 */
-        unsigned long long value = PyLong_AsUnsignedLongLong(item);
-        Py_DECREF(item);
-        if (value == (unsigned long long)-1 && PyErr_Occurred()) {
-            Py_DECREF(fast);
-            return NULL;
-        }
-        values[i] = value;
-    }
-    Py_DECREF(fast);
+    uint64_t values[SID_MAX_ENTROPY];
+    int n = parse_entropy(entropy, values, SID_MAX_ENTROPY, "uniforms", "entropy");
+    if (n < 0) return NULL;
 
-    pcg64 rng;
-    seed_stream(&rng, values, (int)n);
+    sid_pcg64 rng;
+    sid_seed_stream(&rng, values, n);
 
     PyObject *result = PyTuple_New(count);
     if (result == NULL) return NULL;
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *value = PyFloat_FromDouble(next_double(&rng));
+        PyObject *value = PyFloat_FromDouble(sid_next_double(&rng));
         if (value == NULL) {
             Py_DECREF(result);
             return NULL;
@@ -230,88 +92,131 @@ PyDoc_STRVAR(sample_batch_doc,
 "until it fits the source's region, and written to row i of `boxes` (int64, len(indices) * 4, as top, left,\n"
 "height, width). RuntimeError (naming the index) when no box fits in `max_attempts` attempts.");
 
-static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize, const char *formats,
-                      const char *what) {
-    if (PyObject_GetBuffer(obj, view, (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        PyErr_Format(PyExc_TypeError, "sample_batch: %s should be a C-contiguous%s buffer", what,
-                     writable ? " writable" : "");
-        return -1;
-    }
-    if (view->itemsize != itemsize || view->format == NULL || strchr(formats, view->format[0]) == NULL ||
-        view->format[1] != '\0') {
-        PyErr_Format(PyExc_TypeError, "sample_batch: %s has item format '%s', expected one of '%s' of %zd bytes",
-                     what, view->format ? view->format : "B", formats, itemsize);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
+#define INT64_FORMATS "qlQL"
 
 static PyObject *py_sample_batch(PyObject *self, PyObject *args) {
-    unsigned long long seed, epoch;
     PyObject *indices_obj, *regions_obj, *uniforms_obj, *boxes_obj, *sources_obj;
+    sid_batch b;
+    unsigned long long seed, epoch;
     Py_ssize_t block;
-    box_spec spec;
+    long long max_attempts;
     if (!PyArg_ParseTuple(args, "KKOnO(dd)(dd)LOOO:sample_batch", &seed, &epoch, &indices_obj, &block, &regions_obj,
-                          &spec.area_lo, &spec.area_hi, &spec.log_lo, &spec.log_hi, &spec.max_attempts, &uniforms_obj,
-                          &boxes_obj, &sources_obj))
+                          &b.area_lo, &b.area_hi, &b.log_lo, &b.log_hi, &max_attempts, &uniforms_obj, &boxes_obj,
+                          &sources_obj))
         return NULL;
-    Py_buffer views[5];
-    PyObject *objs[5] = {indices_obj, regions_obj, uniforms_obj, boxes_obj, sources_obj};
-    const char *names[5] = {"indices", "regions", "uniforms", "boxes", "sources"};
-    const char *formats[5] = {"qlQL", "qlQL", "d", "qlQL", "qlQL"};
-    int got = 0;
+    if (block < 1) {
+        PyErr_SetString(PyExc_ValueError, "sample_batch: block should be positive");
+        return NULL;
+    }
+    Py_buffer indices, regions, uniforms, boxes, sources;
+    int got = 0; /* how many of the five buffers are held */
     PyObject *result = NULL;
-    for (; got < 5; got++)
-        if (get_buffer(objs[got], &views[got], got >= 2, 8, formats[got], names[got]) < 0) goto done;
-    Py_ssize_t n = views[0].len / 8, num_sources = views[1].len / 16;
-    if (block < 1 || num_sources < 1 || views[1].len != num_sources * 16 || views[2].len != n * block * 8 ||
-        views[3].len != n * 4 * 8 || views[4].len != n * 8) {
-        PyErr_SetString(PyExc_ValueError, "sample_batch: block should be positive, regions S x 2, and uniforms, boxes "
-                                          "and sources should have len(indices) * block, * 4 and * 1 items");
+    if (sid_get_buffer(indices_obj, &indices, 0, INT64_FORMATS, 8, -1, "sample_batch", "indices") < 0) goto done;
+    got++;
+    Py_ssize_t n = indices.len / 8;
+    if (sid_get_buffer(regions_obj, &regions, 0, INT64_FORMATS, 8, -1, "sample_batch", "regions") < 0) goto done;
+    got++;
+    if (sid_get_buffer(uniforms_obj, &uniforms, 1, "d", 8, n * block, "sample_batch", "uniforms") < 0) goto done;
+    got++;
+    if (sid_get_buffer(boxes_obj, &boxes, 1, INT64_FORMATS, 8, 4 * n, "sample_batch", "boxes") < 0) goto done;
+    got++;
+    if (sid_get_buffer(sources_obj, &sources, 1, INT64_FORMATS, 8, n, "sample_batch", "sources") < 0) goto done;
+    got++;
+    Py_ssize_t num_sources = regions.len / 16;
+    const int64_t *region = (const int64_t *)regions.buf;
+    if (num_sources < 1 || regions.len != num_sources * 16) {
+        PyErr_SetString(PyExc_ValueError, "sample_batch: regions should be S x 2 with S >= 1");
         goto done;
     }
-    const int64_t *index = (const int64_t *)views[0].buf, *region = (const int64_t *)views[1].buf;
     for (Py_ssize_t s = 0; s < 2 * num_sources; s++)
         if (region[s] < 1) {
             PyErr_SetString(PyExc_ValueError, "sample_batch: every region should be at least 1x1");
             goto done;
         }
-    double *u = (double *)views[2].buf;
-    int64_t *box = (int64_t *)views[3].buf, *source = (int64_t *)views[4].buf;
-    Py_ssize_t failed = -1;
+    b.seed = seed;
+    b.epoch = epoch;
+    b.indices = (const int64_t *)indices.buf;
+    b.count = n;
+    b.block = block;
+    b.regions = region;
+    b.num_sources = num_sources;
+    b.max_attempts = max_attempts;
+    b.uniforms = (double *)uniforms.buf;
+    b.boxes = (int64_t *)boxes.buf;
+    b.sources = (int64_t *)sources.buf;
+    ptrdiff_t failed;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < n; k++) {
-        uint64_t entropy[3] = {seed, epoch, (uint64_t)index[k]};
-        pcg64 rng;
-        seed_stream(&rng, entropy, 3);
-        double *row = u + k * block;
-        for (Py_ssize_t j = 0; j < block; j++) row[j] = next_double(&rng);
-        source[k] = num_sources > 1 ? randint_below(row[block - 1], num_sources) : 0;
-        spec.width = region[2 * source[k]];
-        spec.height = region[2 * source[k] + 1];
-        if (resized_crop_box(&rng, &spec, box + 4 * k) < 0) {
-            failed = k;
-            break;
-        }
-    }
+    failed = sid_sample_batch(&b);
     Py_END_ALLOW_THREADS
     if (failed >= 0) {
+        const int64_t *size = region + 2 * b.sources[failed];
         PyErr_Format(PyExc_RuntimeError, "no resized-crop box fitted a %lldx%lld region in %lld attempts for index %lld",
-                     (long long)spec.width, (long long)spec.height, (long long)spec.max_attempts,
-                     (long long)index[failed]);
+                     (long long)size[0], (long long)size[1], max_attempts, (long long)b.indices[failed]);
         goto done;
     }
     result = Py_None;
     Py_INCREF(result);
-done:
-    for (int i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+done:;
+    Py_buffer *held[5] = {&indices, &regions, &uniforms, &boxes, &sources};
+    for (int i = 0; i < got; i++) PyBuffer_Release(held[i]);
+    return result;
+}
+
+PyDoc_STRVAR(stream_blocks_doc,
+"stream_blocks(prefix, indices, suffix, block, out)\n--\n\n"
+"For each index i of `indices` (a contiguous buffer of non-negative int64), the first `block` doubles of\n"
+"numpy.random.default_rng(numpy.random.SeedSequence([*prefix, i, *suffix])).random() go to row i of `out`\n"
+"(a writable float64 buffer of len(indices) * block). `prefix` and `suffix` are sequences of integers in\n"
+"[0, 2**64), at most 7 of them together; OverflowError otherwise.");
+
+static PyObject *py_stream_blocks(PyObject *self, PyObject *args) {
+    PyObject *prefix_obj, *indices_obj, *suffix_obj, *out_obj;
+    Py_ssize_t block;
+    if (!PyArg_ParseTuple(args, "OOOnO:stream_blocks", &prefix_obj, &indices_obj, &suffix_obj, &block, &out_obj))
+        return NULL;
+    if (block < 0) {
+        PyErr_SetString(PyExc_ValueError, "stream_blocks: block should be non-negative");
+        return NULL;
+    }
+    sid_blocks b;
+    b.prefix_len = parse_entropy(prefix_obj, b.prefix, SID_MAX_ENTROPY - 1, "stream_blocks", "prefix");
+    if (b.prefix_len < 0) return NULL;
+    b.suffix_len = parse_entropy(suffix_obj, b.suffix, SID_MAX_ENTROPY - 1 - b.prefix_len, "stream_blocks", "suffix");
+    if (b.suffix_len < 0) return NULL;
+    Py_buffer indices, out;
+    if (sid_get_buffer(indices_obj, &indices, 0, INT64_FORMATS, 8, -1, "stream_blocks", "indices") < 0) return NULL;
+    Py_ssize_t n = indices.len / 8;
+    if (sid_get_buffer(out_obj, &out, 1, "d", 8, n * block, "stream_blocks", "out") < 0) {
+        PyBuffer_Release(&indices);
+        return NULL;
+    }
+    b.indices = (const int64_t *)indices.buf;
+    b.count = n;
+    b.block = block;
+    b.out = (double *)out.buf;
+    PyObject *result = Py_None;
+    for (Py_ssize_t k = 0; k < n; k++)
+        if (b.indices[k] < 0) {
+            PyErr_Format(PyExc_ValueError, "stream_blocks: indices should be non-negative, got %lld",
+                         (long long)b.indices[k]);
+            result = NULL;
+            break;
+        }
+    if (result != NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        sid_stream_blocks(&b);
+        Py_END_ALLOW_THREADS
+        Py_INCREF(result);
+    }
+    PyBuffer_Release(&indices);
+    PyBuffer_Release(&out);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"uniforms", py_uniforms, METH_VARARGS, uniforms_doc},
     {"sample_batch", py_sample_batch, METH_VARARGS, sample_batch_doc},
+    {"stream_blocks", py_stream_blocks, METH_VARARGS, stream_blocks_doc},
     {NULL, NULL, 0, NULL},
 };
 

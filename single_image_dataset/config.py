@@ -1,8 +1,9 @@
 """The one configuration object shared by the Dataset, the CLI and the TOML presets in ``configs/``.
 
 :class:`AugmentConfig` configures the image dataset; the fake-video clips' config
-(:class:`~single_image_dataset.video.VideoConfig`) shares its machinery (validation, TOML, ``replace``) and
-the checks of the fields both have.
+(:class:`~single_image_dataset.video.VideoConfig`) shares its machinery (:class:`ConfigBase`: validation,
+TOML, ``replace``) and the checks of the fields both have (:func:`check_output`, :func:`check_crops`,
+:func:`check_jitter`).
 """
 
 from __future__ import annotations
@@ -16,14 +17,22 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from ._files import open_regular_file
-from .sampling import check_fit
+from .crops import CropSettings, check_fit
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
-__all__ = ["AugmentConfig", "IMAGENET_TRAIN_SIZE", "MAX_IMG_SIZE"]
+__all__ = [
+    "IMAGENET_TRAIN_SIZE",
+    "MAX_IMG_SIZE",
+    "AugmentConfig",
+    "ConfigBase",
+    "check_crops",
+    "check_jitter",
+    "check_output",
+]
 
 IMAGENET_TRAIN_SIZE = 1_281_167
 
@@ -31,32 +40,54 @@ IMAGENET_TRAIN_SIZE = 1_281_167
 #: before the rotation is sqrt(2) times as wide (11585 px, 384 MiB).
 MAX_IMG_SIZE = 8192
 
-_C = TypeVar("_C", bound="_Config")
+_C = TypeVar("_C", bound="ConfigBase")
 
 
-class _Config:
+class ConfigBase:
     """What the frozen config dataclasses share: type checks, TOML and dict round trips, ``replace``.
 
-    A subclass is a frozen dataclass that lists the lengths of its tuple fields in ``_TUPLE_LENGTHS``
-    and checks its values in ``_check_ranges``. Every field is checked in ``__post_init__``, so an
-    invalid value fails when the config is built, not hours into an export.
+    A subclass is a frozen dataclass whose fields are annotated ``bool``, ``int``, ``float`` or a tuple
+    of numbers; it lists the lengths of its tuple fields in :attr:`TUPLE_LENGTHS` and checks its values
+    in :meth:`check_ranges`. Every field is checked in ``__post_init__``, so an invalid value fails
+    when the config is built, not hours into an export.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass(frozen=True)
+        ... class Blur(ConfigBase):
+        ...     sigma: float = 1.0
+        ...     def check_ranges(self) -> None:
+        ...         if not self.sigma > 0:
+        ...             raise ValueError(f"sigma should be positive, got {self.sigma:g}")
+        >>> Blur.from_dict({"sigma": 2}), Blur().to_toml()
+        (Blur(sigma=2.0), 'sigma = 1.0')
+        >>> Blur(sigma="2")
+        Traceback (most recent call last):
+        ...
+        TypeError: sigma should be a number, got '2'
     """
 
-    _TUPLE_LENGTHS: ClassVar[Mapping[str, int]] = {}
+    #: The number of items of each tuple field, by field name.
+    TUPLE_LENGTHS: ClassVar[Mapping[str, int]] = {}
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            _check_type(f.name, value, f.type, self._TUPLE_LENGTHS)
+            _check_type(f.name, value, f.type, self.TUPLE_LENGTHS)
             # TOML and argparse hand over lists and ints; store tuples of floats and floats, so the
             # config stays hashable and prints the same however it was built.
-            if f.name in self._TUPLE_LENGTHS:
+            if f.name in self.TUPLE_LENGTHS:
                 object.__setattr__(self, f.name, tuple(float(v) for v in value))
             elif f.type == "float":
                 object.__setattr__(self, f.name, float(value))
-        self._check_ranges()
+        self.check_ranges()
 
-    def _check_ranges(self) -> None:
+    def check_ranges(self) -> None:
+        """Check the values, whose types are already checked; a subclass implements it.
+
+        Raises:
+            ValueError: a value out of range; the message names the field, the range and the value.
+        """
         raise NotImplementedError
 
     @property
@@ -119,7 +150,7 @@ class _Config:
 
 
 @dataclass(frozen=True)
-class AugmentConfig(_Config):
+class AugmentConfig(ConfigBase):
     """Everything that defines a single-image dataset apart from its source image.
 
     The defaults are those of the paper's ``make_dataset_single.py``. Every field is checked in
@@ -170,16 +201,16 @@ class AugmentConfig(_Config):
     jitter_p: float = 0.5
     debug: bool = False
 
-    _TUPLE_LENGTHS: ClassVar[Mapping[str, int]] = {"scale": 2, "jitter": 4}
+    TUPLE_LENGTHS: ClassVar[Mapping[str, int]] = {"scale": 2, "jitter": 4}
 
-    def _check_ranges(self) -> None:
-        _check_output(self)
+    def check_ranges(self) -> None:
+        check_output(self)
         if not 0 <= self.deg <= 180:
             raise ValueError(f"deg should be in [0, 180] degrees, got {self.deg:g}")
         if not 0 <= self.shear < 90:
             raise ValueError(f"shear should be in [0, 90) degrees, got {self.shear:g}")
-        _check_crops(self)
-        _check_jitter(self)
+        check_crops(self)
+        check_jitter(self)
 
     @property
     def resize_size(self) -> int:
@@ -187,8 +218,12 @@ class AugmentConfig(_Config):
         return int(math.sqrt(2) * self.img_size)
 
 
-def _check_output(config: Any) -> None:
-    """The checks of ``img_size``, ``num_imgs`` and ``seed``."""
+def check_output(config: Any) -> None:
+    """Check a config's ``img_size``, ``num_imgs`` and ``seed``, as every config of a dataset has them.
+
+    Raises:
+        ValueError: a value out of range; the message names it.
+    """
     if not 1 <= config.img_size <= MAX_IMG_SIZE:
         raise ValueError(f"img_size should be in [1, {MAX_IMG_SIZE}] pixels, got {config.img_size}")
     if not 1 <= config.num_imgs <= sys.maxsize:
@@ -200,8 +235,13 @@ def _check_output(config: Any) -> None:
         raise ValueError(f"seed should be in [0, 2**63), got {config.seed}")
 
 
-def _check_crops(config: Any) -> None:
-    """The checks of ``initcrop`` and ``scale``, and whether the crop box fits (:func:`check_fit`)."""
+def check_crops(config: CropSettings) -> None:
+    """Check a config's ``initcrop`` and ``scale``, and that the crop box fits often enough
+    (:func:`~single_image_dataset.crops.check_fit` on the config alone).
+
+    Raises:
+        ValueError: a value out of range, or a crop box that would rarely fit; the message names it.
+    """
     if not 0 < config.initcrop <= 1:
         raise ValueError(f"initcrop should be in (0, 1], got {config.initcrop:g}")
     s0, s1 = config.scale
@@ -218,8 +258,19 @@ def _check_crops(config: Any) -> None:
     check_fit(config)  # the config alone; the dataset checks again on its source
 
 
-def _check_jitter(config: Any) -> None:
-    """The checks of ``jitter`` and ``jitter_p``."""
+def check_jitter(config: Any) -> None:
+    """Check a config's ``jitter`` strengths and ``jitter_p``.
+
+    Raises:
+        ValueError: a value out of range; the message names it.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> check_jitter(SimpleNamespace(jitter=(0.4, 0.4, 0.4, 0.6), jitter_p=0.5))
+        Traceback (most recent call last):
+        ...
+        ValueError: jitter hue should be in [0, 0.5], got 0.6
+    """
     brightness, contrast, saturation, hue = config.jitter
     for name, value in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
         if not (math.isfinite(value) and value >= 0):

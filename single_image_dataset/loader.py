@@ -22,7 +22,6 @@ from torch.utils.data import (
     RandomSampler,
     Sampler,
     SequentialSampler,
-    get_worker_info,
 )
 
 from .dataset import SingleImageDataset
@@ -51,9 +50,8 @@ def batch_loader(
 
     Built on a real ``torch.utils.data.DataLoader``: its workers, samplers (``DistributedSampler``
     included) and persistent workers work as usual, but each worker fills whole batches
-    (:meth:`SingleImageDataset.params_batch` and :meth:`~SingleImageDataset.render_batch`) instead of
-    collating samples. Image ``i`` is the same bytes as ``dataset[i]`` whatever the batch size,
-    batch composition, number of workers or sampler.
+    (:meth:`SingleImageDataset.render_indices`) instead of collating samples. Image ``i`` is the same
+    bytes as ``dataset[i]`` whatever the batch size, batch composition, number of workers or sampler.
 
     A dataset built with an accelerator ``device`` (``backend="torch"``) renders every batch on that
     device in this process: the batches are born on the GPU, with no workers, no host copy and no
@@ -202,25 +200,11 @@ class _Batches(Dataset):
 
     def __getitem__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         ds = self.dataset
-        params = ds.params_batch(indices)
-        side = params.image_size
-        images = ds.render_batch(params, _new_batch((len(params), 3, side, side)))
-        targets = ds.target(params)
+        images, targets, _ = ds.render_indices(indices)
         if ds.target_transform is not None:
             targets = np.array([ds.target_transform(t) for t in targets.tolist()])
         # The targets where the images are (a copy to a GPU after the images would wait for its queue).
         return images, torch.as_tensor(targets).to(images.device)
-
-
-def _new_batch(shape: tuple[int, ...]) -> torch.Tensor | None:
-    """In a worker process, an empty ``uint8`` batch in shared memory, so it reaches the main process
-    without a copy (as ``default_collate`` does); in the main process ``None``, for a new batch on
-    the renderer's device."""
-    if get_worker_info() is None:
-        return None
-    numel = int(np.prod(shape))
-    storage = torch.empty(0, dtype=torch.uint8)._typed_storage()._new_shared(numel)
-    return torch.empty(0, dtype=torch.uint8).new(storage).view(shape)
 
 
 def _channel_tensor(values: Sequence[float], name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

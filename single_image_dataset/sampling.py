@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
+from .crops import RATIO_RANGE, crop_region
 from .params import INTERPOLATIONS, JITTER_OPS, WARPS, JitterParams, ParamsBatch, SampleParams
 
 if TYPE_CHECKING:
@@ -23,34 +24,32 @@ if TYPE_CHECKING:
 
 try:
     from ._uniforms import sample_batch as _native_sample_batch
+    from ._uniforms import stream_blocks as _native_stream_blocks
     from ._uniforms import uniforms as _native_uniforms
 except ImportError:  # the optional extension was not built: numpy draws the same numbers
-    _native_sample_batch = _native_uniforms = None
+    _native_sample_batch = _native_stream_blocks = _native_uniforms = None
 
 __all__ = [
     "DEBUG_SIZE",
-    "MIN_FIT_PROBABILITY",
-    "check_fit",
-    "crop_region",
-    "fit_probability",
+    "index_array",
+    "jitter_arrays",
+    "jitter_params",
     "sample_params",
     "sample_params_batch",
+    "sample_resized_crop",
+    "sample_side",
     "source_sizes",
+    "uniform_blocks",
+    "uniform_in",
+    "uniform_int",
     "uniform_stream",
 ]
 
-RATIO_RANGE = (3.0 / 4.0, 4.0 / 3.0)
 DEBUG_SIZE = 32
 
-# Configs and sources whose crop box fits less often than this are rejected up front, so the
-# retry loop of the resized crop ends after ~1/p tries; _MAX_ATTEMPTS is a guard that a validated
-# config reaches with probability below 1e-40.
-MIN_FIT_PROBABILITY = 0.01
+# The resized crop's retries stop here: a guard that a validated config (crops.MIN_FIT_PROBABILITY)
+# reaches with probability below 1e-40.
 _MAX_ATTEMPTS = 10_000
-
-# The config alone is checked on a square this large, where the rounding of the crop box is
-# negligible; the dataset checks again on its real source (check_fit).
-_NOMINAL_SIDE = 4096
 
 # Positions in the fixed block of uniforms drawn first for every sample. Each stage owns its
 # slots, so switching one augmentation on or off leaves the others' parameters unchanged; the
@@ -98,30 +97,30 @@ def sample_params(
     sizes = source_sizes(source_size)
     stream = uniform_stream((config.seed, epoch, index))
     u = tuple(itertools.islice(stream, _BLOCK if len(sizes) == 1 else _BLOCK + 1))
-    source = 0 if len(sizes) == 1 else _randint(u[_SOURCE], len(sizes))
+    source = 0 if len(sizes) == 1 else uniform_int(u[_SOURCE], len(sizes))
     width, height = sizes[source]
     region = crop_region(config, sizes[source])
 
     crop = None
     if config.cropfirst:
         side = region[0]
-        crop = (_randint(u[_CROP_TOP], height - side + 1), _randint(u[_CROP_LEFT], width - side + 1), side, side)
+        crop = (uniform_int(u[_CROP_TOP], height - side + 1), uniform_int(u[_CROP_LEFT], width - side + 1), side, side)
 
-    resized_crop = _sample_resized_crop(stream, region, config.area_range)
-    interpolation = INTERPOLATIONS[_randint(u[_INTERP], 3)] if config.randinterp else "bicubic"
+    resized_crop = sample_resized_crop(stream, region, config.area_range)
+    interpolation = INTERPOLATIONS[uniform_int(u[_INTERP], 3)] if config.randinterp else "bicubic"
 
     if config.shear != 0:
         warp = "affine"
-        angle = _uniform(u[_ANGLE], -config.deg, config.deg)
-        shear = (_uniform(u[_SHEAR], -config.shear, config.shear), 0.0)
+        angle = uniform_in(u[_ANGLE], -config.deg, config.deg)
+        shear = (uniform_in(u[_SHEAR], -config.shear, config.shear), 0.0)
     elif config.deg != 0:
-        warp, angle, shear = "rotate", _uniform(u[_ANGLE], -config.deg, config.deg), (0.0, 0.0)
+        warp, angle, shear = "rotate", uniform_in(u[_ANGLE], -config.deg, config.deg), (0.0, 0.0)
     else:
         warp, angle, shear = None, 0.0, (0.0, 0.0)
 
     jitter = None
     if not config.debug and u[_JITTER_APPLY] < config.jitter_p:
-        jitter = _jitter_params(config.jitter, u[_JITTER_FACTORS], u[_JITTER_ORDER])
+        jitter = jitter_params(config.jitter, u[_JITTER_FACTORS], u[_JITTER_ORDER])
 
     return SampleParams(
         crop=crop,
@@ -137,6 +136,17 @@ def sample_params(
         jitter=jitter,
         source=source,
     )
+
+
+def sample_side(config: AugmentConfig) -> int:
+    """Side of the rendered samples: :data:`DEBUG_SIZE` in debug mode, else ``img_size``.
+
+    Example:
+        >>> from single_image_dataset import AugmentConfig
+        >>> sample_side(AugmentConfig(img_size=64)), sample_side(AugmentConfig(img_size=64, debug=True))
+        (64, 32)
+    """
+    return DEBUG_SIZE if config.debug else config.img_size
 
 
 def source_sizes(source_size: Size | Sequence[Size]) -> list[Size]:
@@ -160,77 +170,6 @@ def source_sizes(source_size: Size | Sequence[Size]) -> list[Size]:
     return result
 
 
-def crop_region(config: AugmentConfig, source_size: tuple[int, int]) -> tuple[int, int]:
-    """``(width, height)`` of the region the resized crop is drawn from: the initial square crop, or the source.
-
-    Example:
-        >>> from single_image_dataset import AugmentConfig
-        >>> crop_region(AugmentConfig(), (1000, 872)), crop_region(AugmentConfig(cropfirst=False), (1000, 872))
-        ((436, 436), (1000, 872))
-    """
-    width, height = source_size
-    if config.cropfirst:
-        side = int(config.initcrop * min(width, height))
-        return (side, side)
-    return (width, height)
-
-
-def check_fit(config: AugmentConfig, source_size: tuple[int, int] | None = None) -> None:
-    """Reject a setup in which the resized-crop box fits its region too rarely for sampling to end soon.
-
-    Args:
-        config: the augmentation config.
-        source_size: ``(width, height)`` of the source image; ``None`` checks the config alone, on a
-            region so large that only its ``scale`` matters.
-
-    Raises:
-        ValueError: the initial crop would be 0 px, or a resized-crop attempt fits less often than
-            :data:`MIN_FIT_PROBABILITY`; the message says what to change.
-    """
-    if source_size is None:
-        p = fit_probability(_NOMINAL_SIDE, _NOMINAL_SIDE, config.area_range)
-        if p < MIN_FIT_PROBABILITY:
-            raise ValueError(
-                f"scale={config.scale} makes the resized-crop box fit only {p:.2%} of the time, so "
-                "sampling would practically hang; lower the minimum area fraction (raise scale[0])"
-            )
-        return
-    width, height = source_size
-    region = crop_region(config, source_size)
-    if config.cropfirst and region[0] < 1:
-        raise ValueError(
-            f"image of {width}x{height} px is too small for initcrop={config.initcrop:g}: the initial "
-            "crop would be 0 px; use a larger image or raise initcrop"
-        )
-    p = fit_probability(*region, config.area_range)
-    if p < MIN_FIT_PROBABILITY:
-        raise ValueError(
-            f"image of {width}x{height} px is too small or too elongated for the crops: a resized-crop box "
-            f"of scale={config.scale} fits its {region[0]}x{region[1]} px region only {p:.2%} of the time; "
-            "use a larger image, cropfirst, or a smaller scale[0]"
-        )
-
-
-def fit_probability(
-    width: int, height: int, area_range: tuple[float, float], ratio_range: tuple[float, float] = RATIO_RANGE
-) -> float:
-    """Probability that one resized-crop attempt yields a box inside a ``width`` x ``height`` region.
-
-    Evaluated on a 256x256 midpoint grid over (area fraction, log aspect ratio), with the same
-    rounding as the sampler, so it also sees boxes that round to 0 px on tiny regions.
-    """
-    n = 256
-    t = (np.arange(n) + 0.5) / n
-    fraction = area_range[0] + (area_range[1] - area_range[0]) * t[:, None]
-    log_lo, log_hi = math.log(ratio_range[0]), math.log(ratio_range[1])
-    ratio = np.exp(log_lo + (log_hi - log_lo) * t[None, :])
-    target = fraction * (width * height)
-    w = np.round(np.sqrt(target * ratio))
-    h = np.round(np.sqrt(target / ratio))
-    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
-    return float(fits.mean())
-
-
 def uniform_stream(entropy: tuple[int, ...]) -> Iterator[float]:
     """The doubles of ``numpy.random.default_rng(numpy.random.SeedSequence(entropy)).random()``, in order.
 
@@ -252,38 +191,100 @@ def uniform_stream(entropy: tuple[int, ...]) -> Iterator[float]:
         yield from rng.random(64).tolist()
 
 
-def _sample_resized_crop(
+def uniform_blocks(prefix: Sequence[int], indices: np.ndarray, suffix: Sequence[int], count: int) -> np.ndarray:
+    """The first ``count`` uniforms of many streams: row ``k`` is the start of
+    ``uniform_stream((*prefix, indices[k], *suffix))``.
+
+    With the package's C extension all rows are drawn natively in one call; without it (or for integers
+    of 64 bits or more) numpy draws the same numbers, stream by stream.
+
+    Args:
+        prefix: the entropy before the index, e.g. ``(seed, epoch)``.
+        indices: ``int64`` non-negative indices (:func:`index_array`).
+        suffix: the entropy after the index.
+        count: uniforms per stream.
+
+    Returns:
+        ``float64 (len(indices), count)``.
+
+    Example:
+        >>> u = uniform_blocks((0, 0), np.array([7, 9]), (1,), 3)
+        >>> u[1].tolist() == list(itertools.islice(uniform_stream((0, 0, 9, 1)), 3))
+        True
+    """
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    out = np.empty((len(indices), count))
+    if _native_stream_blocks is not None:
+        try:
+            _native_stream_blocks(tuple(prefix), indices, tuple(suffix), count, out)
+            return out
+        except OverflowError:  # integers of 64 bits or more: numpy's share
+            pass
+    for k, index in enumerate(indices.tolist()):
+        out[k] = np.random.default_rng(np.random.SeedSequence([*prefix, index, *suffix])).random(count)
+    return out
+
+
+def sample_resized_crop(
     stream: Iterator[float], region: tuple[int, int], area_range: tuple[float, float]
 ) -> tuple[int, int, int, int]:
-    # torchvision's RandomResizedCrop.get_params, retried until the box fits as in the paper's
-    # code; the config and the dataset reject setups where fitting is rare (fit_probability).
+    """A resized-crop box ``(top, left, height, width)`` in a ``(width, height)`` region, drawn from ``stream``.
+
+    torchvision's ``RandomResizedCrop.get_params``: an area fraction uniform in ``area_range`` and a
+    log-uniform aspect ratio in :data:`~single_image_dataset.crops.RATIO_RANGE` (two uniforms), retried
+    until the box fits, as in the paper's code (no centre-crop fallback); then its position (two more).
+    The config and the dataset reject setups where fitting is rare
+    (:func:`~single_image_dataset.crops.check_fit`).
+
+    Raises:
+        RuntimeError: no box fitted in 10,000 attempts, which a checked setup reaches with probability
+            below 1e-40.
+
+    Example:
+        >>> sample_resized_crop(uniform_stream((0, 0, 7)), (436, 436), (1 / 500, 1.0))
+        (234, 53, 152, 164)
+    """
     width, height = region
     area = width * height
     log_lo, log_hi = math.log(RATIO_RANGE[0]), math.log(RATIO_RANGE[1])
     for _ in range(_MAX_ATTEMPTS):
         u_area, u_ratio = next(stream), next(stream)
-        target_area = area * _uniform(u_area, *area_range)
-        aspect = math.exp(_uniform(u_ratio, log_lo, log_hi))
+        target_area = area * uniform_in(u_area, *area_range)
+        aspect = math.exp(uniform_in(u_ratio, log_lo, log_hi))
         w = int(round(math.sqrt(target_area * aspect)))
         h = int(round(math.sqrt(target_area / aspect)))
         if 0 < w <= width and 0 < h <= height:
             u_top, u_left = next(stream), next(stream)
-            return (_randint(u_top, height - h + 1), _randint(u_left, width - w + 1), h, w)
+            return (uniform_int(u_top, height - h + 1), uniform_int(u_left, width - w + 1), h, w)
     raise RuntimeError(
         f"no resized-crop box fitted a {width}x{height} region in {_MAX_ATTEMPTS} attempts; "
         "this config should have been rejected, please report it"
     )
 
 
-def _jitter_params(strengths: tuple[float, ...], u_factors: Sequence[float], u_order: Sequence[float]) -> JitterParams:
+def jitter_params(strengths: tuple[float, ...], u_factors: Sequence[float], u_order: Sequence[float]) -> JitterParams:
+    """torchvision's ``ColorJitter`` draw from uniforms: the factors and the order of the ops.
+
+    Args:
+        strengths: brightness, contrast, saturation and hue strengths, as ``AugmentConfig.jitter``; an op
+            of strength 0 is skipped (its factor ``None``).
+        u_factors: one uniform per op, for its factor (uniform in ``[max(0, 1 - s), 1 + s]``, the hue's in
+            ``[-s, s]``).
+        u_order: one uniform per op; their ranks order the ops, as ``torch.randperm(4)`` would.
+
+    Example:
+        >>> p = jitter_params((0.4, 0.4, 0.0, 0.1), [0.5, 0.25, 0.5, 0.75], [0.3, 0.1, 0.9, 0.5])
+        >>> p.brightness, round(p.contrast, 6), p.saturation, round(p.hue, 6), p.order
+        (1.0, 0.8, None, 0.05, ('contrast', 'brightness', 'hue'))
+    """
     factors: dict[str, float | None] = {}
     for name, strength, u in zip(JITTER_OPS, strengths, u_factors, strict=True):
         if strength == 0:
             factors[name] = None
         elif name == "hue":
-            factors[name] = _uniform(u, -strength, strength)
+            factors[name] = uniform_in(u, -strength, strength)
         else:
-            factors[name] = _uniform(u, max(0.0, 1.0 - strength), 1.0 + strength)
+            factors[name] = uniform_in(u, max(0.0, 1.0 - strength), 1.0 + strength)
     # The ranks of i.i.d. uniforms are a uniformly random permutation, like torch.randperm(4); the
     # sort is stable, as numpy's argsort(kind="stable") that earlier versions used.
     ranked = sorted(range(len(JITTER_OPS)), key=u_order.__getitem__)
@@ -292,18 +293,36 @@ def _jitter_params(strengths: tuple[float, ...], u_factors: Sequence[float], u_o
 
 
 @overload
-def _uniform(u: float, lo: float, hi: float) -> float: ...
+def uniform_in(u: float, lo: float, hi: float) -> float: ...
 @overload
-def _uniform(u: np.ndarray, lo: float, hi: float) -> np.ndarray: ...
-def _uniform(u: float | np.ndarray, lo: float, hi: float) -> float | np.ndarray:
+def uniform_in(u: np.ndarray, lo: float, hi: float) -> np.ndarray: ...
+def uniform_in(u: float | np.ndarray, lo: float, hi: float) -> float | np.ndarray:
+    """A value uniform in ``[lo, hi)`` from a uniform ``u`` in ``[0, 1)``: ``lo + (hi - lo) * u``, elementwise
+    for an array (the same IEEE arithmetic, so a batch draws what one sample draws).
+
+    Example:
+        >>> uniform_in(0.5, -0.1, 0.1), uniform_in(0.25, 0.0, 4.0)
+        (0.0, 1.0)
+    """
     value = lo + (hi - lo) * u
     return value if isinstance(value, np.ndarray) else float(value)
 
 
-def _randint(u: float, n: int) -> int:
-    """Uniform integer in ``[0, n)`` from a uniform ``u`` in ``[0, 1)``."""
-    return min(int(u * n), n - 1)
+@overload
+def uniform_int(u: float, n: int) -> int: ...
+@overload
+def uniform_int(u: np.ndarray, n: int | np.ndarray) -> np.ndarray: ...
+def uniform_int(u: float | np.ndarray, n: int | np.ndarray) -> int | np.ndarray:
+    """Uniform integer in ``[0, n)`` from a uniform ``u`` in ``[0, 1)``: ``floor(u * n)``, clamped below ``n``;
+    elementwise (``int64``) for an array, with the same truncation and clamp.
 
+    Example:
+        >>> uniform_int(0.0, 3), uniform_int(0.5, 3), uniform_int(0.9999999999999999, 3)
+        (0, 1, 2)
+    """
+    if isinstance(u, np.ndarray):
+        return np.minimum((u * n).astype(np.int64), n - 1)
+    return min(int(u * n), n - 1)
 
 
 def sample_params_batch(
@@ -334,7 +353,7 @@ def sample_params_batch(
         >>> batch.to_list() == [sample_params(cfg, (1000, 872), i) for i in (0, 5, 7)]
         True
     """
-    idx = _index_array(indices)
+    idx = index_array(indices)
     sizes = source_sizes(source_size)
     if _native_sample_batch is None or not 0 <= epoch < 2**63:
         return ParamsBatch.from_list([sample_params(config, sizes, int(i), epoch) for i in idx.tolist()])
@@ -356,26 +375,30 @@ def sample_params_batch(
         width, height = np.array(sizes, dtype=np.int64)[source].T
         side = regions[source, 0]
         crop = np.stack(
-            [_randint_array(u[:, _CROP_TOP], height - side + 1), _randint_array(u[:, _CROP_LEFT], width - side + 1),
-             side, side],
+            [
+                uniform_int(u[:, _CROP_TOP], height - side + 1),
+                uniform_int(u[:, _CROP_LEFT], width - side + 1),
+                side,
+                side,
+            ],
             axis=1,
         )
     if config.randinterp:
-        interpolation = _randint_array(u[:, _INTERP], len(INTERPOLATIONS)).astype(np.int8)
+        interpolation = uniform_int(u[:, _INTERP], len(INTERPOLATIONS)).astype(np.int8)
     else:
         interpolation = np.full(n, INTERPOLATIONS.index("bicubic"), dtype=np.int8)
     angle, shear = np.zeros(n), np.zeros((n, 2))
     if config.shear != 0:
         warp = "affine"
-        angle = _uniform(u[:, _ANGLE], -config.deg, config.deg)
-        shear[:, 0] = _uniform(u[:, _SHEAR], -config.shear, config.shear)
+        angle = uniform_in(u[:, _ANGLE], -config.deg, config.deg)
+        shear[:, 0] = uniform_in(u[:, _SHEAR], -config.shear, config.shear)
     elif config.deg != 0:
-        warp, angle = "rotate", _uniform(u[:, _ANGLE], -config.deg, config.deg)
+        warp, angle = "rotate", uniform_in(u[:, _ANGLE], -config.deg, config.deg)
     else:
         warp = None
     vflip = (u[:, _VFLIP] < 0.5) if config.vflip else np.zeros(n, dtype=np.bool_)
     jitter_on = np.zeros(n, dtype=np.bool_) if config.debug else u[:, _JITTER_APPLY] < config.jitter_p
-    factors, order = _jitter_arrays(config.jitter, u[:, _JITTER_FACTORS], u[:, _JITTER_ORDER], jitter_on)
+    factors, order = jitter_arrays(config.jitter, u[:, _JITTER_FACTORS], u[:, _JITTER_ORDER], jitter_on)
     return ParamsBatch(
         crop=crop,
         resized_crop=boxes,
@@ -394,8 +417,13 @@ def sample_params_batch(
     )
 
 
-def _index_array(indices: Sequence[int] | np.ndarray) -> np.ndarray:
-    """``indices`` as a contiguous int64 array of non-negative values, with a clear error otherwise."""
+def index_array(indices: Sequence[int] | np.ndarray) -> np.ndarray:
+    """``indices`` as a contiguous ``int64`` array of non-negative values below 2**63.
+
+    Raises:
+        ValueError: an index is negative or not below 2**63, or ``indices`` is empty or not one-dimensional.
+        TypeError: ``indices`` holds something other than integers.
+    """
     array = np.asarray(indices)
     if array.ndim != 1:
         raise ValueError(f"indices should be a one-dimensional sequence of integers, got shape {array.shape}")
@@ -418,24 +446,31 @@ def _index_array(indices: Sequence[int] | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
-def _randint_array(u: np.ndarray, n: int | np.ndarray) -> np.ndarray:
-    """:func:`_randint` elementwise: the same truncation and clamp."""
-    return np.minimum((u * n).astype(np.int64), n - 1)
-
-
-def _jitter_arrays(
+def jitter_arrays(
     strengths: tuple[float, ...], u_factors: np.ndarray, u_order: np.ndarray, on: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_jitter_params` for a batch: factors (NaN where skipped) and the op order (-1 padded)."""
+    """:func:`jitter_params` for a batch, as :class:`~single_image_dataset.params.ParamsBatch` holds it.
+
+    Args:
+        strengths: brightness, contrast, saturation and hue strengths.
+        u_factors: ``(N, 4)`` uniforms, one per op, for the factors.
+        u_order: ``(N, 4)`` uniforms whose ranks order the ops.
+        on: ``bool (N,)``: the rows whose jitter applies.
+
+    Returns:
+        ``(factors, order)``: ``float64 (N, 4)`` factors in :data:`~single_image_dataset.params.JITTER_OPS` order,
+        NaN for a skipped op and on rows that are off; ``int8 (N, 4)`` op indices in application order, padded
+        with -1. Row ``k`` is what :func:`jitter_params` draws from row ``k``'s uniforms.
+    """
     n = len(on)
     factors = np.full((n, len(JITTER_OPS)), np.nan)
     for j, (name, strength) in enumerate(zip(JITTER_OPS, strengths, strict=True)):
         if strength == 0:
             continue
         if name == "hue":
-            factors[:, j] = _uniform(u_factors[:, j], -strength, strength)
+            factors[:, j] = uniform_in(u_factors[:, j], -strength, strength)
         else:
-            factors[:, j] = _uniform(u_factors[:, j], max(0.0, 1.0 - strength), 1.0 + strength)
+            factors[:, j] = uniform_in(u_factors[:, j], max(0.0, 1.0 - strength), 1.0 + strength)
     factors[~on] = np.nan
     ranked = np.argsort(u_order, axis=1, kind="stable")
     active = np.array([s != 0 for s in strengths])[ranked] & on[:, None]

@@ -1,12 +1,21 @@
-"""Shared fixtures: the test photographs and the list of renderers every contract test runs on."""
+"""Shared fixtures (the test photographs, the renderers every contract test runs on) and helpers.
+
+The helpers are imported by the test modules (``from conftest import wait_for``): pytest puts this folder
+on ``sys.path``.
+"""
 
 from __future__ import annotations
 
+import re
 import shutil
+import struct
+import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -14,6 +23,43 @@ from single_image_dataset import DEFAULT_IMAGE, HUBBLE_IMAGE, available_backends
 
 if TYPE_CHECKING:
     from training import TrainConfig
+
+#: The command's name, which begins its one-line errors.
+PROG = "single-image-dataset"
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 60.0) -> None:
+    """Return once ``predicate()`` is true, polling; ``TimeoutError`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.005)
+
+
+def assert_one_line_error(err: str, pattern: str, prog: str = PROG) -> None:
+    """``err`` is one line, ``{prog}: error: ...`` with no traceback, in which ``pattern`` is found."""
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith(f"{prog}: error: ") and "Traceback" not in err, err
+    assert re.search(pattern, err), err
+
+
+def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical CDFs."""
+    grid = np.sort(np.concatenate([a, b]))
+    cdf_a = np.searchsorted(np.sort(a), grid, side="right") / len(a)
+    cdf_b = np.searchsorted(np.sort(b), grid, side="right") / len(b)
+    return float(np.abs(cdf_a - cdf_b).max())
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` RGB pixels but holds none: a few dozen bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 @pytest.fixture(params=available_backends())
@@ -62,8 +108,6 @@ def sampler_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
 def _stripes_folder(root: Path, per_class: dict[str, int], size: int = 64) -> Path:
     """A labelled ImageFolder of horizontal / vertical stripes and flat colour, random colours."""
-    import numpy as np
-
     y, x = np.mgrid[0:size, 0:size] / size
     for split, count in per_class.items():
         for class_id, name in enumerate(("horizontal", "vertical", "flat")):

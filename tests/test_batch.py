@@ -42,7 +42,7 @@ def _attempts(config: AugmentConfig, size: tuple[int, int], index: int) -> int:
         pass
     counted = _Counting(stream)
     side = int(config.initcrop * min(size))
-    sampling._sample_resized_crop(counted, (side, side) if config.cropfirst else size, config.area_range)
+    sampling.sample_resized_crop(counted, (side, side) if config.cropfirst else size, config.area_range)
     return (counted.count - 2) // 2  # two uniforms per attempt, two more for the box's position
 
 
@@ -200,9 +200,36 @@ class TestDatasetBatchApi:
             ([], ValueError, "non-empty"),
         ],
     )
-    def test_bad_indices(self, indices, error, match):
+    @pytest.mark.parametrize("method", ["params_batch", "render_indices"])
+    def test_bad_indices(self, indices, error, match, method):
         with pytest.raises(error, match=match):
-            _dataset("reference").params_batch(indices)
+            getattr(_dataset("reference"), method)(indices)
+
+    def test_render_indices_is_the_batch_drawn_and_rendered(self, backend, coffee_path, hubble_path):
+        ds = _dataset(backend, image=[coffee_path, hubble_path], per_source_classes=True)
+        ds.set_epoch(3)
+        indices = np.array([5, -1, 5, 0])
+        images, targets, params = ds.render_indices(indices)
+        assert params.to_list() == [ds.params(int(i)) for i in indices]
+        assert torch.equal(images, _pil_tensors(ds, indices))
+        assert targets.dtype == np.int64 and targets.tolist() == [p.source for p in params.to_list()]
+        out = torch.empty_like(images)
+        assert ds.render_indices(indices, out=out)[0] is out and torch.equal(out, images)
+
+    def test_render_indices_in_a_worker_fills_shared_memory(self):
+        ds = _dataset("fast", output="tensor")
+
+        class SharedInWorker(torch.utils.data.Dataset):
+            def __len__(self):
+                return 2
+
+            def __getitem__(self, i):
+                images = ds.render_indices([i, i + 1])[0]
+                return torch.tensor(images.is_shared())  # asked in the worker, before it sends the batch
+
+        assert not ds.render_indices([0, 1])[0].is_shared()  # in this process, ordinary memory
+        loader = DataLoader(SharedInWorker(), batch_size=None, num_workers=1, multiprocessing_context="fork")
+        assert [bool(flag) for flag in loader] == [True, True]
 
     def test_unknown_output(self):
         with pytest.raises(ValueError, match="output should be one of 'pil', 'tensor', got 'numpy'"):
@@ -226,8 +253,11 @@ class TestDatasetBatchApi:
             assert torch.equal(as_tensor(xb), as_tensor(x)) and yb == y == 0
             assert xt[0] == "t" and torch.equal(as_tensor(xt[1]), as_tensor(x)) and yt == 5
 
-    # Every backend with fork; spawn (seconds to start) once.
-    @pytest.mark.parametrize("backend, context", [(b, "fork") for b in available_backends()] + [("fast", "spawn")])
+    # Every backend with fork; spawn (seconds to start) once, among the slow tests.
+    @pytest.mark.parametrize(
+        "backend, context",
+        [(b, "fork") for b in available_backends()] + [pytest.param("fast", "spawn", marks=pytest.mark.slow)],
+    )
     def test_dataloader_workers_give_the_single_process_batches(self, backend, context):
         ds = _dataset(backend, output="tensor")
         single = list(DataLoader(ds, batch_size=16, num_workers=0))

@@ -10,21 +10,20 @@ import builtins
 import errno
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PROG, assert_one_line_error, wait_for
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
 from single_image_dataset import DEFAULT_IMAGE, AugmentConfig, SingleImageDataset, available_backends, export
-from single_image_dataset.cli import main
+from single_image_dataset.cli import build_parser, main
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,8 +32,8 @@ else:  # pragma: no cover
 
 pytestmark = pytest.mark.filterwarnings("error")
 
-PROG = "single-image-dataset"
 SCRIPT = Path(sys.executable).parent / PROG
+ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--num_imgs", "8", "--img_size", "32"]
 
 
@@ -47,12 +46,6 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 def _printed_config(out: str) -> dict:
     toml = out.split("\nsource: ")[0]
     return tomllib.loads(toml)
-
-
-def _one_line_error(err: str, pattern: str) -> None:
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert err.startswith(f"{PROG}: error: ") and "Traceback" not in err
-    assert re.search(pattern, err), err
 
 
 def _folder(target: Path) -> Path:
@@ -71,6 +64,7 @@ def _assert_export(target: Path, ds: SingleImageDataset) -> None:
 
 
 class TestAcceptance:
+    @pytest.mark.slow
     def test_console_script_materializes_300_png_equal_to_the_dataset(self, tmp_path):
         # Acceptance 1, the exact command of the issue.
         proc = subprocess.run(
@@ -81,14 +75,6 @@ class TestAcceptance:
         assert "Traceback" not in proc.stderr and "materialize: 300/300 (100%)" in proc.stderr
         assert len(os.listdir(_folder(tmp_path / "out"))) == 300
         _assert_export(tmp_path / "out", SingleImageDataset(num_imgs=300, img_size=64))
-
-
-def _wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.005)
 
 
 def _live_processes(group: int) -> list[str]:
@@ -113,6 +99,7 @@ def _new_session_with_default_sigint() -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and uses process groups")
+@pytest.mark.slow
 class TestInterrupt:
     N = 400
     ARGS = ["--materialize", "--num_imgs", str(N), "--img_size", "32", "--format", "png", "--threads", "2",
@@ -125,21 +112,23 @@ class TestInterrupt:
             ("SIGKILL to the parent", [str(SCRIPT)]),
         ],
     )
+    @pytest.mark.slow
     def test_kill_midway_then_rerun(self, tmp_path, how, command, capsys):
         # Acceptance 2: no partial file, no orphan worker; the re-run writes exactly the missing files.
         target = tmp_path / "out"
         proc = subprocess.Popen(
             [*command, *self.ARGS, "--targetpath", str(target)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_new_session_with_default_sigint,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's package, not an installed one
         )
         folder = _folder(target)
-        _wait_for(lambda: folder.is_dir() and len([f for f in os.listdir(folder) if f.startswith("patch_")]) >= 30)
+        wait_for(lambda: folder.is_dir() and len([f for f in os.listdir(folder) if f.startswith("patch_")]) >= 30)
         if how.startswith("SIGINT"):
             os.killpg(proc.pid, signal.SIGINT)
         else:
             os.kill(proc.pid, signal.SIGKILL)
         _, err = proc.communicate(timeout=60)
-        _wait_for(lambda: not _live_processes(proc.pid), timeout=10)
+        wait_for(lambda: not _live_processes(proc.pid), timeout=10)
 
         if how.startswith("SIGINT"):
             assert proc.returncode == 130
@@ -150,14 +139,21 @@ class TestInterrupt:
             assert proc.returncode == -signal.SIGKILL
         done = len([f for f in os.listdir(folder) if f.startswith("patch_")])
         assert 30 <= done < self.N
+        record = json.loads((target / "shards" / "0-of-1.json").read_text())
+        if how.startswith("SIGINT"):  # counted per finished chunk: files of the chunks cut short are not
+            assert record["status"] == "interrupted" and done - 8 <= record["written"] <= done
+            assert record["skipped"] == 0 and record["bytes_written"] > 0
+        else:
+            assert (record["status"], record["written"]) == ("running", 0)  # as it was when the run started
         for name in os.listdir(folder):
             if name.startswith("patch_"):
                 with Image.open(folder / name) as img:
                     img.load()
 
         assert main([*self.ARGS, "--targetpath", str(target)]) == 0
-        out = capsys.readouterr().out
+        out, err = capsys.readouterr()
         assert f"wrote {self.N - done} images ({done} already there)" in out
+        assert err.startswith(f"materialize: writing {self.N - done} of {self.N} images ({done} already there) with ")
         assert json.loads((target / "shards" / "0-of-1.json").read_text())["status"] == "complete"
         _assert_export(target, SingleImageDataset(num_imgs=self.N, img_size=32))
 
@@ -183,8 +179,8 @@ class TestModes:
         assert preview.stat().st_size < 1_000_000
 
     def test_debug_exports_64_images_of_32_px_and_a_grid(self, tmp_path, capsys):
-        code, out, _ = _run(["--debug", "--img_size", "64", "--format", "png", "--targetpath", str(tmp_path)], capsys)
-        assert code == 0 and "writing 64 images with 2 processes" in out
+        code, out, err = _run(["--debug", "--img_size", "64", "--format", "png", "--targetpath", str(tmp_path)], capsys)
+        assert code == 0 and "materialize: writing 64 images with 2 processes: " in err
         config = _printed_config(out)
         assert config["debug"] is True and config["num_imgs"] == 64
         assert len(os.listdir(_folder(tmp_path))) == 64
@@ -202,7 +198,12 @@ class TestModes:
         code, out, _ = _run([*SMALL, "--materialize", "--quality", "90", "--threads", "1", "--targetpath",
                              str(tmp_path)], capsys)
         assert code == 0 and "wrote 8 images (0 already there)" in out
-        assert not (tmp_path / "preview.png").exists()
+        # Exactly what --materialize's help says it writes: no preview.png.
+        assert sorted(os.listdir(tmp_path)) == [".lock", "manifest.json", "shards", "train"]
+        assert os.listdir(tmp_path / "shards") == ["0-of-1.json"] and os.listdir(tmp_path / "train") == ["dummy"]
+        help_text = " ".join(build_parser().format_help().split())
+        assert "the files to TARGETPATH/train/dummy, and manifest.json, shards/K-of-N.json and the lock file " \
+            ".lock to TARGETPATH; no preview.png (except with --debug)" in help_text
         manifest = json.loads((tmp_path / "manifest.json").read_text())["dataset"]
         assert (manifest["format"], manifest["quality"]) == ("jpg", 90)
 
@@ -212,8 +213,8 @@ class TestModes:
         assert record["processes"] == len(os.sched_getaffinity(0))
 
     def test_shard(self, tmp_path, capsys):
-        code, out, _ = _run([*SMALL, "--materialize", "--shard", "1/3", "--targetpath", str(tmp_path)], capsys)
-        assert code == 0 and "writing 3 images" in out
+        code, _, err = _run([*SMALL, "--materialize", "--shard", "1/3", "--targetpath", str(tmp_path)], capsys)
+        assert code == 0 and "materialize: writing 3 images with " in err and "{patch_2.jpg .. patch_4.jpg}" in err
         assert sorted(os.listdir(_folder(tmp_path))) == ["patch_2.jpg", "patch_3.jpg", "patch_4.jpg"]
 
     def test_overwrite(self, tmp_path, capsys):
@@ -221,7 +222,7 @@ class TestModes:
         changed = ["--num_imgs", "4", "--img_size", "32", "--materialize", "--targetpath", str(tmp_path)]
         code, _, err = _run(changed, capsys)
         assert code == 1
-        _one_line_error(err, r"already holds a different export \(num_imgs 8 there, 4 now.*use --overwrite")
+        assert_one_line_error(err, r"already holds a different export \(num_imgs 8 there, 4 now.*use --overwrite")
         assert _run([*changed, "--overwrite"], capsys)[0] == 0
         assert len(os.listdir(_folder(tmp_path))) == 4
 
@@ -229,16 +230,18 @@ class TestModes:
         argv = [*SMALL, "--materialize", "--targetpath", str(tmp_path)]
         assert _run(argv, capsys)[0] == 0
         (_folder(tmp_path) / "patch_5.jpg").unlink()
-        code, out, _ = _run(argv, capsys)
+        code, out, err = _run(argv, capsys)
         assert code == 0 and "wrote 1 images (7 already there)" in out
+        assert err.startswith("materialize: writing 1 of 8 images (7 already there) with ")
 
+    @pytest.mark.slow
     def test_main_module_fails_with_one_line(self, tmp_path):
         proc = subprocess.run(
             [sys.executable, "-m", "single_image_dataset", "--imgpath", str(tmp_path / "missing.jpg")],
             capture_output=True, text=True, timeout=120,
         )
         assert proc.returncode == 1 and proc.stdout == ""
-        _one_line_error(proc.stderr, r"image file not found: .*missing\.jpg")
+        assert_one_line_error(proc.stderr, r"image file not found: .*missing\.jpg")
 
 
 class TestFlags:
@@ -346,7 +349,7 @@ class TestBadInput:
         argv = [a.replace("{tmp}", str(bad_files)) for a in argv]
         code, _, err = _run([*SMALL, *argv], capsys)
         assert code == 1
-        _one_line_error(err, pattern)
+        assert_one_line_error(err, pattern)
 
     @pytest.mark.parametrize(
         ("argv", "pattern"),
@@ -364,7 +367,7 @@ class TestBadInput:
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2
-        _one_line_error(capsys.readouterr().err, pattern)
+        assert_one_line_error(capsys.readouterr().err, pattern)
 
     def test_unreadable_image(self, tmp_path, hubble_path, monkeypatch, capsys):
         path = tmp_path / "locked.jpg"
@@ -381,24 +384,24 @@ class TestBadInput:
             monkeypatch.setattr(builtins, "open", denied)
         code, _, err = _run([*SMALL, "--imgpath", str(path), "--targetpath", str(tmp_path)], capsys)
         assert code == 1
-        _one_line_error(err, r"locked\.jpg cannot be read: permission denied")
+        assert_one_line_error(err, r"locked\.jpg cannot be read: permission denied")
 
     def test_full_disk(self, tmp_path, monkeypatch, capsys):
         monkeypatch.setattr(export, "_disk_free", lambda path: (10_000, None))
         code, _, err = _run([*SMALL, "--materialize", "--targetpath", str(tmp_path)], capsys)
         assert code == 1
-        _one_line_error(err, r"not enough free disk space in .*: 8 images need about .*, only 10 KB is free")
+        assert_one_line_error(err, r"not enough free disk space in .*: 8 images need about .*, only 10 KB is free")
         assert os.listdir(_folder(tmp_path)) == []
 
     def test_conflicting_export(self, tmp_path, capsys):
         assert _run([*SMALL, "--materialize", "--targetpath", str(tmp_path)], capsys)[0] == 0
         code, _, err = _run([*SMALL, "--seed", "1", "--materialize", "--targetpath", str(tmp_path)], capsys)
         assert code == 1
-        _one_line_error(err, r"already holds a different export \(seed 0 there, 1 now\); use --overwrite")
+        assert_one_line_error(err, r"already holds a different export \(seed 0 there, 1 now\); use --overwrite")
 
     def test_original_script_output_in_target(self, tmp_path, capsys):
         _folder(tmp_path).mkdir(parents=True)
         Image.new("RGB", (32, 32)).save(_folder(tmp_path) / "patch_32.jpg")
         code, _, err = _run([*SMALL, "--materialize", "--targetpath", str(tmp_path)], capsys)
         assert code == 1
-        _one_line_error(err, r"already holds 1 files but .* has no manifest\.json \(e\.g\. 'patch_32\.jpg'")
+        assert_one_line_error(err, r"already holds 1 files but .* has no manifest\.json \(e\.g\. 'patch_32\.jpg'")

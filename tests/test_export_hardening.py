@@ -3,7 +3,6 @@ full disks, signals and huge num_imgs."""
 
 from __future__ import annotations
 
-import doctest
 import errno
 import fcntl
 import io
@@ -12,6 +11,7 @@ import os
 import pickle
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PROG, assert_one_line_error, wait_for
 from PIL import Image
 
 from single_image_dataset import SingleImageDataset, export
+from single_image_dataset._files import Dir
 from single_image_dataset.cli import main
-from single_image_dataset.export import files, lock, materialize, target
+from single_image_dataset.export import lock, materialize
 from single_image_dataset.export.target import Missing
 from single_image_dataset.preview import save_preview
 
@@ -35,7 +37,6 @@ pytestmark = [
 ]
 
 QUIET = {"progress": False}
-PROG = "single-image-dataset"
 SMALL = ["--num_imgs", "8", "--img_size", "16", "--format", "png", "--threads", "1"]
 
 
@@ -87,25 +88,13 @@ def _record(root: Path, name: str = "0-of-1.json") -> dict:
     return json.loads((root / "shards" / name).read_text())
 
 
-def _one_line_error(err: str, pattern: str) -> None:
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert err.startswith(f"{PROG}: error: ") and "Traceback" not in err
-    assert re.search(pattern, err), err
-
-
-def test_docstring_examples():
-    for module in (files, target):
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-        assert result.attempted > 0 and result.failed == 0
-
-
 class _Gate:
     """Holds every export thread inside its first write until ``open()``: runs that got past their checks."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.opened = threading.Event()
         self.entered = []
-        write = export._Writer.write
+        self.write = write = export._Writer.write
 
         def gated(writer, indices):
             self.entered.append(threading.get_ident())
@@ -134,14 +123,6 @@ def _start(fn, *args, **kwargs) -> tuple[threading.Thread, dict]:
     return thread, outcome
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.005)
-
-
 IN_USE = r"is in use by another export \(pid {pid} on .+, shard 0/1, since .+\) of a different dataset"
 
 
@@ -156,7 +137,7 @@ class TestConcurrency:
             return materialize(ds, tmp_path, image_format="png", chunk_size=4, **QUIET)
 
         runs = [_start(export_after_barrier, ds) for ds in datasets]
-        _wait_for(lambda: sum("error" in outcome for _, outcome in runs) == 1)
+        wait_for(lambda: sum("error" in outcome for _, outcome in runs) == 1)
         gate.open()
         for thread, _ in runs:
             thread.join(30)
@@ -186,7 +167,7 @@ class TestConcurrency:
         gate = _Gate(monkeypatch)
         ds = _dataset()
         thread, outcome = _start(materialize, ds, tmp_path, image_format="png", shard=(0, 2), **QUIET)
-        _wait_for(lambda: gate.entered)
+        wait_for(lambda: gate.entered)
         other = _dataset(**{"num_imgs": 8, **changes})
         for kwargs in ({"shard": (1, 2)}, {"overwrite": True}):
             with pytest.raises(BlockingIOError, match=r"is in use by another export \(pid \d+ .*shard 0/2.*\) of a "):
@@ -202,7 +183,7 @@ class TestConcurrency:
         ds = _dataset(num_imgs=12)
         shards = [(0, 3), (1, 3), (2, 3), (1, 3)]  # the last one twice: two machines given the same task
         runs = [_start(materialize, ds, tmp_path, image_format="png", shard=s, **QUIET) for s in shards]
-        _wait_for(lambda: len(gate.entered) == len(shards))  # all four are past their checks at once
+        wait_for(lambda: len(gate.entered) == len(shards))  # all four are past their checks at once
         gate.open()
         for thread, _ in runs:
             thread.join(30)
@@ -237,7 +218,7 @@ class TestConcurrency:
     def test_lock_is_held_for_the_whole_run(self, tmp_path, monkeypatch):
         gate = _Gate(monkeypatch)
         thread, _ = _start(materialize, _dataset(), tmp_path, image_format="png", **QUIET)
-        _wait_for(lambda: gate.entered)
+        wait_for(lambda: gate.entered)
         fd = os.open(tmp_path / ".lock", os.O_RDWR)
         try:
             with pytest.raises(BlockingIOError):
@@ -252,6 +233,109 @@ class TestConcurrency:
         fd = os.open(tmp_path / ".lock", os.O_RDWR)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released at the end
         os.close(fd)
+
+
+def _tamper(lock_path: Path, how: str) -> None:
+    """Delete, replace or rename the lock file, as a user cleaning up or a script could."""
+    if how == "deleted":
+        lock_path.unlink()
+    elif how == "replaced":
+        (lock_path.parent / "new-lock").write_bytes(b"")
+        os.replace(lock_path.parent / "new-lock", lock_path)
+    else:
+        lock_path.rename(lock_path.parent / ".lock.old")
+
+
+def _without_folder_locks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """flock refuses folders as NFS does (an exclusive lock needs a file opened for writing)."""
+    flock = fcntl.flock
+
+    def files_only(fd, operation):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return flock(fd, operation)
+
+    monkeypatch.setattr(lock.fcntl, "flock", files_only)
+
+
+class TestLockReplaced:
+    @pytest.mark.parametrize("how", ["deleted", "replaced", "renamed"])
+    def test_a_conflicting_run_is_refused_and_the_holder_stops(self, tmp_path, monkeypatch, how):
+        gate = _Gate(monkeypatch)
+        first = _dataset(seed=0)
+        thread, outcome = _start(materialize, first, tmp_path, image_format="png", chunk_size=2, **QUIET)
+        wait_for(lambda: gate.entered)
+        _tamper(tmp_path / ".lock", how)
+        # The folder itself is locked too, so the new lock file lets no one in.
+        for kwargs in ({"overwrite": True}, {}):
+            with pytest.raises(BlockingIOError, match=r"is in use by another export \(.*\) of a different dataset"):
+                materialize(_dataset(seed=2), tmp_path, image_format="png", **kwargs, **QUIET)
+        gate.open()
+        thread.join(30)
+        # The holder stops before its next file: another host's run (NFS, no folder locks) could not see it.
+        error = outcome["error"]
+        assert isinstance(error, lock.LockLost) and _images(tmp_path) == []
+        assert re.search(r"\.lock is no longer the lock file this export holds \(it was deleted, replaced or "
+                         r"renamed\), so another export may be writing into .*; stopped before the next file; when no "
+                         r"other export runs there, run again to resume$", str(error))
+        # A run that lost its lock may no longer own the target: it writes no record (it stays "running").
+        assert (_record(tmp_path)["status"], _record(tmp_path)["written"]) == ("running", 0)
+        assert materialize(first, tmp_path, image_format="png", **QUIET).written == 8
+        _assert_export(tmp_path, first)
+
+    @pytest.mark.parametrize("how", ["deleted", "replaced", "renamed"])
+    def test_without_folder_locks_the_holder_stops_and_the_target_is_the_new_runs(self, tmp_path, monkeypatch, how):
+        _without_folder_locks(monkeypatch)
+        gate = _Gate(monkeypatch)
+        thread, outcome = _start(materialize, _dataset(seed=0), tmp_path, image_format="png", **QUIET)
+        wait_for(lambda: gate.entered)
+        _tamper(tmp_path / ".lock", how)
+        monkeypatch.setattr(export._Writer, "write", gate.write)  # the new run is not held at the gate
+        later = materialize(_dataset(seed=2), tmp_path, image_format="png", overwrite=True, **QUIET)
+        assert later.written == 8
+        gate.open()
+        thread.join(30)
+        assert isinstance(outcome["error"], lock.LockLost)
+        _assert_export(tmp_path, _dataset(seed=2))  # one consistent dataset: no file of seed 0
+        assert (_record(tmp_path)["status"], _record(tmp_path)["written"]) == ("complete", 8)  # not overwritten
+        assert _hidden(tmp_path) == [".lock.old"] if how == "renamed" else _hidden(tmp_path) == []
+
+    def test_a_lock_file_replaced_while_a_run_starts_is_refused(self, tmp_path, monkeypatch):
+        try_exclusive = lock.TargetLock.try_exclusive
+
+        def replaced_first(self):
+            _tamper(tmp_path / ".lock", "replaced")
+            return try_exclusive(self)
+
+        monkeypatch.setattr(lock.TargetLock, "try_exclusive", replaced_first)
+        with pytest.raises(lock.LockLost, match=r"\.lock is no longer the lock file this export holds"):
+            materialize(_dataset(), tmp_path, image_format="png", **QUIET)
+        assert os.listdir(tmp_path) == [".lock"]  # refused before anything else was created
+
+    def test_the_witness_pickles_for_spawned_workers(self, tmp_path):
+        with Dir.open(tmp_path) as root, lock.TargetLock(root) as held:
+            witness = pickle.loads(pickle.dumps(held.witness))
+            witness.check()
+            _tamper(tmp_path / ".lock", "replaced")
+            with pytest.raises(lock.LockLost, match=r"is no longer the lock file"):
+                witness.check()
+            witness.root.close()
+
+    @pytest.mark.parametrize("threads", ["1", "2"])  # the check runs in the worker processes too
+    def test_the_cli_reports_a_lost_lock_in_one_line(self, tmp_path, monkeypatch, capsys, threads):
+        write = export._Writer.write
+
+        def lock_deleted_first(writer, indices):
+            (tmp_path / ".lock").unlink(missing_ok=True)
+            return write(writer, indices)
+
+        monkeypatch.setattr(export._Writer, "write", lock_deleted_first)
+        argv = [*SMALL, "--batch_size", "2", "--threads", threads, "--materialize", "--targetpath", str(tmp_path)]
+        assert main(argv) == 1
+        plan, err = capsys.readouterr().err.split("\n", 1)
+        assert plan.startswith("materialize: writing 8 images")
+        assert_one_line_error(err, r"\.lock is no longer the lock file this export holds")
+        assert _images(tmp_path) == [] and _hidden(tmp_path) == []
 
 
 @pytest.fixture
@@ -328,7 +412,7 @@ class TestSymlinks:
         assert path.read_text() == "mine"
 
     def test_a_folder_reopened_in_a_spawned_worker_refuses_a_swapped_link(self, tmp_path, outside):
-        with files.Dir.open(tmp_path, create=True) as root, root.sub("train", create=True) as train:
+        with Dir.open(tmp_path, create=True) as root, root.sub("train", create=True) as train:
             folder = train.sub("dummy", create=True)
         state = pickle.dumps(folder)
         folder.close()
@@ -363,7 +447,8 @@ class TestSymlinks:
         (tmp_path / "target" / "train").symlink_to(outside)
         code = main([*SMALL, "--materialize", "--targetpath", str(tmp_path / "target")])
         assert code == 1
-        _one_line_error(capsys.readouterr().err, r"target/train is a symbolic link, which the export never writes")
+        err = capsys.readouterr().err
+        assert_one_line_error(err, r"target/train is a symbolic link, which the export never writes")
         _assert_untouched(outside)
 
 
@@ -574,7 +659,11 @@ class TestFullDisk:
     def test_cli_says_where_in_one_line(self, tmp_path, monkeypatch, capsys, argv, fragment, message):
         _enospc_for(monkeypatch, fragment)
         assert main([*SMALL, *argv, "--targetpath", str(tmp_path)]) == 1
-        _one_line_error(capsys.readouterr().err, message)
+        err = capsys.readouterr().err
+        if fragment == "/.patch_":  # the export had started: its plan line came first
+            plan, err = err.split("\n", 1)
+            assert plan.startswith("materialize: writing 8 images with 1 process: ")
+        assert_one_line_error(err, message)
         assert _hidden(tmp_path) == []
 
 
@@ -603,8 +692,8 @@ class TestShardStatus:
         assert re.fullmatch(status, record["status"]) and "finished" in record and record["pid"] == os.getpid()
 
 
-
 class TestAnotherProcess:
+    @pytest.mark.slow
     def test_refused_while_a_cli_process_writes_then_sigterm(self, tmp_path, capsys):
         # A real second process: held in its first writes (its two workers) until the test lets it go.
         out, release = tmp_path / "out", tmp_path / "release"
@@ -624,10 +713,10 @@ class TestAnotherProcess:
         proc = subprocess.Popen([sys.executable, "-c", driver, *argv, "--threads", "2", "--batch_size", "2"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            _wait_for(lambda: (out / "shards" / "0-of-1.json").exists() or proc.poll() is not None, timeout=120)
+            wait_for(lambda: (out / "shards" / "0-of-1.json").exists() or proc.poll() is not None, timeout=120)
             for extra in (["--seed", "1"], ["--seed", "1", "--overwrite"], ["--num_imgs", "9"]):
                 assert main([*argv, *extra]) == 1
-                _one_line_error(capsys.readouterr().err, IN_USE.format(pid=proc.pid))
+                assert_one_line_error(capsys.readouterr().err, IN_USE.format(pid=proc.pid))
             assert _record(out)["status"] == "running"
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=60)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import assert_one_line_error, png_header
 from PIL import Image
 
 from single_image_dataset import MAX_IMG_SIZE, AugmentConfig, SingleImageDataset, load_image, materialize, source
@@ -27,7 +28,6 @@ from single_image_dataset.source import pixel_sha256
 
 pytestmark = pytest.mark.filterwarnings("error")
 
-PROG = "single-image-dataset"
 SMALL = {"num_imgs": 8, "img_size": 32}
 SMALL_ARGV = ["--num_imgs", "8", "--img_size", "32"]
 
@@ -58,22 +58,6 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     except SystemExit as stop:
         code = stop.code
     return code, capsys.readouterr().err
-
-
-def _one_line(err: str, pattern: str) -> None:
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert err.startswith(f"{PROG}: error: ") and "Traceback" not in err, err
-    assert re.search(pattern, err), err
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that declares ``width`` x ``height`` RGB pixels but holds none: a few dozen bytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 @pytest.fixture
@@ -114,7 +98,7 @@ class TestSpecialFiles:
         result: list[int] = []
         error, seconds = _within(10, lambda: result.append(main(argv)))
         assert error is None and seconds < 1 and result == [1]
-        _one_line(capsys.readouterr().err, rf"is {kind}, not a regular file")
+        assert_one_line_error(capsys.readouterr().err, rf"is {kind}, not a regular file")
 
     @pytest.mark.parametrize("name", ["fifo", "socket", "/dev/zero"])
     def test_config_file_too(self, special_files, name, capsys):
@@ -124,7 +108,7 @@ class TestSpecialFiles:
         assert re.match(rf"config file {re.escape(str(path))} is {kind}, not a regular file", str(error))
         code, err = _cli([*SMALL_ARGV, "--config", str(path)], capsys)
         assert code == 1
-        _one_line(err, rf"config file .* is {kind}, not a regular file; pass the path of a config file$")
+        assert_one_line_error(err, rf"config file .* is {kind}, not a regular file; pass the path of a config file$")
 
 
 class _EmptyPath:
@@ -145,7 +129,7 @@ class TestPaths:
     def test_empty_flags(self, flag, capsys):
         code, err = _cli([*SMALL_ARGV, flag, ""], capsys)
         assert code == 2
-        _one_line(err, rf"argument {flag}: should be a path, got an empty string")
+        assert_one_line_error(err, rf"argument {flag}: should be a path, got an empty string")
 
     def test_odd_paths(self, tmp_path):
         (tmp_path / "a_file").write_text("x")
@@ -167,7 +151,7 @@ class TestPaths:
             AugmentConfig.from_toml(tmp_path)
         code, err = _cli([*SMALL_ARGV, "--config", str(tmp_path)], capsys)
         assert code == 1
-        _one_line(err, rf"{re.escape(str(tmp_path))} is a directory; pass the path of a config file$")
+        assert_one_line_error(err, rf"{re.escape(str(tmp_path))} is a directory; pass the path of a config file$")
 
 
 class TestDecompressionBombs:
@@ -179,7 +163,7 @@ class TestDecompressionBombs:
         if width * height < Image.MAX_IMAGE_PIXELS:  # a long sliver: over a lowered limit
             monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 150_000)
         path = tmp_path / "bomb.png"
-        path.write_bytes(_png_header(width, height))
+        path.write_bytes(png_header(width, height))
         with pytest.raises(ValueError) as info:
             load_image(path)
         assert type(info.value) is ValueError  # not Pillow's DecompressionBombError
@@ -213,10 +197,11 @@ class TestDecompressionBombs:
 
     def test_cli_one_line(self, tmp_path, capsys):
         path = tmp_path / "bomb.png"
-        path.write_bytes(_png_header(50_000, 50_000))
+        path.write_bytes(png_header(50_000, 50_000))
         code, err = _cli([*SMALL_ARGV, "--imgpath", str(path), "--targetpath", str(tmp_path / "out")], capsys)
         assert code == 1
-        _one_line(err, r"bomb\.png has 2,500,000,000 pixels, over Pillow's decompression-bomb limit of [\d,]+; ")
+        limit = r"bomb\.png has 2,500,000,000 pixels, over Pillow's decompression-bomb limit of [\d,]+; "
+        assert_one_line_error(err, limit)
 
 
 def _asymmetric() -> np.ndarray:
@@ -397,6 +382,20 @@ class TestModes:
         source = np.asarray(SingleImageDataset(path, **SMALL).source)
         np.testing.assert_array_equal(source[..., 1], np.rint(ramp * 255).astype(np.uint8))
 
+    @pytest.mark.parametrize(("channels", "mode"), [(1, "L"), (2, "LA"), (3, "RGB"), (4, "RGBA")])
+    @pytest.mark.parametrize("kind", ["array", "tensor"])
+    def test_arrays_follow_the_rule_of_the_mode_of_their_channels(self, channels, mode, kind):
+        pixels = np.random.default_rng(channels).integers(0, 256, (5, 7, channels), dtype=np.uint8)
+        pixels[0, 0] = [90, 0, 10, 0][:channels]  # transparent: the colour is kept as stored all the same
+        as_pil = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
+        assert as_pil.mode == mode
+        image = pixels if kind == "array" else torch.from_numpy(pixels).permute(2, 0, 1)
+        got = load_image(image)
+        assert got.mode == "RGB" and got.size == (7, 5)
+        assert got.tobytes() == load_image(as_pil).tobytes()  # the PIL mode's rule, byte for byte
+        rgb = np.repeat(pixels[..., :1], 3, axis=2) if channels <= 2 else pixels[..., :3]  # alpha dropped
+        np.testing.assert_array_equal(np.asarray(got), rgb)
+
     def test_a_mode_without_a_rule_is_refused(self, monkeypatch):
         monkeypatch.setattr(source, "_CONVERTED", tuple(m for m in source._CONVERTED if m != "HSV"))
         with pytest.raises(ValueError, match=r"^image has the Pillow mode 'HSV', which has no rule here; convert it"):
@@ -447,21 +446,22 @@ class TestBounds:
     def test_huge_values_in_the_cli(self, argv, code, pattern, tmp_path, capsys):
         status, err = _cli([*SMALL_ARGV, "--targetpath", str(tmp_path), *argv], capsys)
         assert status == code
-        _one_line(err, pattern)
+        assert_one_line_error(err, pattern)
 
 
 class TestWrongTypes:
     @pytest.mark.parametrize(
         ("image", "match"),
         [
-            (torch.zeros(4, 5, 6, dtype=torch.uint8), r"should be uint8 3xHxW \(CHW\) \(or greyscale\), got shape "
-                                                      r"\(4, 5, 6\)$"),
+            (torch.zeros(5, 5, 6, dtype=torch.uint8), r"should be uint8 3xHxW \(CHW; or HxW, 1xHxW, 2xHxW, 4xHxW\), "
+                                                      r"got shape \(5, 5, 6\)$"),
             (torch.zeros(5, 6, 3, dtype=torch.uint8), r"got shape \(5, 6, 3\)$"),
             (torch.zeros(1, 3, 5, 6, dtype=torch.uint8), r"got shape \(1, 3, 5, 6\)$"),
             (torch.zeros(6, dtype=torch.uint8), r"got shape \(6,\)$"),
-            (np.zeros((3, 5, 6), np.uint8), r"should be uint8 HxWx3 \(or greyscale\), got shape \(3, 5, 6\)$"),
+            (np.zeros((3, 5, 6), np.uint8), r"should be uint8 HxWx3 \(or HxW, HxWx1, HxWx2, HxWx4\), got shape "
+                                            r"\(3, 5, 6\)$"),
             (np.zeros((2, 5, 6, 3), np.uint8), r"got shape \(2, 5, 6, 3\)$"),
-            (np.zeros((5, 6, 4), np.uint8), r"got shape \(5, 6, 4\)$"),
+            (np.zeros((5, 6, 5), np.uint8), r"got shape \(5, 6, 5\)$"),
             (torch.zeros(3, 5, 6, dtype=torch.uint8, device="meta"), r"^image tensor is on the meta device"),
             (torch.zeros(3, 5, 6, dtype=torch.uint8).to_sparse(), r"^image tensor should be dense \(torch\.strided\), "
                                                                   r"got torch\.sparse_coo"),

@@ -43,6 +43,7 @@ def test_same_bytes_on_every_call(backend):
     assert [_digest(SingleImageDataset(backend=backend, **SMALL), i) for i in INDICES] == first
 
 
+@pytest.mark.slow
 def test_same_bytes_in_a_fresh_process(backend):
     ds = SingleImageDataset(backend=backend, **SMALL)
     code = (
@@ -78,7 +79,7 @@ def test_dataloader_workers_equal_single_process(backend, context):
     assert torch.equal(_through_loader(ds, **kwargs), expected)
 
 
-@pytest.mark.parametrize("context", ["fork", "spawn"])
+@pytest.mark.parametrize("context", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
 def test_set_epoch_reaches_persistent_workers(backend, context):
     """Workers (fork or spawn) give the single-process batches, and follow set_epoch without restarting."""
     ds = SingleImageDataset(backend=backend, transform=PILToTensor(), **SMALL)

@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import assert_one_line_error
 
 import training.study
 from training.study import CSV_COLUMNS, main
 
 pytestmark = [pytest.mark.filterwarnings("error"), pytest.mark.usefixtures("one_thread")]
+
+PROG = "python -m training.study"
 
 _TINY = ["--num_imgs", "32", "--val_imgs", "8", "--batch_size", "16", "--epochs", "1", "--workers", "0",
          "--width", "0.125", "--probe_epochs", "1"]
@@ -115,7 +118,7 @@ def test_a_bad_sources_entry_is_one_line_before_any_training(tmp_path: Path, cof
     argv = ["--methods", "rotnet", "--sources", *entries, "--probe", str(probe_set), "--out", str(tmp_path / "o")]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("python -m training.study: error: ") and re.search(pattern, err), err
+    assert_one_line_error(err, pattern, prog=PROG)
     assert not (tmp_path / "o").exists()
 
 
@@ -142,7 +145,7 @@ def test_training_flags_go_to_every_cell_or_are_refused(tmp_path: Path, coffee_p
         status = exc.code
     assert status == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and re.search(pattern, err), err
+    assert_one_line_error(err, pattern, prog=PROG)
     assert not (tmp_path / "o").exists()
 
 
@@ -154,8 +157,8 @@ def test_a_finished_cell_with_other_settings_is_refused(tmp_path: Path, coffee_p
     assert main(argv) == 0
     assert main([*argv, "--lr", "0.5"]) == 2
     err = capsys.readouterr().err
-    assert re.search(r"rotnet_one_seed0/cell\.json was trained with lr=None, not 0\.5; give the study the settings "
-                     r"it ran with, or another --out$", err), err
+    assert_one_line_error(err, r"rotnet_one_seed0/cell\.json was trained with lr=None, not 0\.5; give the study the "
+                               r"settings it ran with, or another --out$", prog=PROG)
 
 
 def test_a_damaged_cell_record_is_one_line(tmp_path: Path, coffee_path: Path, probe_set: Path,
@@ -167,7 +170,8 @@ def test_a_damaged_cell_record_is_one_line(tmp_path: Path, coffee_path: Path, pr
             "--out", str(tmp_path / "o")]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert re.search(r"cell\.json is not a cell record this study wrote; remove it to train the cell again$", err), err
+    assert_one_line_error(err, r"cell\.json is not a cell record this study wrote; remove it to train the cell again$",
+                          prog=PROG)
 
 
 def test_matplotlib_missing_is_one_line_before_any_training(tmp_path: Path, coffee_path: Path, probe_set: Path,

@@ -8,16 +8,15 @@ import json
 import os
 import re
 import socket
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
+from conftest import assert_one_line_error, png_header
 from PIL import Image
 
 import training
@@ -57,16 +56,6 @@ def _load(path: Path) -> ModuleType:
 @pytest.fixture(scope="module")
 def cli() -> ModuleType:
     return _load(SCRIPT)
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that declares ``width`` x ``height`` RGB pixels but holds none."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 class TestAlexNet:
@@ -190,8 +179,7 @@ def _resume(cli: ModuleType, tmp_path: Path, checkpoint: Path | dict, argv: list
 
 
 def _one_line(err: str, pattern: str) -> None:
-    assert err.count("\n") == 1 and err.startswith("train_example.py: error: ") and "Traceback" not in err, err
-    assert re.search(pattern, err), err
+    assert_one_line_error(err, pattern, prog="train_example.py")
 
 
 def _tampered(change: str) -> object:
@@ -521,7 +509,7 @@ class TestCommandLine:
         fifo = tmp_path / "fifo.png"
         os.mkfifo(fifo)
         bomb = tmp_path / "bomb.png"
-        bomb.write_bytes(_png_header(50_000, 50_000))
+        bomb.write_bytes(png_header(50_000, 50_000))
         for image, pattern in ((fifo, r"imgpath .*fifo\.png is not a file$"),
                                (bomb, r"bomb\.png has 2,500,000,000 pixels, over Pillow's decompression-bomb limit")):
             assert cli.main(["--imgpath", str(image), "--out", str(tmp_path / "out"), "--workers", "0"]) == 2

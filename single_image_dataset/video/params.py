@@ -6,11 +6,10 @@ frames' :class:`~single_image_dataset.SampleParams`.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..params import JitterParams, SampleParams, _jitter_from_dict, _listify
+from ..params import JitterParams, SampleParams, record_from_dict, record_to_dict
 
 __all__ = ["Box", "ClipParams"]
 
@@ -94,14 +93,12 @@ class ClipParams:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (tuples become lists); :meth:`from_dict` inverts it."""
-        return _listify(dataclasses.asdict(self))
+        return record_to_dict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ClipParams:
         """Rebuild the record written by :meth:`to_dict`."""
-        values = dict(values)
-        jitter = _jitter_from_dict(values.pop("jitter"))
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}, jitter=jitter)
+        return record_from_dict(cls, values)
 
 
 def _edges(box: Box) -> tuple[int, int, int, int]:

@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.utils import make_grid
 
-from ..preview import _write_png
+from ..preview import save_png
 from .dataset import FakeVideoDataset
 
 __all__ = ["FILMSTRIP_CLIPS", "FILMSTRIP_TILE_SIZE", "filmstrip", "save_filmstrip"]
@@ -58,4 +58,4 @@ def save_filmstrip(
     tile_size: int | None = FILMSTRIP_TILE_SIZE,
 ) -> Path:
     """Write :func:`filmstrip` as a PNG at ``path`` (creating its folder) and return the path."""
-    return _write_png(filmstrip(dataset, count, padding, tile_size), Path(path))
+    return save_png(filmstrip(dataset, count, padding, tile_size), path)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import itertools
 
+from ..crops import crop_region
 from ..params import JitterParams
-from ..sampling import _jitter_params, _randint, _sample_resized_crop, crop_region, uniform_stream
+from ..sampling import jitter_params, sample_resized_crop, uniform_int, uniform_stream
 from .config import VideoConfig
 from .params import ClipParams
 
@@ -55,12 +56,12 @@ def sample_clip_params(config: VideoConfig, source_size: tuple[int, int], index:
     width, height = source_size
     region = crop_region(config, source_size)
     side = region[0]
-    crop = (_randint(u[_CROP_TOP], height - side + 1), _randint(u[_CROP_LEFT], width - side + 1), side, side)
-    start_box = _sample_resized_crop(stream, region, config.area_range)
-    end_box = _sample_resized_crop(stream, region, config.area_range)
+    crop = (uniform_int(u[_CROP_TOP], height - side + 1), uniform_int(u[_CROP_LEFT], width - side + 1), side, side)
+    start_box = sample_resized_crop(stream, region, config.area_range)
+    end_box = sample_resized_crop(stream, region, config.area_range)
     jitter: JitterParams | None = None
     if u[_JITTER_APPLY] < config.jitter_p:
-        jitter = _jitter_params(config.jitter, u[_JITTER_FACTORS], u[_JITTER_ORDER])
+        jitter = jitter_params(config.jitter, u[_JITTER_FACTORS], u[_JITTER_ORDER])
     return ClipParams(
         crop=crop, start_box=start_box, end_box=end_box, clip_len=config.clip_len, output_size=config.img_size,
         jitter=jitter,

@@ -1,15 +1,16 @@
-"""Every example of README.md runs as written, so that the README cannot rot.
+"""Every example of README.md and of the documentation (``docs/**/*.md``) runs as written, so the docs cannot rot.
 
-The rule, for every fenced block of the README:
+The rule, for every fenced block of those files (a test id names the file and the line of the fence):
 
 * a ``python`` block runs as written; one made of ``>>>`` lines runs as a doctest and must print what it shows;
 * every ``single-image-dataset`` command of a ``sh``/``bash`` block (a line, or a part of one joined by ``&&``)
-  runs as written and exits with status 0; the other shell commands (``pip``, ``pytest``, the benchmarks and the
-  training program) are not run here;
+  runs as written and exits with status 0; the other shell commands (``pip``, ``pytest``, ``mkdocs``, the
+  benchmarks and the training program) are not run here;
 * each runs in a fresh temporary folder that stands in for the root of a clone: it holds ``configs/`` (a link to
-  the repository's) and nothing else, so whatever an example writes is its own.
+  the repository's) and nothing else, so whatever an example writes is its own;
+* a block's language is one of :data:`LANGUAGES`, so that an example cannot escape the rule by its spelling.
 
-Two markers, an HTML comment on the line right before the fence, change how a block is checked, and nothing
+Three markers, an HTML comment on the line right before the fence, change how a block is checked, and nothing
 else is exempt (an unknown marker fails):
 
 * ``<!-- needs-user-data -->``: the block needs the reader's own files (a photograph, a cluster's shared folder).
@@ -18,6 +19,8 @@ else is exempt (an unknown marker fails):
 * ``<!-- long-run -->``: the block runs for hours as written (the paper's 1.28 M images). It runs as written but is
   cut short: a command gets ``--num_imgs 16`` appended (the last flag wins) and must exit with status 0; a Python
   block runs in its own process for :data:`LONG_RUN_SECONDS` and must neither fail nor exit non-zero in that time.
+  These tests are marked ``slow``.
+* ``<!-- output -->``: the block (``text``) is what the Python block right before it prints, exactly.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ import shlex
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+import textwrap
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -37,42 +41,48 @@ import pytest
 from single_image_dataset.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent
-README = REPO / "README.md"
-MARKERS = ("needs-user-data", "long-run")
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+MARKERS = ("needs-user-data", "long-run", "output")
+LANGUAGES = ("python", "sh", "bash", "text", "diff", "bibtex", "toml", "json")
 COMMAND = "single-image-dataset"
 LONG_RUN_SECONDS = 20
 SHORT_RUN = ["--num_imgs", "16"]
 # What a Slurm array task finds in its environment, for the commands that use it: task 0 on 2 CPUs.
 SLURM = {"SLURM_ARRAY_TASK_ID": "0", "SLURM_CPUS_PER_TASK": "2"}
 
-_FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.M | re.S)
+# A fence may be indented (inside a list item); its code is then dedented by the fence's indentation.
+_FENCE = re.compile(r"^(?P<indent>[ ]*)```(?P<language>\S*)[ ]*\n(?P<code>.*?)^(?P=indent)```[ ]*\n", re.M | re.S)
 _MARKER = re.compile(r"<!--\s*(.*?)\s*-->")
 
 
 @dataclass(frozen=True)
 class Block:
-    """One fenced block of the README."""
+    """One fenced block of a page."""
 
+    page: str
     line: int
     language: str
     code: str
     marker: str | None
+    output: str | None = None  # for a Python block: the ``<!-- output -->`` block after it
 
 
-def _blocks() -> list[Block]:
-    text = README.read_text()
+def _page_blocks(path: Path) -> list[Block]:
+    text = path.read_text()
     blocks = []
     for match in _FENCE.finditer(text):
         line_before = text[: match.start()].rstrip("\n").rpartition("\n")[2]
         marker = _MARKER.fullmatch(line_before.strip())
-        blocks.append(
-            Block(
-                line=text.count("\n", 0, match.start()) + 1,
-                language=match.group(1),
-                code=match.group(2),
-                marker=marker.group(1) if marker else None,
-            )
+        block = Block(
+            page=str(path.relative_to(REPO)),
+            line=text.count("\n", 0, match.start()) + 1,
+            language=match.group("language"),
+            code=textwrap.dedent(match.group("code")),
+            marker=marker.group(1) if marker else None,
         )
+        if block.marker == "output" and blocks and blocks[-1].language == "python" and blocks[-1].marker is None:
+            blocks[-1] = replace(blocks[-1], output=block.code)
+        blocks.append(block)
     return blocks
 
 
@@ -97,19 +107,24 @@ def _argv(command: tuple[str, ...]) -> list[str]:
     def variable(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
         if name not in SLURM:
-            raise KeyError(f"the README command uses ${name}, which this test does not provide: {command}")
+            raise KeyError(f"the docs' command uses ${name}, which this test does not provide: {command}")
         return SLURM[name]
 
     return [re.sub(r"\$\{(\w+)\}|\$(\w+)", variable, word) for word in command[1:]]
 
 
-BLOCKS = _blocks()
+BLOCKS = [block for page in PAGES for block in _page_blocks(page)]
 PYTHON = [b for b in BLOCKS if b.language == "python"]
 SHELL = [(b, c) for b in BLOCKS if b.language in ("sh", "bash") for c in _commands(b.code)]
 
 
 def _id(block: Block) -> str:
-    return f"README.md:{block.line}" + (f"[{block.marker}]" if block.marker else "")
+    return f"{block.page}:{block.line}" + (f"[{block.marker}]" if block.marker else "")
+
+
+def _marks(block: Block) -> list[pytest.MarkDecorator]:
+    """A long-run block's tests are slow."""
+    return [pytest.mark.slow] if block.marker == "long-run" else []
 
 
 @pytest.fixture
@@ -120,23 +135,35 @@ def clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_the_readme_has_examples_of_every_kind() -> None:
+def test_the_pages_have_examples_of_every_kind() -> None:
     """So that a broken extraction fails instead of leaving nothing to run."""
-    assert len([b for b in PYTHON if b.code.lstrip().startswith(">>>")]) >= 1
-    assert len([b for b in PYTHON if not b.code.lstrip().startswith(">>>")]) >= 4
-    assert len(SHELL) >= 5
+    assert "README.md" in {b.page for b in PYTHON} and len({b.page for b in PYTHON}) >= 10
+    assert len([b for b in PYTHON if b.code.lstrip().startswith(">>>")]) >= 2
+    assert len([b for b in PYTHON if not b.code.lstrip().startswith(">>>")]) >= 15
+    assert len(SHELL) >= 10
     assert set(MARKERS) <= {b.marker for b in BLOCKS}
+    assert [b for b in PYTHON if b.output is not None]
 
 
 def test_markers_are_known() -> None:
     assert [_id(b) for b in BLOCKS if b.marker not in (None, *MARKERS)] == []
 
 
-@pytest.mark.parametrize("block", PYTHON, ids=_id)
-def test_python_block(block: Block, clone: Path) -> None:
+def test_languages_are_known() -> None:
+    assert [f"{_id(b)}: {b.language!r}" for b in BLOCKS if b.language not in LANGUAGES] == []
+
+
+def test_output_blocks_follow_a_python_block() -> None:
+    expected = {(b.page, b.output) for b in PYTHON if b.output is not None}
+    outputs = [b for b in BLOCKS if b.marker == "output"]
+    assert [_id(b) for b in outputs if b.language != "text" or (b.page, b.code) not in expected] == []
+
+
+@pytest.mark.parametrize("block", [pytest.param(b, marks=_marks(b)) for b in PYTHON], ids=_id)
+def test_python_block(block: Block, clone: Path, capsys: pytest.CaptureFixture[str]) -> None:
     name = _id(block)
     if block.code.lstrip().startswith(">>>"):
-        test = doctest.DocTestParser().get_doctest(block.code, {}, name, str(README), block.line)
+        test = doctest.DocTestParser().get_doctest(block.code, {}, name, str(REPO / block.page), block.line)
         runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         runner.run(test)
         assert runner.failures == 0, f"{name}: the doctest printed something else (see above)"
@@ -146,9 +173,15 @@ def test_python_block(block: Block, clone: Path) -> None:
         _run_for_a_while([sys.executable, "-c", block.code], clone, name)
     else:
         exec(compile(block.code, name, "exec"), {"__name__": "__main__"})
+        if block.output is not None:
+            assert capsys.readouterr().out == block.output, f"{name} printed something else than its output block"
 
 
-@pytest.mark.parametrize(("block", "command"), SHELL, ids=[f"{_id(b)}:{' '.join(c[1:])}" for b, c in SHELL])
+@pytest.mark.parametrize(
+    ("block", "command"),
+    [pytest.param(b, c, marks=_marks(b)) for b, c in SHELL],
+    ids=[f"{_id(b)}:{' '.join(c[1:])}" for b, c in SHELL],
+)
 def test_command(block: Block, command: tuple[str, ...], clone: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = _argv(command)
     if block.marker == "needs-user-data":
