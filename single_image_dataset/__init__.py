@@ -16,9 +16,16 @@ Example:
 """
 
 from .config import IMAGENET_TRAIN_SIZE, MAX_IMG_SIZE, AugmentConfig
-from .dataset import SingleImageDataset
+from .dataset import SampleBatch, SingleImageDataset
 from .export import materialize, materialize_video
-from .loader import BatchLoader, batch_loader
+from .loader import (
+    MAX_BATCH_SIZE,
+    BatchLoader,
+    EpochRandomSampler,
+    EpochSequentialSampler,
+    batch_loader,
+    collate_batch,
+)
 from .params import JitterParams, ParamsBatch, SampleParams
 from .preview import preview_grid, save_preview
 from .render import Renderer, available_backends, get_renderer, register_renderer
@@ -32,22 +39,27 @@ __all__ = [
     "DEFAULT_IMAGE",
     "HUBBLE_IMAGE",
     "IMAGENET_TRAIN_SIZE",
+    "MAX_BATCH_SIZE",
     "MAX_IMG_SIZE",
     "NUM_ROTATIONS",
     "AugmentConfig",
     "BatchLoader",
     "ClipParams",
+    "EpochRandomSampler",
+    "EpochSequentialSampler",
     "FakeVideoDataset",
     "JitterParams",
     "ParamsBatch",
     "PseudoLabelled",
     "Renderer",
     "RotationLabels",
+    "SampleBatch",
     "SampleParams",
     "SingleImageDataset",
     "VideoConfig",
     "available_backends",
     "batch_loader",
+    "collate_batch",
     "encode_mp4",
     "get_renderer",
     "load_image",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import operator
 import os
 from collections.abc import Callable, Sequence
@@ -12,9 +11,9 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as F
 from PIL import Image
-from torch.utils.data import get_worker_info
 from torchvision.datasets import VisionDataset
 
+from .batch_memory import new_batch
 from .config import AugmentConfig
 from .crops import check_fit
 from .params import ParamsBatch, SampleParams
@@ -22,7 +21,7 @@ from .render import Renderer, get_renderer
 from .sampling import sample_params, sample_params_batch
 from .source import DEFAULT_IMAGE, ImageLike, load_sources
 
-__all__ = ["OUTPUTS", "SingleImageDataset", "check_index", "check_indices"]
+__all__ = ["OUTPUTS", "SampleBatch", "SingleImageDataset", "check_index", "check_indices"]
 
 #: Values of ``output=``: PIL images (the ImageFolder contract) or ``uint8`` CHW tensors.
 OUTPUTS = ("pil", "tensor")
@@ -249,7 +248,7 @@ class SingleImageDataset(VisionDataset):
         side = params.image_size
         shape = (len(params), 3, side, side)
         if out is None:
-            out = _new_batch(shape, device)
+            out = new_batch(shape, device)
         else:
             _check_out(out, shape, device)
         sources = np.unique(params.source)
@@ -312,18 +311,20 @@ class SingleImageDataset(VisionDataset):
             return self._finish(self.render_batch(ParamsBatch.from_list([params]))[0], self.target(params))
         return self._finish(self.render(params), self.target(params))
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
-        """Samples ``indices`` as a list of ``(image, target)``, what ``DataLoader`` asks for a batch.
+    def __getitems__(self, indices: Sequence[int]) -> SampleBatch | list[tuple[Any, Any]]:
+        """Samples ``indices``, what ``DataLoader`` asks for a batch: sample ``k`` is ``self[indices[k]]``.
 
-        Without a ``transform`` the batch is drawn and rendered in one go (:meth:`render_indices`;
-        tensors are views of one ``N x 3 x S x S`` tensor); with one, sample by sample. Either way
-        sample ``k`` is ``self[indices[k]]``.
+        Without a ``transform`` the batch is drawn and rendered in one go (:meth:`render_indices`) and returned
+        as a :class:`SampleBatch`, which ``default_collate`` reads as the list of samples and
+        :func:`~single_image_dataset.collate_batch` takes whole; with one, it is the list of samples, made one
+        by one.
         """
         if self.transform is not None:
             return [self[i] for i in indices]
         images, targets, _ = self.render_indices(indices)
-        samples = [F.to_pil_image(image) for image in images] if self.output == "pil" else images
-        return [self._finish(image, t) for image, t in zip(samples, targets.tolist(), strict=True)]
+        if self.target_transform is not None:
+            return SampleBatch(images, [self.target_transform(t) for t in targets.tolist()], self.output)
+        return SampleBatch(images, targets, self.output)
 
     def _finish(self, img: Any, target: Any) -> tuple[Any, Any]:
         """``(transform(img), target_transform(target))``, each where given."""
@@ -367,6 +368,54 @@ class SingleImageDataset(VisionDataset):
                 "render them with the dataset that drew them"
             )
         return source
+
+
+class SampleBatch(Sequence[tuple[Any, Any]]):
+    """Samples drawn and rendered together: what :meth:`SingleImageDataset.__getitems__` returns for a batch.
+
+    As a sequence it is the list of samples ``(image, target)``, each equal to ``dataset[i]``, which is how
+    ``DataLoader``'s ``default_collate`` reads it; :func:`~single_image_dataset.collate_batch` (the collate of
+    :class:`~single_image_dataset.BatchLoader`) takes ``images`` whole instead, without a copy.
+
+    Attributes:
+        images: the ``uint8`` images, ``N x 3 x S x S``, in one tensor.
+        targets: the ``int64`` class indices (an array), or the ``target_transform`` of each (a list).
+        output: the dataset's ``output``: sample ``k``'s image is ``images[k]`` for ``"tensor"`` and that image
+            as a PIL image for ``"pil"``.
+
+    Example:
+        >>> ds = SingleImageDataset(num_imgs=10, img_size=32, output="tensor")
+        >>> batch = ds.__getitems__([3, 1, 4])
+        >>> tuple(batch.images.shape), batch.targets.tolist(), len(batch)
+        ((3, 3, 32, 32), [0, 0, 0], 3)
+        >>> image, target = batch[2]
+        >>> bool((image == ds[4][0]).all()), target
+        (True, 0)
+    """
+
+    def __init__(self, images: torch.Tensor, targets: np.ndarray | list[Any], output: str) -> None:
+        self.images = images
+        self.targets = targets
+        self.output = output
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    @overload
+    def __getitem__(self, k: int) -> tuple[Any, Any]: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[tuple[Any, Any]]: ...
+    def __getitem__(self, k: int | slice) -> tuple[Any, Any] | list[tuple[Any, Any]]:
+        if isinstance(k, slice):
+            return [self[j] for j in range(len(self))[k]]
+        image = self.images[k]
+        target = self.targets[k]
+        return (F.to_pil_image(image) if self.output == "pil" else image), (
+            int(target) if isinstance(self.targets, np.ndarray) else target
+        )
+
+    def __repr__(self) -> str:
+        return f"SampleBatch({len(self)} samples, images {tuple(self.images.shape)}, output={self.output!r})"
 
 
 def check_index(index: int, length: int) -> int:
@@ -420,15 +469,6 @@ def check_indices(indices: Sequence[int] | np.ndarray | torch.Tensor, length: in
         raise IndexError(f"index {array[np.argmax(bad)]} is out of range for a dataset of {length} samples")
     array = array.astype(np.int64)
     return np.where(array < 0, array + length, array)
-
-
-def _new_batch(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """An empty ``uint8`` batch on ``device``; in a ``DataLoader`` worker, in shared memory, so that it reaches
-    the main process without a copy (as ``default_collate`` allocates its batches)."""
-    if get_worker_info() is None or device.type != "cpu":
-        return torch.empty(shape, dtype=torch.uint8, device=device)
-    storage = torch.empty(0, dtype=torch.uint8)._typed_storage()._new_shared(math.prod(shape))
-    return torch.empty(0, dtype=torch.uint8).new(storage).view(shape)
 
 
 def _check_out(out: torch.Tensor, shape: tuple[int, ...], device: torch.device) -> None:
