@@ -32,9 +32,11 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,6 +47,7 @@ from torchvision.transforms import PILToTensor, ToTensor
 from single_image_dataset import SampleBatch, SingleImageDataset, batch_loader
 
 SIZES = (64, 256)
+_CPU = ", CPU ms per sample"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,8 +98,10 @@ def _measure_size(size: int, n: int, args: argparse.Namespace) -> dict[str, floa
     ]
     for one in work.values():  # start the (persistent) workers and warm the caches
         one()
-    times = _interleaved(work, args.repeats)
+    times, cpu = _interleaved(work, args.repeats)
     rates = {name: n / statistics.median(t) for name, t in times.items()}
+    if cpu is not None:
+        rates.update({f"{name}, CPU ms per sample": 1e3 * statistics.median(c) / n for name, c in cpu.items()})
     params_n = 20 * n
     many = SingleImageDataset(num_imgs=params_n, img_size=size)
     params_work: dict[str, Callable[[], object]] = {
@@ -106,7 +111,7 @@ def _measure_size(size: int, n: int, args: argparse.Namespace) -> dict[str, floa
         batches = [np.arange(k, min(k + size, params_n)) for k in range(0, params_n, size)]
         params_work[f"params, batched by {size}"] = lambda b=batches: [many.params_batch(x) for x in b]
     counts = {"params, per sample": params_n // 10}
-    for name, t in _interleaved(params_work, args.repeats).items():
+    for name, t in _interleaved(params_work, args.repeats)[0].items():
         rates[name] = counts.get(name, params_n) / statistics.median(t)
     return rates
 
@@ -124,15 +129,35 @@ def _loader_pass(loader: Iterable) -> Callable[[], None]:
     return one_pass
 
 
-def _interleaved(work: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Seconds per pass of each piece of work, running one pass of each in turn, ``repeats`` times."""
+def _interleaved(
+    work: dict[str, Callable[[], object]], repeats: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]] | None]:
+    """Seconds per pass of each piece of work, running one pass of each in turn, ``repeats`` times; and the CPU
+    seconds of each pass, this process and its workers together (``None`` where ``/proc`` cannot tell)."""
     times: dict[str, list[float]] = {name: [] for name in work}
+    cpu: dict[str, list[float]] | None = {name: [] for name in work} if _cpu_seconds() is not None else None
     for _ in range(repeats):
         for name, one in work.items():
-            start = time.perf_counter()
+            cpu_start, start = _cpu_seconds(), time.perf_counter()
             one()
             times[name].append(time.perf_counter() - start)
-    return times
+            if cpu is not None:
+                cpu[name].append(_cpu_seconds() - cpu_start)
+    return times, cpu
+
+
+def _cpu_seconds() -> float | None:
+    """CPU seconds used so far by this process and its child processes alive now (the persistent workers)."""
+    pid = os.getpid()
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        total = 0.0
+        for child in [pid, *children]:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
 
 
 def _touch_pil(image: object) -> None:
@@ -145,24 +170,33 @@ def _touch(batch: torch.Tensor) -> int:
 
 
 def _print_table(results: dict[int, dict[str, float]], args: argparse.Namespace) -> None:
-    names = list(next(iter(results.values())))
+    names = [name for name in next(iter(results.values())) if not name.endswith(_CPU)]
+    with_cpu = all(f"render{_CPU}" in r for r in results.values())
     print("| path | " + " | ".join(f"{s} px /s" for s in results) + " | " +
-          " | ".join(f"{s} px vs render" for s in results) + " |")
-    print("|---|" + "---:|" * (2 * len(results)))
+          " | ".join(f"{s} px vs render" for s in results) + " |" +
+          ("".join(f" {s} px CPU ms/sample |" for s in results) if with_cpu else ""))
+    print("|---|" + "---:|" * ((3 if with_cpu else 2) * len(results)))
     for name in names:
         cells = [f"{results[s][name]:,.0f}" for s in results]
         ratios = [f"{results[s][name] / results[s]['render']:.2f}x" for s in results]
-        print(f"| {name} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+        cpu = [f"{results[s][name + _CPU]:.3f}" if name + _CPU in results[s] else "" for s in results]
+        print(f"| {name} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |" +
+              ("".join(f" {c} |" for c in cpu) if with_cpu else ""))
     print()
     for size, r in results.items():
+        loader, fresh = "batch_loader, 2 workers", "batch_loader, 2 workers, fresh memory per batch"
         print(
-            f"{size} px: batch_loader 2 workers / render = {r['batch_loader, 2 workers'] / r['render']:.2f}x, "
-            f"/ fresh memory per batch = "
-            f"{r['batch_loader, 2 workers'] / r['batch_loader, 2 workers, fresh memory per batch']:.2f}x, "
-            f"/ ToTensor 2 workers = {r['batch_loader, 2 workers'] / r['ToTensor, 2 workers']:.2f}x; "
+            f"{size} px: batch_loader 2 workers / render = {r[loader] / r['render']:.2f}x, "
+            f"/ fresh memory per batch = {r[loader] / r[fresh]:.2f}x, "
+            f"/ ToTensor 2 workers = {r[loader] / r['ToTensor, 2 workers']:.2f}x; "
             f"batched (by {args.batch_size}) / per-sample params = "
             f"{r[f'params, batched by {args.batch_size}'] / r['params, per sample']:.1f}x"
         )
+        if with_cpu:
+            # What two idle cores allow: all the CPU work of the loader's processes shared by two cores.
+            bound = 2 * r[f"render{_CPU}"] / r[loader + _CPU]
+            print(f"    CPU per sample, all processes: 2 idle cores allow batch_loader 2 workers at most {bound:.2f}x "
+                  f"render (fresh memory per batch: {2 * r[f'render{_CPU}'] / r[fresh + _CPU]:.2f}x)")
     from single_image_dataset.render import fast
 
     print(

@@ -221,9 +221,9 @@ class TestBufferReuse:
         allocations = torch.zeros(1, dtype=torch.int64).share_memory_()
         new_memory = batch_memory._new_memory
 
-        def counted(shape, shared):
+        def counted(size, shared):
             allocations.add_(1)
-            return new_memory(shape, shared)
+            return new_memory(size, shared)
 
         monkeypatch.setattr(batch_memory, "_new_memory", counted)  # forked workers inherit it
         ds = _dataset(num_imgs=240)
