@@ -180,27 +180,29 @@ def _array(held: torch.Tensor | np.ndarray) -> np.ndarray:
 
 class TestBufferReuse:
     @pytest.mark.parametrize(
-        "workers, persistent, strategy",
+        "workers, persistent, context, strategy",
         [
-            (0, False, None),
-            (2, False, None),
-            (2, True, None),
-            pytest.param(2, True, "file_system", marks=pytest.mark.slow),
+            (0, False, None, None),
+            (2, False, "fork", None),
+            (2, True, "fork", None),
+            pytest.param(2, True, "spawn", None, marks=pytest.mark.slow),
+            pytest.param(2, True, "fork", "file_system", marks=pytest.mark.slow),
         ],
     )
-    def test_batches_a_user_keeps_never_change(self, workers, persistent, strategy):
+    def test_batches_a_user_keeps_never_change(self, workers, persistent, context, strategy):
         previous = torch.multiprocessing.get_sharing_strategy()
         if strategy is not None:
             torch.multiprocessing.set_sharing_strategy(strategy)
         try:
-            self._keep_and_check(workers, persistent)
+            self._keep_and_check(workers, persistent, context)
         finally:
             torch.multiprocessing.set_sharing_strategy(previous)
 
     @staticmethod
-    def _keep_and_check(workers: int, persistent: bool) -> None:
+    def _keep_and_check(workers: int, persistent: bool, context: str | None) -> None:
         ds = _dataset(num_imgs=120)
-        loader = batch_loader(ds, 6, num_workers=workers, persistent_workers=persistent)
+        loader = batch_loader(ds, 6, num_workers=workers, persistent_workers=persistent,
+                              multiprocessing_context=context)
         kept = []  # (epoch, first index, what is held, a copy made when it arrived)
         for epoch in range(3):
             loader.set_epoch(epoch)
