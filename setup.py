@@ -1,14 +1,16 @@
-"""Builds the two optional C extensions; all other metadata lives in setup.cfg.
+"""Builds the three optional C extensions; all other metadata lives in setup.cfg.
 
 - ``single_image_dataset._uniforms``: the sampler's random stream (numpy's, bit for bit), natively,
   the pure C of ``uniforms/`` behind the bindings of ``_uniforms.c``; without it, numpy draws the same
   numbers, more slowly.
-- ``single_image_dataset.render._kernels``: the fast renderer's warp and colour jitter, the pure C
+- ``single_image_dataset._libm``: libm's cos, sin and tan over arrays, bit for bit ``math``'s, for the
+  batched geometry; without it, ``math``'s functions are mapped over the elements in Python.
+- ``single_image_dataset.render._kernels``: the fast renderer's resampling, warp and colour jitter, the pure C
   kernels of ``render/kernels/`` behind the bindings of ``render/_kernels.c``; without it,
-  backend="fast" renders with OpenCV alone. FMA contraction is turned off so that the AVX2 and the
+  backend="fast" renders with Pillow and OpenCV. FMA contraction is turned off so that the AVX2 and the
   portable kernels give the same bytes.
 
-Both bindings check their buffers with the one checker of ``_buffers.h``.
+The bindings check their buffers with the one checker of ``_buffers.h``.
 
 Where they cannot be compiled (no C compiler), installation goes on without them.
 """
@@ -26,9 +28,17 @@ setup(
     ext_modules=[
         Extension(
             "single_image_dataset._uniforms",
-            sources=[f"{PACKAGE}/_uniforms.c", f"{UNIFORMS}/stream.c", f"{UNIFORMS}/batch.c"],
+            sources=[f"{PACKAGE}/_uniforms.c", f"{UNIFORMS}/stream.c", f"{UNIFORMS}/batch.c", f"{UNIFORMS}/blocks.c"],
             include_dirs=[PACKAGE, UNIFORMS],
             depends=[f"{PACKAGE}/_buffers.h", f"{UNIFORMS}/uniforms.h"],
+            extra_compile_args=COMPILE_ARGS,
+            optional=True,
+        ),
+        Extension(
+            "single_image_dataset._libm",
+            sources=[f"{PACKAGE}/_libm.c"],
+            include_dirs=[PACKAGE],
+            depends=[f"{PACKAGE}/_buffers.h"],
             extra_compile_args=COMPILE_ARGS,
             optional=True,
         ),
@@ -36,6 +46,7 @@ setup(
             "single_image_dataset.render._kernels",
             sources=[
                 f"{PACKAGE}/render/_kernels.c",
+                f"{KERNELS}/resample.c",
                 f"{KERNELS}/warp.c",
                 f"{KERNELS}/jitter.c",
                 f"{KERNELS}/planes.c",

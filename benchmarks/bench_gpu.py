@@ -4,10 +4,14 @@ For each image size and batch size, in one run: samples per second of the whole 
 takes (``ds.params_batch(indices)`` on the CPU, then ``ds.render_batch`` on the device, with CUDA
 synchronised before each clock reading), the same for the rendering alone, the share of the step spent
 drawing parameters, the share that the rendering spends composing the maps on the CPU
-(``geometry.batch_maps`` and ``pyramid_level``, timed on the side), the peak device memory of the step
+(``geometry.batch_maps``, ``source_box``, ``pyramid_level`` and ``covers_output``, timed on the side), the
+peak device memory of the step
 (``torch.cuda.max_memory_allocated``; n/a on the CPU) and the ratio to the fast CPU renderer on one core
 (``params_batch`` + ``render_batch`` of ``backend="fast"``, one thread, batches of 256, measured in the same
-run). It also checks that the device renders every sample with the same bytes in batches of 1, 7 and 64.
+run). It also checks that the device renders every sample with the same bytes in batches of 1, 7 and 64,
+and measures the CPU work that a GPU step needs, per sample, for batches of 1024 (drawing the parameters
+and composing the maps, on one core): the GPU renders asynchronously, so the CPU prepares the next
+batch while it renders, and waits for it only if that work takes longer than the rendering.
 
 On the CPU, torch runs on one thread unless ``--threads`` says otherwise, so that the ratio compares one
 core with one core.
@@ -31,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from single_image_dataset import DEFAULT_IMAGE, SingleImageDataset, geometry, load_image
+from single_image_dataset import DEFAULT_IMAGE, ParamsBatch, SingleImageDataset, geometry, load_image
 
 FULL = {"sizes": (64, 224, 256), "batches": (64, 256, 1024, 4096), "seconds": 2.0}
 QUICK = {"sizes": (64, 224), "batches": (16, 64), "seconds": 0.3}
@@ -73,6 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                             vflip=True, num_imgs=1000)
     print(f"batch independence on {device}: {'identical' if _independent(ds) else 'DIFFERENT'} bytes in batches "
           "of 1, 7 and 64")
+    for size in plan["sizes"]:
+        draw, compose = _cpu_work(SingleImageDataset(image, backend="torch", device=device, img_size=size,
+                                                     num_imgs=10**9))
+        print(f"CPU work of a GPU step, {size} px, batches of 1024, one core: parameters {draw * 1e6:.2f} us + maps "
+              f"{compose * 1e6:.2f} us per sample = {1e-6 / (draw + compose):.2f} M samples/s")
     return 0
 
 
@@ -96,10 +105,32 @@ def _measure(ds: SingleImageDataset, batch: int, seconds: float) -> tuple[float,
         if cuda:
             torch.cuda.synchronize(ds.device)
         t2 = time.perf_counter()
-        geometry.pyramid_level(geometry.batch_maps(params)[1], 12)  # the level count barely matters here
+        _compose(params)
         t3 = time.perf_counter()
         draw, render, maps, n = draw + t1 - t0, render + t2 - t1, maps + t3 - t2, n + batch
     return draw, render, maps, n, torch.cuda.max_memory_allocated(ds.device) if cuda else None
+
+
+def _compose(params: ParamsBatch) -> None:
+    """What the torch renderer composes on the CPU for a batch: the maps, the boxes, their levels, the fill."""
+    to_resized = geometry.batch_maps(params)[0]
+    left, top, right, bottom = geometry.source_box(params)
+    geometry.pyramid_level(right - left, bottom - top, params.resize, 12)  # the level count barely matters
+    geometry.covers_output(to_resized, params.output_size, params.resize)
+
+
+def _cpu_work(ds: SingleImageDataset, batch: int = 1024, rounds: int = 20) -> tuple[float, float]:
+    """Seconds per sample, on one core, to draw a batch's parameters and to compose its maps (best of rounds)."""
+    draw = compose = float("inf")
+    for k in range(rounds):
+        indices = np.arange(k * batch, (k + 1) * batch)
+        t0 = time.process_time()
+        params = ds.params_batch(indices)
+        t1 = time.process_time()
+        _compose(params)
+        t2 = time.process_time()
+        draw, compose = min(draw, (t1 - t0) / batch), min(compose, (t2 - t1) / batch)
+    return draw, compose
 
 
 def _fast_rate(image: object, size: int, seconds: float) -> float:

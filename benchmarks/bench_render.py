@@ -7,7 +7,7 @@ For img_size 32, 64 and 256 and for a small (the embedded 1000x872 Hubble image)
   reference and the fast renderer, and of ``ImageFolder[i]`` over a JPEG export (quality 75) of the
   same samples, read once before timing so the files are in the page cache (the best case for disk);
 - the ratios fast/reference and fast/ImageFolder, and the fast renderer without its native kernels
-  (OpenCV alone, as where the package's C extension could not be built);
+  (Pillow and OpenCV, as where the package's C extension could not be built);
 - DataLoader throughput with 2 workers (batches of 32, tensors) for both backends.
 
 Each cell is measured in ``--processes`` fresh processes (the median of ``--repeats`` interleaved
@@ -186,7 +186,7 @@ def _loader_rate(dataset: Dataset) -> float:
 def _table(rows: list[tuple[str, int, dict[str, float]]]) -> str:
     header = (
         "| source | img_size | reference /s | fast /s | ImageFolder /s | fast / reference "
-        "| fast / ImageFolder (range over processes) | fast, OpenCV only /s "
+        "| fast / ImageFolder (range over processes) | fast, OpenCV implementation /s "
         "| DataLoader 2 workers: reference /s | fast /s |"
     )
     lines = [header, "|" + "---|" * 10]

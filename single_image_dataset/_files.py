@@ -16,7 +16,8 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -177,6 +178,10 @@ class Dir:
             raise type(exc)(exc.errno, f"cannot open {path}: {exc.strerror}") from None
         return Dir(path, fd, self._base, (*self._parts, name))
 
+    def reopen(self) -> Dir:
+        """The same directory opened again: a descriptor of its own, e.g. for a lock of its own (``flock``)."""
+        return Dir(self.path, os.open(".", _DIR_FLAGS, dir_fd=self.fd), self._base, self._parts)
+
     def entries(self) -> Iterator[os.DirEntry[str]]:
         """The directory's entries, read lazily; :meth:`os.DirEntry.is_file` and the like work on them."""
         with os.scandir(self.fd) as it:
@@ -221,29 +226,35 @@ class Dir:
             raise OSError(errno.EFBIG, f"{self.path / name} is larger than {limit} bytes")
         return data
 
-    def write(self, name: str, data: bytes, run: str | None = None) -> None:
+    def write(
+        self, name: str, data: bytes, run: str | None = None, check: Callable[[], None] | None = None
+    ) -> None:
         """Write ``data`` to ``name`` atomically; ``run`` names the temporary file (a new token by default).
+
+        ``check``, if given, is called just before the complete file is renamed to ``name``; what it
+        raises stops the write (the temporary file is removed).
 
         Raises:
             OSError: the write failed (its temporary file is removed); the message names ``name``'s path.
         """
         temp = temp_name(name, run or new_run_token())
-        try:
+        path = self.path / name
+        with _naming_failures(path):
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _FILE_FLAGS, 0o666, dir_fd=self.fd)
-        except OSError as exc:
-            raise type(exc)(exc.errno, f"writing {self.path / name} failed: {exc.strerror}") from None
         try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            os.replace(temp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        except BaseException as exc:
+            with _naming_failures(path):
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                finally:
+                    os.close(fd)
+            if check is not None:
+                check()
+            with _naming_failures(path):
+                os.replace(temp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
             self.unlink(temp, missing_ok=True)
-            if isinstance(exc, OSError):
-                raise type(exc)(exc.errno, f"writing {self.path / name} failed: {exc.strerror}") from None
             raise
 
     def unlink(self, name: str, missing_ok: bool = False) -> None:
@@ -289,6 +300,15 @@ class Dir:
             )
 
 
+@contextmanager
+def _naming_failures(path: Path) -> Iterator[None]:
+    """Re-raise an ``OSError`` of writing ``path`` with a message that names it."""
+    try:
+        yield
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"writing {path} failed: {exc.strerror}") from None
+
+
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file renamed into place (see :meth:`Dir.write`).
 
@@ -296,9 +316,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         OSError: the folder cannot be opened or the write failed; the message names ``path``.
     """
     path = Path(path)
-    try:
+    with _naming_failures(path):
         folder = Dir.open(path.parent)
-    except OSError as exc:
-        raise type(exc)(exc.errno, f"writing {path} failed: {exc.strerror}") from None
     with folder:
         folder.write(path.name, data)

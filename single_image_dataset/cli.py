@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import signal
 import sys
 import threading
@@ -27,10 +26,11 @@ from .export import (
     MANIFEST_NAME,
     ExportResult,
     Terminated,
+    available_cpus,
     estimate_bytes,
     estimate_video_bytes,
+    file_range,
     format_bytes,
-    image_name,
     materialize,
     materialize_video,
     shard_range,
@@ -40,6 +40,7 @@ from .render import available_backends
 from .sampling import DEBUG_SIZE
 from .version import __version__
 from .video import DEFAULT_CRF, DEFAULT_FPS, FakeVideoDataset, VideoConfig, save_filmstrip
+from .video.encode import MAX_FPS
 from .video.preview import FILMSTRIP_CLIPS
 
 __all__ = ["OneLineErrorParser", "build_parser", "main"]
@@ -117,11 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--exif-orientation", action=argparse.BooleanOptionalAction, default=True,
         help="turn the source upright by its EXIF orientation tag, as photo viewers do (default: on)",
     )
-    io.add_argument("--targetpath", metavar="DIR", type=_path, default="./out", help="export root (default: ./out)")
+    io.add_argument(
+        "--targetpath", metavar="DIR", type=_path, default="./out",
+        help=f"export root, and where the preview {PREVIEW_NAME} goes (default: ./out)",
+    )
     io.add_argument(
         "--config", metavar="FILE.toml", type=_path, help="TOML preset, e.g. configs/paper_imagenet.toml"
     )
-    io.add_argument("--materialize", action="store_true", help="write the images to TARGETPATH/train/dummy")
+    io.add_argument("--materialize", action="store_true", help=(
+        f"write the dataset: the files to TARGETPATH/train/dummy, and {MANIFEST_NAME}, shards/K-of-N.json and the "
+        f"lock file .lock to TARGETPATH; no {PREVIEW_NAME} (except with --debug): run without --materialize for one"
+    ))
     io.add_argument("--format", choices=tuple(FORMATS), help="image file format (default: jpg)")
     io.add_argument(
         "--quality", type=_int_in(1, 100), metavar="Q",
@@ -131,11 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--overwrite", action="store_true", help="replace a different export already in TARGETPATH")
     io.add_argument(
         "--verify", action="store_true",
-        help="decode the files already in TARGETPATH and write again those that do not (slower)",
+        help="render every file of the shard again and rewrite those whose bytes differ (as slow as writing them)",
     )
     io.add_argument(
         "--threads", type=_int_in(1, MAX_THREADS), metavar="N",
-        help=f"worker processes, at most {MAX_THREADS} (default: the CPUs available to this process)",
+        help=f"worker processes, at most {MAX_THREADS} (default: the CPUs available to this process; "
+        "materialize() in Python defaults to 1)",
     )
     io.add_argument(
         "--batch_size", type=_int_in(1, None), metavar="N",
@@ -182,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     ))
     video.add_argument("--clip_len", type=int, metavar="T", help=f"frames per clip (default: {vcfg.clip_len})")
     video.add_argument(
-        "--fps", type=_int_in(1, None), help=f"frames per second in the MP4 files (default: {DEFAULT_FPS})"
+        "--fps", type=_int_in(1, MAX_FPS),
+        help=f"frames per second in the MP4 files, at most {MAX_FPS} (default: {DEFAULT_FPS})",
     )
     video.add_argument(
         "--crf", type=_int_in(0, 51), help=f"x264 constant rate factor, 0 (lossless) to 51 (default: {DEFAULT_CRF})"
@@ -220,7 +229,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.video:
         return _run_video(args)
     config = _resolve_config(args, AugmentConfig)
-    threads = args.threads or (DEBUG_THREADS if config.debug else _available_cpus())
+    threads = args.threads or (DEBUG_THREADS if config.debug else available_cpus())
     image_format = args.format or "jpg"
     quality = args.quality or DEFAULT_QUALITY
     shard = args.shard or (0, 1)
@@ -233,9 +242,9 @@ def _run(args: argparse.Namespace) -> int:
     side = DEBUG_SIZE if config.debug else config.img_size
     _print_start(config, dataset, f"{config.num_imgs} images of {side}x{side} px", args.backend)
     indices = shard_range(config.num_imgs, *shard)
-    where = _where(target, indices, config.num_imgs, image_format)
+    where = file_range(target, indices, config.num_imgs, image_format)
     if args.materialize or config.debug:
-        print(f"writing {len(indices)} images with {threads} processes: {where}", file=out, flush=True)
+        # materialize says what it writes once the target has accepted the run.
         result = materialize(
             dataset, target, image_format=image_format, quality=quality, processes=threads, shard=shard,
             overwrite=args.overwrite, verify=args.verify, chunk_size=args.batch_size or IMAGE_CHUNK,
@@ -253,7 +262,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_video(args: argparse.Namespace) -> int:
     config = _resolve_config(args, VideoConfig)
-    threads = args.threads or _available_cpus()
+    threads = args.threads or available_cpus()
     fps, crf = args.fps or DEFAULT_FPS, args.crf if args.crf is not None else DEFAULT_CRF
     shard = args.shard or (0, 1)
     dataset = FakeVideoDataset(
@@ -266,9 +275,8 @@ def _run_video(args: argparse.Namespace) -> int:
     _print_start(config, dataset, f"{config.num_imgs} clips of {config.clip_len} frames of {side}x{side} px",
                  args.backend)
     indices = shard_range(config.num_imgs, *shard)
-    where = _where(target, indices, config.num_imgs, "mp4")
+    where = file_range(target, indices, config.num_imgs, "mp4")
     if args.materialize:
-        print(f"writing {len(indices)} clips with {threads} processes: {where}", file=out, flush=True)
         result = materialize_video(
             dataset, target, fps=fps, crf=crf, processes=threads, shard=shard, overwrite=args.overwrite,
             verify=args.verify, chunk_size=args.batch_size or CLIP_CHUNK,
@@ -301,14 +309,6 @@ def _image(args: argparse.Namespace) -> Any:
     if args.imgpath is None:
         return None
     return args.imgpath[0] if len(args.imgpath) == 1 else args.imgpath
-
-
-def _where(target: Path, indices: range, num_imgs: int, file_format: str) -> str:
-    """Where the files of ``indices`` go, as ``TARGET/train/dummy/{first .. last}``."""
-    if not len(indices):
-        return "nothing (empty shard)"
-    first, last = (image_name(i, num_imgs, file_format) for i in (indices[0], indices[-1]))
-    return f"{target / 'train' / 'dummy'}/{{{first} .. {last}}}"
 
 
 def _print_result(result: ExportResult, noun: str, unit: str, target: Path) -> None:
@@ -386,10 +386,3 @@ def _shard(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"should be K/N with 0 <= K < N (K counts from 0), got {text!r}") from None
     return k, n
-
-
-def _available_cpus() -> int:
-    # The CPUs this process may run on (a Slurm allocation, taskset), not the machine's count.
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1

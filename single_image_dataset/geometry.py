@@ -16,7 +16,6 @@ bit for bit the map of the corresponding floats.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +23,11 @@ from typing import Any
 import numpy as np
 
 from .params import WARPS, ParamsBatch, SampleParams
+
+try:
+    from . import _libm
+except ImportError:  # the optional extension was not built: math's functions, element by element
+    _libm = None
 
 __all__ = [
     "Affine",
@@ -40,6 +44,7 @@ __all__ = [
     "rotate_inverse",
     "sample_maps",
     "scale",
+    "source_box",
     "to_pixel_indices",
     "translate",
     "vflip",
@@ -53,11 +58,34 @@ Affine = tuple[_Value, _Value, _Value, _Value, _Value, _Value]
 """An affine map as ``(a, b, c, d, e, f)``: ``(x, y) -> (a x + b y + c, d x + e y + f)``, its matrix's top rows."""
 
 
-def _elementwise(fn: Callable[[float], Any], x: _Value) -> Any:
-    """``fn(x)`` for a float; for an array, ``fn`` of each element, so both give the same bits."""
-    if isinstance(x, np.ndarray):
-        return np.array(list(map(fn, x.tolist())))
-    return fn(x)
+def _elementwise(fn: Callable[[float], float], native: int) -> Callable[[_Value], Any]:
+    """``fn``, one of ``math``'s functions, made elementwise: ``fn(x)`` for a float, and for an array ``fn``
+    of each element, so that both give the same bits (numpy's own functions may round differently).
+
+    Arrays go through the C extension's loop over the same libm function (``native`` names it), or
+    where it was not built, through ``fn`` element by element.
+    """
+
+    def apply(x: _Value) -> Any:
+        if not isinstance(x, np.ndarray):
+            return fn(x)
+        if _libm is None:
+            return np.array(list(map(fn, x.tolist())))
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        out = np.empty_like(x)
+        _libm.apply(native, x, out)
+        return out
+
+    return apply
+
+
+_cos, _sin, _tan = (_elementwise(fn, native) for native, fn in enumerate((math.cos, math.sin, math.tan)))
+# math.radians(x) is x times the double nearest pi / 180, an IEEE product numpy gives exactly as well.
+_DEGREE = math.pi / 180.0
+
+
+def _radians(x: _Value) -> _Value:
+    return x * _DEGREE if isinstance(x, np.ndarray) else math.radians(x)
 
 
 def compose(p: Affine, q: Affine) -> Affine:
@@ -109,13 +137,12 @@ def affine_inverse(center: tuple[_Value, _Value], angle: _Value, shear: tuple[_V
         >>> tuple(round(v, 12) + 0.0 for v in affine_inverse((5.0, 5.0), 90.0, (0.0, 0.0)))
         (0.0, 1.0, 0.0, -1.0, 0.0, 10.0)
     """
-    cos, sin, tan = (functools.partial(_elementwise, fn) for fn in (math.cos, math.sin, math.tan))
-    rot = _elementwise(math.radians, angle)
-    sx, sy = _elementwise(math.radians, shear[0]), _elementwise(math.radians, shear[1])
-    a = cos(rot - sy) / cos(sy)
-    b = -cos(rot - sy) * tan(sx) / cos(sy) - sin(rot)
-    c = sin(rot - sy) / cos(sy)
-    d = -sin(rot - sy) * tan(sx) / cos(sy) + cos(rot)
+    rot, sx, sy = _radians(angle), _radians(shear[0]), _radians(shear[1])
+    cos_rs, sin_rs, cos_sy, tan_sx = _cos(rot - sy), _sin(rot - sy), _cos(sy), _tan(sx)
+    a = cos_rs / cos_sy
+    b = -cos_rs * tan_sx / cos_sy - _sin(rot)
+    c = sin_rs / cos_sy
+    d = -sin_rs * tan_sx / cos_sy + _cos(rot)
     # [[a, b], [c, d]] has determinant 1 (a rotation times two shears), so its inverse is the
     # adjugate [[d, -b], [-c, a]]; conjugating by the translation to the centre moves the fixed point.
     cx, cy = center
@@ -155,15 +182,34 @@ def output_to_resized(params: SampleParams) -> Affine:
     return m
 
 
+def source_box(params: SampleParams | ParamsBatch) -> tuple[Any, Any, Any, Any]:
+    """The resized crop's box in the source, ``(left, top, right, bottom)`` in pixels: what the reference resizes.
+
+    Integers; for a :class:`~single_image_dataset.params.ParamsBatch`, integer arrays with a row per sample.
+
+    Example:
+        >>> from single_image_dataset import AugmentConfig, sample_params
+        >>> source_box(sample_params(AugmentConfig(img_size=64), (1000, 872), index=0))
+        (221, 425, 425, 590)
+    """
+    if isinstance(params, ParamsBatch):
+        top, left, height, width = params.resized_crop.T
+        if params.crop is not None:
+            top, left = top + params.crop[:, 0], left + params.crop[:, 1]
+    else:
+        top, left, height, width = params.resized_crop
+        if params.crop is not None:
+            top, left = top + params.crop[0], left + params.crop[1]
+    return left, top, left + width, top + height
+
+
 def resized_to_source(params: SampleParams) -> Affine:
     """From the resized crop (``resize`` pixels square) to the source image.
 
     PIL's resize maps pixel centres linearly, so the resize is a pure scale from the box's corner.
     """
-    top, left, height, width = params.resized_crop
-    if params.crop is not None:
-        top, left = top + params.crop[0], left + params.crop[1]
-    return (width / params.resize, 0.0, float(left), 0.0, height / params.resize, float(top))
+    left, top, right, bottom = source_box(params)
+    return ((right - left) / params.resize, 0.0, float(left), 0.0, (bottom - top) / params.resize, float(top))
 
 
 def output_to_source(params: SampleParams) -> Affine:
@@ -202,17 +248,19 @@ def batch_maps(batch: ParamsBatch) -> tuple[Affine, Affine]:
     n = len(batch)
     side = float(batch.resize)
     offset = float(center_crop_offset(batch.resize, batch.output_size))
-    m = _rows(translate(offset, offset), n)
-    m = _where(batch.vflip, compose(vflip(side), m), m)
+    # Each step is computed for the rows that take it (floats broadcast over the batch where all rows
+    # share them), and where no row or every row takes it, not selected row by row: the same numbers.
+    m = translate(offset, offset)
+    m = _select(batch.vflip, lambda: compose(vflip(side), m), m)
     rotate, warped = batch.warp == WARPS.index("rotate"), batch.warp != WARPS.index(None)
     # rotate_inverse is affine_inverse of -angle without shear, so one call covers both warps.
     angle = np.where(rotate, -batch.angle, batch.angle)
     shear = (np.where(rotate, 0.0, batch.shear[:, 0]), np.where(rotate, 0.0, batch.shear[:, 1]))
-    m = _where(warped, compose(affine_inverse((side * 0.5, side * 0.5), angle, shear), m), m)
-    top, left, height, width = batch.resized_crop.T
-    if batch.crop is not None:
-        top, left = top + batch.crop[:, 0], left + batch.crop[:, 1]
-    to_source = (width / batch.resize, 0.0, left.astype(np.float64), 0.0, height / batch.resize, top.astype(np.float64))
+    m = _select(warped, lambda: compose(affine_inverse((side * 0.5, side * 0.5), angle, shear), m), m)
+    m = _rows(m, n)
+    left, top, right, bottom = source_box(batch)
+    to_source = ((right - left) / batch.resize, 0.0, left.astype(np.float64), 0.0, (bottom - top) / batch.resize,
+                 top.astype(np.float64))
     return m, compose(to_source, m)
 
 
@@ -238,11 +286,17 @@ def covers_output(to_resized: Affine, output_size: int, side: int) -> bool | np.
 
 
 def _rows(affine: Affine, n: int) -> Affine:
-    return tuple(np.full(n, float(v)) for v in affine)  # type: ignore[return-value]
+    """``affine`` with every entry an array of ``n`` rows (a float repeated)."""
+    return tuple(v if isinstance(v, np.ndarray) else np.full(n, float(v)) for v in affine)  # type: ignore[return-value]
 
 
-def _where(mask: np.ndarray, p: Affine, q: Affine) -> Affine:
-    """Row by row, ``p`` where ``mask`` holds and ``q`` elsewhere."""
+def _select(mask: np.ndarray, step: Callable[[], Affine], q: Affine) -> Affine:
+    """Row by row, ``step()`` where ``mask`` holds and ``q`` elsewhere (``step`` computed only if some row takes it)."""
+    if not mask.any():
+        return q
+    p = step()
+    if mask.all():
+        return p
     return tuple(np.where(mask, a, b) for a, b in zip(p, q, strict=True))  # type: ignore[return-value]
 
 
@@ -277,43 +331,42 @@ def to_pixel_indices(affine: Affine) -> Affine:
     return (a, b, c + 0.5 * (a + b) - 0.5, d, e, f + 0.5 * (d + e) - 0.5)
 
 
-def pyramid_level(affine: Affine, num_levels: int) -> int | np.ndarray:
-    """The pyramid level to warp from so that the warp itself scales by a factor within ``sqrt(2)`` of 1.
+def pyramid_level(width: _Value, height: _Value, side: int, num_levels: int) -> int | np.ndarray:
+    """The pyramid level from which to resize a ``width`` x ``height`` box of the source to ``side`` x ``side``.
 
-    Level ``k`` is the source reduced ``2**k`` times by area averaging. The warp's scale is measured
-    as the geometric mean of the two axes' source pixels per output pixel, ``sqrt(|det|)`` of the
-    map's linear part (the rotation and shears have determinant 1, so this is the resized crop's own
-    scale). The level is ``round(log2(scale))``, clipped to the levels that exist, so the remaining
-    scale is in ``[1/sqrt(2), sqrt(2))``: bilinear sampling then neither aliases visibly nor blurs
-    much, and each output pixel reads about one level pixel, which keeps the warp's memory traffic
-    small. (Rounding down instead, a remaining scale in ``[1, 2)``, measured 1-2 dB further from the
-    reference's antialiased resize at 32 and 64 px, and slower.) Upscales read the full-resolution
-    level 0.
+    Level ``k`` is the source reduced ``2**k`` times (with a sharp antialiasing filter). The level is the
+    one closest to the box's shorter side's reduction, ``round(log2(min(width, height) / side))``,
+    clipped to the levels that exist: the resize from it then scales that side by a factor within
+    ``sqrt(2)`` of 1 (the longer one, whose aspect ratio is at most 4:3, by up to 1.9), with PIL's
+    filter scaled to that. It is level 0 for an enlargement. (The coarsest level that still leaves a
+    reduction to do, ``floor`` instead of ``round``, measured 3-5 dB closer to the reference at 32 and
+    64 px and 25 % slower: docs, the renderers' resampling.) Integer arithmetic throughout, so a batch's
+    levels are exactly its samples'.
 
     Args:
-        affine: an output-to-source map such as :func:`output_to_source`'s.
+        width: the box's width in source pixels (an integer, or an integer array for a batch).
+        height: its height.
+        side: the resized crop's side.
         num_levels: how many levels the pyramid has (at least 1).
 
     Returns:
-        The level, an ``int``; an integer array for a map of arrays.
+        The level, an ``int``; an integer array for arrays.
 
     Raises:
         ValueError: ``num_levels`` is below 1.
 
     Example:
-        >>> pyramid_level(scale(2.8, 2.8), 5), pyramid_level(scale(2.9, 2.9), 5), pyramid_level(scale(0.5, 0.5), 5)
+        >>> pyramid_level(400, 250, 90, 8), pyramid_level(400, 260, 90, 8), pyramid_level(60, 80, 90, 8)
         (1, 2, 0)
-        >>> pyramid_level(scale(64.0, 64.0), 5)
+        >>> pyramid_level(4000, 4000, 10, 5)
         4
     """
     if num_levels < 1:
         raise ValueError(f"num_levels should be at least 1, got {num_levels}")
-    a, b, _, c, d, _ = affine
-    return _elementwise(functools.partial(_level, top=num_levels - 1), abs(a * d - b * c))
-
-
-def _level(det: float, top: int) -> int:
-    if det <= 1.0:
-        return 0
-    # log2(sqrt(det)) = 0.5 * log2(det); + 0.5 then floor rounds it.
-    return min(int(math.floor(0.5 * math.log2(det) + 0.5)), top)
+    # round(log2(m / side)) is k where 4**k <= 2 m**2 / side**2 < 4**(k + 1): half the bit length of its floor
+    if isinstance(width, np.ndarray):
+        shorter = np.minimum(width, height).astype(np.int64)
+        # frexp's exponent is the bit length of a positive integer, exactly (and 0 for 0)
+        bits = np.frexp((2 * shorter**2 // side**2).astype(np.float64))[1]
+        return np.clip((bits - 1) // 2, 0, num_levels - 1).astype(np.int64)
+    return max(0, min(((2 * min(width, height) ** 2 // side**2).bit_length() - 1) // 2, num_levels - 1))

@@ -143,7 +143,8 @@ def collate_batch(batch: SampleBatch | Sequence[Any]) -> Any:
 class BatchLoader(DataLoader):
     """A ``DataLoader`` of ``(images, targets)`` batches of a :class:`SingleImageDataset`, rendered batch by batch.
 
-    ``images`` is ``N x 3 x S x S`` (``uint8``, or ``dtype``), ``targets`` ``int64 (N,)``. A real
+    ``images`` is ``N x 3 x S x S`` (``uint8``, or ``dtype``), ``targets`` ``int64 (N,)``; for a dataset with
+    ``views``, ``images`` is a list of one ``N x 3 x s_v x s_v`` batch per view, each converted alike. A real
     ``torch.utils.data.DataLoader`` over the dataset itself: ``dataset``, ``sampler``, ``batch_sampler``,
     ``batch_size``, ``num_workers``, workers, persistent workers and ``DistributedSampler`` work as usual, and a
     framework can rebuild it from its init arguments (as Lightning does to inject a ``DistributedSampler``). Each

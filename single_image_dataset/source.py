@@ -7,7 +7,7 @@ import os
 import re
 import struct
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -71,6 +71,10 @@ def load_image(image: ImageLike | None, *, exif_orientation: bool = True) -> Ima
     silently turn 0-255 float data white, and a stretch to the image's own minimum and maximum would
     make one value mean different colours in different images.
 
+    A ``uint8`` array or tensor is read as the mode of its channels and follows that mode's rule:
+    1 channel (or none) is ``L``, 2 are ``LA``, 3 are ``RGB`` and 4 are ``RGBA`` (so an alpha channel
+    is dropped, as for the PIL image of the same pixels).
+
     A file is opened only if it is a regular file (a FIFO or a device is refused at once) and only if
     its pixel count is within Pillow's decompression-bomb limit, ``PIL.Image.MAX_IMAGE_PIXELS``:
     above it, where Pillow itself merely warns up to twice the limit, it is refused too, since a
@@ -78,9 +82,9 @@ def load_image(image: ImageLike | None, *, exif_orientation: bool = True) -> Ima
     the limit in Python to load such a file.
 
     Args:
-        image: a path, a PIL image of any mode, a ``uint8`` array ``H x W x 3`` (or ``H x W``),
-            a ``uint8`` tensor ``3 x H x W`` (or ``1 x H x W`` / ``H x W``), or ``None`` for the
-            embedded default image.
+        image: a path, a PIL image of any mode, a ``uint8`` array ``H x W x C`` (or ``H x W``),
+            a ``uint8`` tensor ``C x H x W`` (or ``H x W``) with ``C`` channels, 1 to 4, or ``None``
+            for the embedded default image.
         exif_orientation: turn a file or PIL image upright by its EXIF orientation tag (1-8), as photo
             viewers and ``PIL.ImageOps.exif_transpose`` do; ``False`` keeps the pixels as stored.
 
@@ -100,6 +104,8 @@ def load_image(image: ImageLike | None, *, exif_orientation: bool = True) -> Ima
         (5, 4)
         >>> load_image(np.zeros((4, 5), dtype=np.uint8)).mode  # greyscale becomes RGB
         'RGB'
+        >>> load_image(np.full((4, 5, 4), 200, dtype=np.uint8)).getpixel((0, 0))  # RGBA: alpha dropped
+        (200, 200, 200)
         >>> white16 = Image.fromarray(np.full((2, 2), 65535, dtype=np.uint16))  # 16-bit: scaled, not clipped
         >>> white16.mode, load_image(white16).getpixel((0, 0))
         ('I;16', (255, 255, 255))
@@ -108,7 +114,7 @@ def load_image(image: ImageLike | None, *, exif_orientation: bool = True) -> Ima
         >>> load_image(np.zeros((4, 5, 3)))
         Traceback (most recent call last):
             ...
-        TypeError: image array should be uint8 HxWx3, got dtype float64
+        TypeError: image array should be uint8 HxWx3 (or HxW, HxWx1, HxWx2, HxWx4), got dtype float64
         >>> load_image("no_such_photo.jpg")
         Traceback (most recent call last):
             ...
@@ -125,7 +131,7 @@ def load_image(image: ImageLike | None, *, exif_orientation: bool = True) -> Ima
     if isinstance(image, torch.Tensor):
         return _from_tensor(image)
     if isinstance(image, np.ndarray):
-        return _from_array(image, "HxWx3", tuple(image.shape))
+        return _from_array(image, "HxWx3 (or HxW, HxWx1, HxWx2, HxWx4)", tuple(image.shape))
     raise TypeError(
         f"image should be a path, a PIL image, a uint8 numpy array or tensor, or None, got {type(image).__name__}"
     )
@@ -227,9 +233,10 @@ def _grey(values: np.ndarray) -> Image.Image:
 
 def _from_tensor(tensor: torch.Tensor) -> Image.Image:
     shape = tuple(tensor.shape)
+    layout = "3xHxW (CHW; or HxW, 1xHxW, 2xHxW, 4xHxW)"
     if tensor.dtype != torch.uint8:
         raise TypeError(
-            f"image tensor should be uint8 with shape 3xHxW, got dtype {tensor.dtype}; "
+            f"image tensor should be uint8 {layout}, got dtype {tensor.dtype}; "
             "convert with (x * 255).round().to(torch.uint8)"
         )
     if tensor.is_meta:
@@ -239,18 +246,19 @@ def _from_tensor(tensor: torch.Tensor) -> Image.Image:
     tensor = tensor.detach().cpu()
     if tensor.ndim == 3:
         tensor = tensor.permute(1, 2, 0)
-    return _from_array(tensor.numpy(), "3xHxW (CHW)", shape)
+    return _from_array(tensor.numpy(), layout, shape)
 
 
 def _from_array(array: np.ndarray, layout: str, shape: tuple[int, ...]) -> Image.Image:
-    """``array`` laid out ``HxW`` or ``HxWxC``; ``shape`` is the caller's, for the messages."""
+    """``array`` laid out ``HxW`` or ``HxWxC``; ``layout`` and ``shape`` are the caller's, for the messages."""
     if array.dtype != np.uint8:
         raise TypeError(f"image array should be uint8 {layout}, got dtype {array.dtype}")
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
-        raise TypeError(f"image array should be uint8 {layout} (or greyscale), got shape {shape}")
-    return Image.fromarray(np.ascontiguousarray(array)).convert("RGB")
+    if not (array.ndim == 2 or (array.ndim == 3 and 2 <= array.shape[2] <= 4)):
+        raise TypeError(f"image array should be uint8 {layout}, got shape {shape}")
+    # Pillow reads 1, 2, 3 and 4 channels as L, LA, RGB and RGBA; their rules make them RGB.
+    return _to_rgb(Image.fromarray(np.ascontiguousarray(array)), "image")
 
 
 @dataclass(frozen=True)
@@ -258,7 +266,8 @@ class Source:
     """One source image of a dataset.
 
     Attributes:
-        name: the file's stem, or ``image_<k>`` for an image given in memory; unique within a dataset.
+        name: the name it was given in a mapping, else the file's stem, or ``image_<k>`` for an image
+            given in memory; unique within a dataset.
         image: the loaded RGB image.
         path: the file it was read from, or ``None``.
     """
@@ -269,43 +278,73 @@ class Source:
 
 
 def load_sources(
-    images: ImageLike | Sequence[ImageLike] | None, *, exif_orientation: bool = True
+    images: ImageLike | Sequence[ImageLike] | Mapping[str, ImageLike] | None, *, exif_orientation: bool = True
 ) -> list[Source]:
-    """The source images of a dataset: one image, a list of them, or a directory's images in sorted order.
+    """The source images of a dataset: one image, a list or a mapping of them, or a directory's images.
 
     A list may mix paths, PIL images, arrays and tensors (each as for :func:`load_image`); a directory
     contributes its regular files whose extension Pillow knows (``.jpg``, ``.png``, ...), sorted by name.
     Names are the files' stems (``image_<k>`` for in-memory images, ``k`` its position), made unique
-    with a ``_2``, ``_3``... suffix. ``exif_orientation`` is passed to :func:`load_image` for each.
+    with a ``_2``, ``_3``... suffix. A mapping ``{name: image}`` names its sources itself, in the
+    mapping's order (a ``dict``'s insertion order). ``exif_orientation`` is passed to :func:`load_image`
+    for each.
 
     Raises:
-        ValueError: an empty list or a directory without image files.
-        FileNotFoundError, ValueError, TypeError, ...: as :func:`load_image`, naming the file at fault.
+        ValueError: an empty list or mapping, a directory without image files, or an empty name.
+        TypeError: a name that is not a string.
+        FileNotFoundError, ValueError, TypeError, ...: as :func:`load_image`, naming the file or the
+            source at fault.
 
     Example:
         >>> [(s.name, s.image.size) for s in load_sources([DEFAULT_IMAGE, HUBBLE_IMAGE, DEFAULT_IMAGE])]
         [('coffee', (600, 400)), ('hubble_deep_field', (1000, 872)), ('coffee_2', (600, 400))]
+        >>> [s.name for s in load_sources({"cup": DEFAULT_IMAGE, "stars": np.zeros((8, 8, 4), np.uint8)})]
+        ['cup', 'stars']
     """
-    if isinstance(images, (str, os.PathLike)) and os.fspath(images) and Path(images).is_dir():
-        items: list[ImageLike | None] = list(_directory_images(Path(images)))
-    elif isinstance(images, (list, tuple)):
-        items = list(images)
-        if not items:
-            raise ValueError("the list of source images is empty; pass at least one image")
+    if isinstance(images, Mapping):
+        named = [(_check_name(name), item) for name, item in images.items()]
+        if not named:
+            raise ValueError("the mapping of source images is empty; pass at least one name: image pair")
     else:
-        items = [images]
+        named = [(None, item) for item in _unnamed(images)]
     names: set[str] = set()
     sources = []
-    for k, item in enumerate(items):
+    for k, (given, item) in enumerate(named):
         path = _path_of(item)
-        stem = path.stem if path is not None else f"image_{k}"
+        stem = given or (path.stem if path is not None else f"image_{k}")
         name, n = stem, 1
         while name in names:
             n += 1
             name = f"{stem}_{n}"
         names.add(name)
-        sources.append(Source(name, load_image(item, exif_orientation=exif_orientation), path))
+        try:
+            image = load_image(item, exif_orientation=exif_orientation)
+        except (TypeError, ValueError) as exc:
+            if path is not None or (given is None and len(named) == 1):  # a file's message names it
+                raise
+            error = TypeError if isinstance(exc, TypeError) else ValueError
+            raise error(f"source {k} ({name}): {exc}") from None
+        sources.append(Source(name, image, path))
     return sources
+
+
+def _unnamed(images: ImageLike | Sequence[ImageLike] | None) -> list[ImageLike | None]:
+    """The images of one image, a list of them or a directory."""
+    if isinstance(images, (str, os.PathLike)) and os.fspath(images) and Path(images).is_dir():
+        return list(_directory_images(Path(images)))
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise ValueError("the list of source images is empty; pass at least one image")
+        return list(images)
+    return [images]
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"source names should be non-empty strings, got {name!r} ({type(name).__name__})")
+    if not name.strip():
+        raise ValueError(f"source names should be non-empty strings, got {name!r}")
+    return name
 
 
 def _path_of(item: ImageLike | None) -> Path | None:

@@ -23,7 +23,7 @@ from PIL import Image
 from torchvision.datasets import ImageFolder
 
 from single_image_dataset import DEFAULT_IMAGE, AugmentConfig, SingleImageDataset, available_backends, export
-from single_image_dataset.cli import main
+from single_image_dataset.cli import build_parser, main
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,6 +33,7 @@ else:  # pragma: no cover
 pytestmark = pytest.mark.filterwarnings("error")
 
 SCRIPT = Path(sys.executable).parent / PROG
+ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--num_imgs", "8", "--img_size", "32"]
 
 
@@ -111,12 +112,14 @@ class TestInterrupt:
             ("SIGKILL to the parent", [str(SCRIPT)]),
         ],
     )
+    @pytest.mark.slow
     def test_kill_midway_then_rerun(self, tmp_path, how, command, capsys):
         # Acceptance 2: no partial file, no orphan worker; the re-run writes exactly the missing files.
         target = tmp_path / "out"
         proc = subprocess.Popen(
             [*command, *self.ARGS, "--targetpath", str(target)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_new_session_with_default_sigint,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's package, not an installed one
         )
         folder = _folder(target)
         wait_for(lambda: folder.is_dir() and len([f for f in os.listdir(folder) if f.startswith("patch_")]) >= 30)
@@ -136,14 +139,21 @@ class TestInterrupt:
             assert proc.returncode == -signal.SIGKILL
         done = len([f for f in os.listdir(folder) if f.startswith("patch_")])
         assert 30 <= done < self.N
+        record = json.loads((target / "shards" / "0-of-1.json").read_text())
+        if how.startswith("SIGINT"):  # counted per finished chunk: files of the chunks cut short are not
+            assert record["status"] == "interrupted" and done - 8 <= record["written"] <= done
+            assert record["skipped"] == 0 and record["bytes_written"] > 0
+        else:
+            assert (record["status"], record["written"]) == ("running", 0)  # as it was when the run started
         for name in os.listdir(folder):
             if name.startswith("patch_"):
                 with Image.open(folder / name) as img:
                     img.load()
 
         assert main([*self.ARGS, "--targetpath", str(target)]) == 0
-        out = capsys.readouterr().out
+        out, err = capsys.readouterr()
         assert f"wrote {self.N - done} images ({done} already there)" in out
+        assert err.startswith(f"materialize: writing {self.N - done} of {self.N} images ({done} already there) with ")
         assert json.loads((target / "shards" / "0-of-1.json").read_text())["status"] == "complete"
         _assert_export(target, SingleImageDataset(num_imgs=self.N, img_size=32))
 
@@ -169,8 +179,8 @@ class TestModes:
         assert preview.stat().st_size < 1_000_000
 
     def test_debug_exports_64_images_of_32_px_and_a_grid(self, tmp_path, capsys):
-        code, out, _ = _run(["--debug", "--img_size", "64", "--format", "png", "--targetpath", str(tmp_path)], capsys)
-        assert code == 0 and "writing 64 images with 2 processes" in out
+        code, out, err = _run(["--debug", "--img_size", "64", "--format", "png", "--targetpath", str(tmp_path)], capsys)
+        assert code == 0 and "materialize: writing 64 images with 2 processes: " in err
         config = _printed_config(out)
         assert config["debug"] is True and config["num_imgs"] == 64
         assert len(os.listdir(_folder(tmp_path))) == 64
@@ -188,7 +198,12 @@ class TestModes:
         code, out, _ = _run([*SMALL, "--materialize", "--quality", "90", "--threads", "1", "--targetpath",
                              str(tmp_path)], capsys)
         assert code == 0 and "wrote 8 images (0 already there)" in out
-        assert not (tmp_path / "preview.png").exists()
+        # Exactly what --materialize's help says it writes: no preview.png.
+        assert sorted(os.listdir(tmp_path)) == [".lock", "manifest.json", "shards", "train"]
+        assert os.listdir(tmp_path / "shards") == ["0-of-1.json"] and os.listdir(tmp_path / "train") == ["dummy"]
+        help_text = " ".join(build_parser().format_help().split())
+        assert "the files to TARGETPATH/train/dummy, and manifest.json, shards/K-of-N.json and the lock file " \
+            ".lock to TARGETPATH; no preview.png (except with --debug)" in help_text
         manifest = json.loads((tmp_path / "manifest.json").read_text())["dataset"]
         assert (manifest["format"], manifest["quality"]) == ("jpg", 90)
 
@@ -198,8 +213,8 @@ class TestModes:
         assert record["processes"] == len(os.sched_getaffinity(0))
 
     def test_shard(self, tmp_path, capsys):
-        code, out, _ = _run([*SMALL, "--materialize", "--shard", "1/3", "--targetpath", str(tmp_path)], capsys)
-        assert code == 0 and "writing 3 images" in out
+        code, _, err = _run([*SMALL, "--materialize", "--shard", "1/3", "--targetpath", str(tmp_path)], capsys)
+        assert code == 0 and "materialize: writing 3 images with " in err and "{patch_2.jpg .. patch_4.jpg}" in err
         assert sorted(os.listdir(_folder(tmp_path))) == ["patch_2.jpg", "patch_3.jpg", "patch_4.jpg"]
 
     def test_overwrite(self, tmp_path, capsys):
@@ -215,8 +230,9 @@ class TestModes:
         argv = [*SMALL, "--materialize", "--targetpath", str(tmp_path)]
         assert _run(argv, capsys)[0] == 0
         (_folder(tmp_path) / "patch_5.jpg").unlink()
-        code, out, _ = _run(argv, capsys)
+        code, out, err = _run(argv, capsys)
         assert code == 0 and "wrote 1 images (7 already there)" in out
+        assert err.startswith("materialize: writing 1 of 8 images (7 already there) with ")
 
     @pytest.mark.slow
     def test_main_module_fails_with_one_line(self, tmp_path):

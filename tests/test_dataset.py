@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -113,6 +115,46 @@ class TestIndexing:
         with pytest.raises(TypeError, match=r"dataset indices must be integers"):
             SingleImageDataset(**SMALL)[index]
 
+    @pytest.mark.parametrize(
+        "indices",
+        [
+            [np.uint64(3), -1],  # numpy would promote this mix to float64
+            [np.int8(-2), np.uint64(39), 7],
+            [True, 2],  # as ds[True] is ds[1]
+            np.array([39, 0], dtype=np.uint64),
+            torch.tensor([3, -1], dtype=torch.int32),
+        ],
+    )
+    def test_mixed_integer_kinds_in_a_batch_are_exact(self, indices):
+        ds = SingleImageDataset(**SMALL)
+        expected = [ds.params(int(i)) for i in indices]
+        assert ds.params_batch(indices).to_list() == expected
+
+    @pytest.mark.parametrize(
+        ("indices", "error", "match"),
+        [
+            ([-1, 2**63], IndexError, r"^index 9223372036854775808 is out of range for a dataset of 40 samples$"),
+            ([0, 2**64], IndexError, r"^index 18446744073709551616 is out of range for a dataset of 40 samples$"),
+            ([np.uint64(2**64 - 1), 0], IndexError, r"^index 18446744073709551615 is out of range for a dataset "),
+            (np.array([2**63], dtype=np.uint64), IndexError, r"^index 9223372036854775808 is out of range"),
+            ([-41, np.uint64(0)], IndexError, r"^index -41 is out of range for a dataset of 40 samples$"),
+            ([np.uint64(3), 1.0], TypeError, r"^dataset indices must be integers, got float$"),
+            (np.array([1.0, 2.0]), TypeError, r"^dataset indices must be integers, got an array of float64$"),
+            ([[1], [2, 3]], ValueError, r"^indices should be a non-empty one-dimensional sequence, got a ragged one$"),
+            ([[1, 2]], ValueError, r"^indices should be a non-empty one-dimensional sequence, got shape \(1, 2\)$"),
+        ],
+    )
+    def test_bad_batch_indices(self, indices, error, match):
+        with pytest.raises(error, match=match):
+            SingleImageDataset(**SMALL).params_batch(indices)
+
+    def test_getitem_documents_what_it_returns(self):
+        import pydoc
+
+        assert SingleImageDataset.__getitem__.__doc__ != VisionDataset.__getitem__.__doc__
+        shown = pydoc.render_doc(SingleImageDataset(**SMALL).__getitem__, renderer=pydoc.plaintext)
+        assert "as ``(image, target)``" in shown and 'output="tensor"' in shown and "per_source_classes" in shown
+
 
 class TestInputs:
     def test_path_pil_array_tensor_agree(self, coffee_path):
@@ -153,6 +195,114 @@ class TestInputs:
     def test_rgba_drops_alpha_like_the_original(self):
         rgba = Image.new("RGBA", (64, 64), (10, 200, 30, 0))
         assert SingleImageDataset(rgba, **SMALL).source.getpixel((5, 5)) == (10, 200, 30)
+        array = np.asarray(rgba)
+        assert array.shape == (64, 64, 4)
+        assert SingleImageDataset(array, **SMALL).source.tobytes() == rgba.convert("RGB").tobytes()
+
+
+class TestHandMadeParams:
+    """render() and render_batch() refuse what no renderer should render, as the records' validate() says."""
+
+    def test_render_refuses_an_edited_record_at_once(self, backend):
+        ds = SingleImageDataset(**SMALL, backend=backend)
+        params = ds.params(0)
+        for edit, match in (
+            ({"angle": float("nan")}, r"^SampleParams\.angle should be a finite number of degrees, got nan$"),
+            ({"resize": 10**6}, r"^SampleParams\.resize should be an integer in \[32, 11585\]"),
+            ({"crop": (0, 0, 401, 401)}, r"^SampleParams\.crop should be a box inside its source image"),
+            ({"source": -1}, r"^SampleParams\.source should be a non-negative source index, got -1$"),
+            ({"source": 1}, r"^SampleParams\.source should be one of the 1 sources \(0 to 0\), got 1; render "),
+        ):
+            with pytest.raises(ValueError, match=match):
+                ds.render(dataclasses.replace(params, **edit))
+        with pytest.raises(TypeError, match=r"^params should be a SampleParams \(see params\), got ParamsBatch$"):
+            ds.render(ds.params_batch([0]))
+
+    def test_render_batch_refuses_a_source_render_refuses(self, backend):
+        ds = SingleImageDataset([DEFAULT_IMAGE, DEFAULT_IMAGE], **SMALL, backend=backend)
+        batch = ds.params_batch(range(6))
+        for bad, match in ((-1, r"^ParamsBatch\.source\[2\] should be a non-negative source index, got -1$"),
+                           (2, r"^ParamsBatch\.source\[2\] should be one of the 2 sources \(0 to 1\), got 2; ")):
+            edited = dataclasses.replace(batch, source=np.where(np.arange(6) == 2, bad, batch.source))
+            with pytest.raises(ValueError, match=match):
+                ds.render_batch(edited)
+            with pytest.raises(ValueError, match=match.replace("ParamsBatch", "SampleParams").replace(r"\[2\]", "")):
+                ds.render(edited[2])
+
+    def test_a_record_of_another_dataset_is_checked_against_this_ones_sources(self):
+        several = SingleImageDataset([DEFAULT_IMAGE, np.zeros((60, 50, 3), np.uint8)], **SMALL)
+        record = next(several.params(i) for i in range(40) if several.params(i).source == 1)
+        with pytest.raises(ValueError, match=r"^SampleParams\.source should be one of the 1 sources"):
+            SingleImageDataset(**SMALL).render(record)
+        small = dataclasses.replace(record, source=0)
+        several.render(small)  # its boxes fit the 50x60 source, and so the 600x400 one
+        tiny = SingleImageDataset(np.zeros((40, 40, 3), np.uint8), **SMALL)
+        with pytest.raises(ValueError, match=r"^SampleParams\.crop should be a box inside its source image, got \("):
+            tiny.render(SingleImageDataset(**SMALL).params(0))  # a 200 px crop of the 600x400 default image
+
+    def test_a_drawn_batch_is_read_only(self):
+        batch = SingleImageDataset(**SMALL).params_batch(range(4))
+        with pytest.raises(ValueError, match="read-only"):
+            batch.source[0] = -1
+        with pytest.raises(ValueError, match="read-only"):
+            batch.angle[:] = np.nan
+
+    def test_only_what_the_dataset_did_not_draw_is_validated(self, monkeypatch):
+        from single_image_dataset import ParamsBatch, SampleParams
+
+        ds = SingleImageDataset(**SMALL)
+        record, batch = ds.params(3), ds.params_batch(range(4))
+        checked = []
+        monkeypatch.setattr(SampleParams, "validate", lambda self, sizes=None: checked.append("record"))
+        monkeypatch.setattr(ParamsBatch, "validate", lambda self, sizes=None: checked.append("batch"))
+        ds.render(record), ds.render_batch(batch), ds[3]
+        assert checked == []
+        ds.render(dataclasses.replace(record)), ds.render_batch(dataclasses.replace(batch))
+        ds.render(batch[0]), ds.render_batch(batch[:2])
+        assert checked == ["record", "batch", "record", "batch"]
+        again = pickle.loads(pickle.dumps(ds))  # what a DataLoader worker gets: nothing drawn there yet
+        again.render(record)
+        assert checked[-1] == "record" and again.render(again.params(3)).tobytes() == ds[3][0].tobytes()
+
+
+class TestSmallSources:
+    """A source far smaller than the output: warned when img_size > SMALL_SOURCE_RATIO x the crop region's side."""
+
+    def test_a_tiny_source_upscaled_to_the_default_size_warns(self):
+        from single_image_dataset import SmallSourceWarning
+
+        with pytest.warns(SmallSourceWarning, match=(
+            r"^source image_0 \(2x2 px; crops from a 1 px square \(initcrop=0\.5\)\) is far smaller than the "
+            r"output: img_size=256 is over 4 times the side its crops are drawn from, so every sample is mostly "
+            r"interpolation blur; use a larger image or a smaller img_size$"
+        )):
+            SingleImageDataset(np.zeros((2, 2, 3), np.uint8), num_imgs=4)
+
+    @pytest.mark.parametrize(
+        ("keywords", "limit"),
+        [
+            ({}, 800),  # the default image, 600x400: crops from a 200 px square
+            ({"initcrop": 1.0}, 1600),  # a 400 px square
+            ({"cropfirst": False}, 1600),  # the whole image, 400 px its shorter side
+        ],
+    )
+    def test_the_rule_at_its_boundary(self, keywords, limit):
+        from single_image_dataset import SmallSourceWarning
+
+        SingleImageDataset(num_imgs=4, img_size=limit, **keywords)  # filterwarnings("error"): no warning
+        with pytest.warns(SmallSourceWarning, match=rf"coffee \(600x400 px; .*img_size={limit + 1} is over 4 times"):
+            SingleImageDataset(num_imgs=4, img_size=limit + 1, **keywords)
+
+    def test_the_message_names_only_the_small_sources(self):
+        from single_image_dataset import SmallSourceWarning
+
+        images = {"cup": DEFAULT_IMAGE, "dot": np.zeros((15, 15), np.uint8), "edge": np.zeros((16, 16), np.uint8),
+                  "speck": np.zeros((12, 40), np.uint8)}
+        with pytest.warns(SmallSourceWarning, match=(
+            r"^sources dot \(15x15 px; crops from the whole image\), speck \(40x12 px; crops from the whole "
+            r"image\) are far smaller than the output: img_size=64"
+        )):
+            SingleImageDataset(images, num_imgs=4, img_size=64, cropfirst=False)
 
 
 class TestErrors:
@@ -198,9 +348,25 @@ class TestErrors:
         with pytest.raises(ValueError, match=r"scale should be two inverse area fractions"):
             SingleImageDataset(scale=(0.5, 1))
 
-    def test_unknown_override(self):
-        with pytest.raises(TypeError, match=r"unknown key 'imgsize'"):
-            SingleImageDataset(imgsize=32)
+    @pytest.mark.parametrize(
+        ("keyword", "hint"),
+        [
+            ("transforms", " (did you mean transform=?)"),  # VisionDataset's keyword
+            ("target_transforms", " (did you mean target_transform=?)"),
+            ("img_sise", " (did you mean img_size=?)"),
+            ("imgsize", " (did you mean img_size=?)"),
+            ("per_source_class", " (did you mean per_source_classes=?)"),
+            ("xyzzy", ""),
+        ],
+    )
+    def test_unknown_keyword_names_the_arguments_and_the_config_fields(self, keyword, hint):
+        arguments = "image, config, backend, device, output, exif_orientation, views, transform, target_transform"
+        fields = "img_size, num_imgs, seed, deg, shear, vflip, cropfirst, initcrop, scale, randinterp, jitter"
+        with pytest.raises(TypeError, match=(
+            rf"^SingleImageDataset\(\) got an unexpected keyword argument '{keyword}'{re.escape(hint)}; its "
+            rf"arguments are {arguments}, .*and the fields of AugmentConfig: {fields}, jitter_p, debug$"
+        )):
+            SingleImageDataset(**{keyword: 32})
 
     def test_unknown_backend(self):
         with pytest.raises(ValueError, match=r"unknown backend 'turbo'; available backends: reference"):
@@ -217,10 +383,13 @@ class TestErrors:
     @pytest.mark.parametrize(
         ("image", "match"),
         [
-            (np.zeros((8, 8, 3), dtype=np.float32), r"image array should be uint8 HxWx3, got dtype float32"),
-            (np.zeros((8, 8, 5), dtype=np.uint8), r"image array should be uint8 HxWx3 \(or greyscale\), got shape"),
-            (torch.zeros(3, 8, 8), r"image tensor should be uint8 with shape 3xHxW, got dtype torch.float32"),
-            (torch.zeros(2, 8, 8, dtype=torch.uint8), r"should be uint8 3xHxW \(CHW\)"),
+            (np.zeros((8, 8, 3), dtype=np.float32),
+             r"^image array should be uint8 HxWx3 \(or HxW, HxWx1, HxWx2, HxWx4\), got dtype float32$"),
+            (np.zeros((8, 8, 5), dtype=np.uint8),
+             r"^image array should be uint8 HxWx3 \(or HxW, HxWx1, HxWx2, HxWx4\), got shape \(8, 8, 5\)$"),
+            (torch.zeros(3, 8, 8), r"^image tensor should be uint8 3xHxW \(CHW; or HxW, 1xHxW, 2xHxW, 4xHxW\), "
+                                   r"got dtype torch.float32; convert with"),
+            (torch.zeros(5, 8, 8, dtype=torch.uint8), r"should be uint8 3xHxW \(CHW; .*\), got shape \(5, 8, 8\)$"),
             (42, r"image should be a path, a PIL image, a uint8 numpy array or tensor, or None, got int"),
         ],
     )

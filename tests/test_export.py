@@ -138,6 +138,103 @@ class TestMaterialize:
         assert len(_files(tmp_path)) == 20
         _assert_pixels_equal(tmp_path, ds)
 
+    @pytest.mark.parametrize("image_format", ["jpg", "png"])
+    def test_verify_repairs_damage_in_the_middle_of_files(self, tmp_path, image_format):
+        ds = _dataset(num_imgs=12, img_size=48)
+        materialize(ds, tmp_path / "clean", image_format=image_format, **QUIET)
+        materialize(ds, tmp_path / "damaged", image_format=image_format, **QUIET)
+        folder = tmp_path / "damaged" / "train" / "dummy"
+        # Several offsets and sizes, header and trailer intact: Pillow decodes most such JPEGs without an error.
+        damage = [("patch_01", 0.3, 1), ("patch_04", 0.5, 64), ("patch_07", 0.7, 16), ("patch_10", 0.5, 300)]
+        for name, where, size in damage:
+            data = bytearray((folder / f"{name}.{image_format}").read_bytes())
+            at = int(len(data) * where)
+            size = min(size, len(data) - at - 16)
+            data[at : at + size] = bytes(b ^ 0xFF for b in data[at : at + size])
+            (folder / f"{name}.{image_format}").write_bytes(bytes(data))
+        assert materialize(ds, tmp_path / "damaged", image_format=image_format, **QUIET).written == 0  # resume: whole
+        result = materialize(ds, tmp_path / "damaged", image_format=image_format, verify=True, **QUIET)
+        assert (result.written, result.skipped) == (4, 8)
+        clean = tmp_path / "clean" / "train" / "dummy"
+        for name in _files(tmp_path / "clean"):
+            assert (folder / name).read_bytes() == (clean / name).read_bytes(), name
+        assert materialize(ds, tmp_path / "damaged", image_format=image_format, verify=True, **QUIET).written == 0
+
+    def test_verify_writes_missing_and_truncated_files_and_names_other_versions(self, tmp_path):
+        ds = _dataset(num_imgs=6)
+        materialize(ds, tmp_path, image_format="png", **QUIET)
+        folder = tmp_path / "train" / "dummy"
+        (folder / "patch_2.png").unlink()
+        (folder / "patch_3.png").write_bytes((folder / "patch_3.png").read_bytes()[:-1])
+        manifest = json.loads((tmp_path / "manifest.json").read_text())
+        manifest["versions"]["Pillow"] = "1.0"  # as if written by another installation
+        (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+        stream = io.StringIO()
+        result = materialize(ds, tmp_path, image_format="png", verify=True, progress_stream=stream)
+        assert (result.written, result.skipped) == (2, 4)
+        plan = stream.getvalue().splitlines()[0]
+        assert plan.startswith("materialize: verifying 6 images with 1 process (each rendered again, written again "
+                               "where its bytes differ): ")
+        assert plan.endswith(f"; the export was written with other versions (Pillow 1.0 there, {PIL.__version__} "
+                             "here), so files may differ")
+        _assert_pixels_equal(tmp_path, ds)
+
+    def test_plan_is_printed_after_the_target_accepts_the_run(self, tmp_path):
+        materialize(_dataset(num_imgs=8), tmp_path, image_format="png", **QUIET)
+        (tmp_path / "train" / "dummy" / "patch_5.png").unlink()
+        refused = io.StringIO()
+        with pytest.raises(FileExistsError):
+            materialize(_dataset(num_imgs=8, seed=1), tmp_path, image_format="png", progress_stream=refused)
+        assert refused.getvalue() == ""
+        stream = io.StringIO()
+        materialize(_dataset(num_imgs=8), tmp_path, image_format="png", progress_stream=stream)
+        assert stream.getvalue().splitlines()[0] == (
+            f"materialize: writing 1 of 8 images (7 already there) with 1 process: {tmp_path}/train/dummy/"
+            "{patch_0.png .. patch_7.png}"
+        )
+
+    @pytest.mark.parametrize("stop", [KeyboardInterrupt, export.Terminated, OSError])
+    def test_every_shard_record_has_counts(self, tmp_path, monkeypatch, stop):
+        ds = _dataset(num_imgs=12)
+        materialize(ds, tmp_path, image_format="png", **QUIET)
+        for i in (1, 2, 3, 4, 5, 6, 7):
+            (tmp_path / "train" / "dummy" / f"patch_{i:02d}.png").unlink()
+        write, calls = export._Writer.write, []
+
+        def stopped_at_the_third_chunk(writer, indices):
+            calls.append(indices)
+            if len(calls) == 3:
+                raise stop(errno.EIO, "the disk went away") if stop is OSError else stop()
+            return write(writer, indices)
+
+        monkeypatch.setattr(export._Writer, "write", stopped_at_the_third_chunk)
+        with pytest.raises(stop):
+            materialize(ds, tmp_path, image_format="png", chunk_size=3, **QUIET)
+        record = json.loads((tmp_path / "shards" / "0-of-1.json").read_text())
+        status = {
+            KeyboardInterrupt: "interrupted", export.Terminated: "terminated", OSError: "failed: the disk went away"
+        }
+        assert record["status"] == status[stop]
+        assert (record["written"], record["skipped"]) == (6, 5) and record["bytes_written"] > 0
+        assert record["seconds"] >= 0
+
+    @pytest.mark.parametrize("target", ["", b"out", 3])
+    def test_an_empty_or_odd_target_is_refused(self, tmp_path, monkeypatch, target):
+        monkeypatch.chdir(tmp_path)
+        if target == "":
+            error, message = ValueError, r"target should be the path of the export folder, got an empty string"
+        else:
+            kind = type(target).__name__
+            error, message = TypeError, rf"target should be a folder path \(str or os\.PathLike\), got {kind}"
+        with pytest.raises(error, match=message):
+            materialize(_dataset(num_imgs=4), target, **QUIET)
+        assert os.listdir(tmp_path) == []
+
+    def test_one_process_by_default_and_the_clis_default_on_request(self, tmp_path):
+        materialize(_dataset(num_imgs=4), tmp_path, **QUIET)
+        assert json.loads((tmp_path / "shards" / "0-of-1.json").read_text())["processes"] == 1
+        assert export.available_cpus() == len(os.sched_getaffinity(0))
+
     def test_stale_temp_files_are_removed(self, tmp_path):
         # What a SIGKILL of the writer leaves: a partial file under a temp name, no final name.
         ds = _dataset(num_imgs=12)
@@ -256,13 +353,21 @@ class TestRendererIdentity:
         assert _dataset(num_imgs=2, backend=backend).renderer_identity()["backend"] == backend
 
     def test_manifest_records_the_fast_renderers_implementation(self, tmp_path):
-        cv2 = pytest.importorskip("cv2")
+        import PIL
+
         from single_image_dataset.render import fast
 
+        if fast._kernels is None:
+            pytest.importorskip("cv2")
         materialize(_dataset(num_imgs=2, backend="fast"), tmp_path, image_format="png", **QUIET)
         renderer = json.loads((tmp_path / "manifest.json").read_text())["dataset"]["renderer"]
-        implementation = "opencv" if fast._kernels is None else "native"
-        assert renderer == {"backend": "fast", "implementation": implementation, "opencv": cv2.__version__}
+        # Pillow builds the pyramid; OpenCV renders only in the OpenCV implementation
+        expected = {"backend": "fast", "implementation": "native", "pillow": PIL.__version__}
+        if fast._kernels is None:
+            import cv2
+
+            expected.update(implementation="opencv", opencv=cv2.__version__)
+        assert renderer == expected
 
     def test_shard_or_resume_by_the_other_implementation_is_refused(self, tmp_path):
         pytest.importorskip("cv2")
@@ -433,14 +538,18 @@ class TestProgress:
         stream = io.StringIO()
         materialize(_dataset(num_imgs=40), tmp_path, chunk_size=2, progress_stream=stream)
         lines = stream.getvalue().splitlines()
-        assert 2 <= len(lines) <= 11 and "\r" not in stream.getvalue()
+        assert 3 <= len(lines) <= 12 and "\r" not in stream.getvalue()
+        assert lines[0] == f"materialize: writing 40 images with 1 process: {tmp_path}/train/dummy/" \
+            "{patch_00.jpg .. patch_39.jpg}"
         assert lines[-1].startswith("materialize: 40/40 (100%), ") and "img/s, ETA 0:00:00" in lines[-1]
 
     def test_bar_on_a_terminal(self, tmp_path):
         stream = _FakeTerminal()
         materialize(_dataset(num_imgs=10), tmp_path, chunk_size=2, progress_stream=stream)
         text = stream.getvalue()
-        assert text.startswith("\r[") and text.endswith("\n") and "10/10 (100%)" in text and "ETA" in text
+        assert text.startswith("materialize: writing 10 images with 1 process: ")
+        bar = text.split("\n", 1)[1]
+        assert bar.startswith("\r[") and bar.endswith("\n") and "10/10 (100%)" in bar and "ETA" in bar
 
     def test_silent(self, tmp_path, capsys):
         materialize(_dataset(num_imgs=4), tmp_path, progress=False)

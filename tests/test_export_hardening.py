@@ -11,6 +11,7 @@ import os
 import pickle
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -93,7 +94,7 @@ class _Gate:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.opened = threading.Event()
         self.entered = []
-        write = export._Writer.write
+        self.write = write = export._Writer.write
 
         def gated(writer, indices):
             self.entered.append(threading.get_ident())
@@ -232,6 +233,109 @@ class TestConcurrency:
         fd = os.open(tmp_path / ".lock", os.O_RDWR)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released at the end
         os.close(fd)
+
+
+def _tamper(lock_path: Path, how: str) -> None:
+    """Delete, replace or rename the lock file, as a user cleaning up or a script could."""
+    if how == "deleted":
+        lock_path.unlink()
+    elif how == "replaced":
+        (lock_path.parent / "new-lock").write_bytes(b"")
+        os.replace(lock_path.parent / "new-lock", lock_path)
+    else:
+        lock_path.rename(lock_path.parent / ".lock.old")
+
+
+def _without_folder_locks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """flock refuses folders as NFS does (an exclusive lock needs a file opened for writing)."""
+    flock = fcntl.flock
+
+    def files_only(fd, operation):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return flock(fd, operation)
+
+    monkeypatch.setattr(lock.fcntl, "flock", files_only)
+
+
+class TestLockReplaced:
+    @pytest.mark.parametrize("how", ["deleted", "replaced", "renamed"])
+    def test_a_conflicting_run_is_refused_and_the_holder_stops(self, tmp_path, monkeypatch, how):
+        gate = _Gate(monkeypatch)
+        first = _dataset(seed=0)
+        thread, outcome = _start(materialize, first, tmp_path, image_format="png", chunk_size=2, **QUIET)
+        wait_for(lambda: gate.entered)
+        _tamper(tmp_path / ".lock", how)
+        # The folder itself is locked too, so the new lock file lets no one in.
+        for kwargs in ({"overwrite": True}, {}):
+            with pytest.raises(BlockingIOError, match=r"is in use by another export \(.*\) of a different dataset"):
+                materialize(_dataset(seed=2), tmp_path, image_format="png", **kwargs, **QUIET)
+        gate.open()
+        thread.join(30)
+        # The holder stops before its next file: another host's run (NFS, no folder locks) could not see it.
+        error = outcome["error"]
+        assert isinstance(error, lock.LockLost) and _images(tmp_path) == []
+        assert re.search(r"\.lock is no longer the lock file this export holds \(it was deleted, replaced or "
+                         r"renamed\), so another export may be writing into .*; stopped before the next file; when no "
+                         r"other export runs there, run again to resume$", str(error))
+        # A run that lost its lock may no longer own the target: it writes no record (it stays "running").
+        assert (_record(tmp_path)["status"], _record(tmp_path)["written"]) == ("running", 0)
+        assert materialize(first, tmp_path, image_format="png", **QUIET).written == 8
+        _assert_export(tmp_path, first)
+
+    @pytest.mark.parametrize("how", ["deleted", "replaced", "renamed"])
+    def test_without_folder_locks_the_holder_stops_and_the_target_is_the_new_runs(self, tmp_path, monkeypatch, how):
+        _without_folder_locks(monkeypatch)
+        gate = _Gate(monkeypatch)
+        thread, outcome = _start(materialize, _dataset(seed=0), tmp_path, image_format="png", **QUIET)
+        wait_for(lambda: gate.entered)
+        _tamper(tmp_path / ".lock", how)
+        monkeypatch.setattr(export._Writer, "write", gate.write)  # the new run is not held at the gate
+        later = materialize(_dataset(seed=2), tmp_path, image_format="png", overwrite=True, **QUIET)
+        assert later.written == 8
+        gate.open()
+        thread.join(30)
+        assert isinstance(outcome["error"], lock.LockLost)
+        _assert_export(tmp_path, _dataset(seed=2))  # one consistent dataset: no file of seed 0
+        assert (_record(tmp_path)["status"], _record(tmp_path)["written"]) == ("complete", 8)  # not overwritten
+        assert _hidden(tmp_path) == [".lock.old"] if how == "renamed" else _hidden(tmp_path) == []
+
+    def test_a_lock_file_replaced_while_a_run_starts_is_refused(self, tmp_path, monkeypatch):
+        try_exclusive = lock.TargetLock.try_exclusive
+
+        def replaced_first(self):
+            _tamper(tmp_path / ".lock", "replaced")
+            return try_exclusive(self)
+
+        monkeypatch.setattr(lock.TargetLock, "try_exclusive", replaced_first)
+        with pytest.raises(lock.LockLost, match=r"\.lock is no longer the lock file this export holds"):
+            materialize(_dataset(), tmp_path, image_format="png", **QUIET)
+        assert os.listdir(tmp_path) == [".lock"]  # refused before anything else was created
+
+    def test_the_witness_pickles_for_spawned_workers(self, tmp_path):
+        with Dir.open(tmp_path) as root, lock.TargetLock(root) as held:
+            witness = pickle.loads(pickle.dumps(held.witness))
+            witness.check()
+            _tamper(tmp_path / ".lock", "replaced")
+            with pytest.raises(lock.LockLost, match=r"is no longer the lock file"):
+                witness.check()
+            witness.root.close()
+
+    @pytest.mark.parametrize("threads", ["1", "2"])  # the check runs in the worker processes too
+    def test_the_cli_reports_a_lost_lock_in_one_line(self, tmp_path, monkeypatch, capsys, threads):
+        write = export._Writer.write
+
+        def lock_deleted_first(writer, indices):
+            (tmp_path / ".lock").unlink(missing_ok=True)
+            return write(writer, indices)
+
+        monkeypatch.setattr(export._Writer, "write", lock_deleted_first)
+        argv = [*SMALL, "--batch_size", "2", "--threads", threads, "--materialize", "--targetpath", str(tmp_path)]
+        assert main(argv) == 1
+        plan, err = capsys.readouterr().err.split("\n", 1)
+        assert plan.startswith("materialize: writing 8 images")
+        assert_one_line_error(err, r"\.lock is no longer the lock file this export holds")
+        assert _images(tmp_path) == [] and _hidden(tmp_path) == []
 
 
 @pytest.fixture
@@ -555,7 +659,11 @@ class TestFullDisk:
     def test_cli_says_where_in_one_line(self, tmp_path, monkeypatch, capsys, argv, fragment, message):
         _enospc_for(monkeypatch, fragment)
         assert main([*SMALL, *argv, "--targetpath", str(tmp_path)]) == 1
-        assert_one_line_error(capsys.readouterr().err, message)
+        err = capsys.readouterr().err
+        if fragment == "/.patch_":  # the export had started: its plan line came first
+            plan, err = err.split("\n", 1)
+            assert plan.startswith("materialize: writing 8 images with 1 process: ")
+        assert_one_line_error(err, message)
         assert _hidden(tmp_path) == []
 
 

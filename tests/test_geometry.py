@@ -194,25 +194,52 @@ class TestPixelIndices:
 
 
 class TestPyramidLevel:
-    @pytest.mark.parametrize(("factor", "level"), [
-        (0.2, 0), (1.0, 0), (1.41, 0), (1.42, 1), (2.0, 1), (2.82, 1), (2.84, 2), (5.0, 2), (6.0, 3), (1e4, 4),
+    @pytest.mark.parametrize(("shorter", "level"), [
+        (10, 0), (100, 0), (141, 0), (142, 1), (282, 1), (283, 2), (565, 2), (566, 3), (2262, 4), (2263, 5), (10**6, 5),
     ])
-    def test_rounds_log2_of_the_scale(self, factor: float, level: int) -> None:
-        assert g.pyramid_level(g.scale(factor, factor), num_levels=5) == level
+    def test_the_closest_to_the_shorter_sides_reduction(self, shorter: int, level: int) -> None:
+        # side 100: level k reduces 2**k times; the boundaries are at 100 * 2**(k + 0.5)
+        assert g.pyramid_level(shorter, 10**7, 100, num_levels=6) == level
+        assert g.pyramid_level(10**7, shorter, 100, num_levels=6) == level
 
-    def test_uses_the_geometric_mean_and_ignores_rotation_and_flip(self) -> None:
-        m = g.compose(g.affine_inverse((0.0, 0.0), 33.0, (25.0, 0.0)), g.compose(g.vflip(9.0), g.scale(8.0, 2.0)))
-        assert g.pyramid_level(m, num_levels=9) == 2  # sqrt(8 * 2) = 4
-
-    def test_of_a_whole_sample(self) -> None:
-        m = g.output_to_source(_params(warp="affine", angle=-8.0, shear=(12.0, 0.0)))
-        for factor, level in ((1.0, 0), (6.4, 2), (9.0, 3)):
-            # sqrt(det) = 0.63 * factor: 0.63, 4.0, 5.7
-            assert g.pyramid_level(g.compose(g.scale(factor, factor), m), 5) == level
+    def test_arrays_give_each_samples_level(self) -> None:
+        rng = np.random.default_rng(0)
+        width, height = rng.integers(1, 5000, 500), rng.integers(1, 5000, 500)
+        levels = g.pyramid_level(width, height, 45, 7)
+        assert levels.dtype == np.int64 and levels.min() == 0 and levels.max() == 6
+        assert levels.tolist() == [g.pyramid_level(int(w), int(h), 45, 7) for w, h in zip(width, height, strict=True)]
 
     def test_needs_a_level(self) -> None:
         with pytest.raises(ValueError, match="num_levels should be at least 1, got 0"):
-            g.pyramid_level(g.scale(1.0, 1.0), 0)
+            g.pyramid_level(100, 100, 10, 0)
+
+
+class TestElementwiseMath:
+    """The batched geometry's trigonometry: bit for bit ``math``'s, with the C extension and without it."""
+
+    @pytest.mark.parametrize("native", [True, False], ids=["libm-extension", "python"])
+    def test_each_element_is_maths(self, native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+        if native and g._libm is None:
+            pytest.skip("the C extension was not built (no C compiler)")
+        if not native:
+            monkeypatch.setattr(g, "_libm", None)
+        x = np.random.default_rng(0).uniform(-1e3, 1e3, 5000)
+        x[:4] = [0.0, -0.0, math.pi / 2, 1e300]
+        for ours, theirs in ((g._cos, math.cos), (g._sin, math.sin), (g._tan, math.tan), (g._radians, math.radians)):
+            assert ours(x).tobytes() == np.array([theirs(v) for v in x.tolist()]).tobytes(), theirs.__name__
+            assert ours(float(x[7])) == theirs(float(x[7]))
+
+    def test_the_extension_checks_its_arguments(self) -> None:
+        if g._libm is None:
+            pytest.skip("the C extension was not built (no C compiler)")
+        with pytest.raises(ValueError, match=r"function should be 0 \(cos\), 1 \(sin\) or 2 \(tan\), got 3"):
+            g._libm.apply(3, np.zeros(2), np.zeros(2))
+        with pytest.raises(ValueError, match="apply: out holds 24 bytes, expected 16"):
+            g._libm.apply(0, np.zeros(2), np.zeros(3))
+        with pytest.raises(TypeError, match="apply: out should be a C-contiguous writable buffer"):
+            g._libm.apply(0, np.zeros(2), b"\x00" * 16)
+        with pytest.raises(TypeError, match="apply: x has item format 'f', expected one of 'd'"):
+            g._libm.apply(0, np.zeros(2, dtype=np.float32), np.zeros(2))
 
 
 class TestMapsOfArrays:
@@ -246,12 +273,9 @@ class TestMapsOfArrays:
         top, left = (column([p.resized_crop[k] + p.crop[k] for p in samples]) for k in (0, 1))
         height, width = (column([p.resized_crop[k] for p in samples]) for k in (2, 3))
         to_source = g.compose((width / side, 0.0, left, 0.0, height / side, top), to_resized)
-        levels = g.pyramid_level(to_source, 6)
         for i, p in enumerate(samples):
             assert self._same_bits(to_resized, i, g.output_to_resized(p))
             assert self._same_bits(to_source, i, g.output_to_source(p))
-            assert levels[i] == g.pyramid_level(g.output_to_source(p), 6)
-        assert levels.min() < levels.max()  # the levels do vary
 
     def test_the_other_maps(self) -> None:
         rng = np.random.default_rng(5)
@@ -289,7 +313,9 @@ class TestBatchMaps:
         for config in configs:
             batch = sample_params_batch(config, (1000, 872), range(0, 2000, 10))
             to_resized, to_source = g.batch_maps(batch)
+            boxes = np.stack(g.source_box(batch), axis=1)
             for k, params in enumerate(batch.to_list()):
                 scalar = g.sample_maps(params)
                 assert tuple(float(v[k]) for v in to_resized) == tuple(float(v) for v in scalar[0])
                 assert tuple(float(v[k]) for v in to_source) == scalar[1]
+                assert tuple(boxes[k].tolist()) == g.source_box(params)

@@ -382,6 +382,20 @@ class TestModes:
         source = np.asarray(SingleImageDataset(path, **SMALL).source)
         np.testing.assert_array_equal(source[..., 1], np.rint(ramp * 255).astype(np.uint8))
 
+    @pytest.mark.parametrize(("channels", "mode"), [(1, "L"), (2, "LA"), (3, "RGB"), (4, "RGBA")])
+    @pytest.mark.parametrize("kind", ["array", "tensor"])
+    def test_arrays_follow_the_rule_of_the_mode_of_their_channels(self, channels, mode, kind):
+        pixels = np.random.default_rng(channels).integers(0, 256, (5, 7, channels), dtype=np.uint8)
+        pixels[0, 0] = [90, 0, 10, 0][:channels]  # transparent: the colour is kept as stored all the same
+        as_pil = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
+        assert as_pil.mode == mode
+        image = pixels if kind == "array" else torch.from_numpy(pixels).permute(2, 0, 1)
+        got = load_image(image)
+        assert got.mode == "RGB" and got.size == (7, 5)
+        assert got.tobytes() == load_image(as_pil).tobytes()  # the PIL mode's rule, byte for byte
+        rgb = np.repeat(pixels[..., :1], 3, axis=2) if channels <= 2 else pixels[..., :3]  # alpha dropped
+        np.testing.assert_array_equal(np.asarray(got), rgb)
+
     def test_a_mode_without_a_rule_is_refused(self, monkeypatch):
         monkeypatch.setattr(source, "_CONVERTED", tuple(m for m in source._CONVERTED if m != "HSV"))
         with pytest.raises(ValueError, match=r"^image has the Pillow mode 'HSV', which has no rule here; convert it"):
@@ -439,14 +453,15 @@ class TestWrongTypes:
     @pytest.mark.parametrize(
         ("image", "match"),
         [
-            (torch.zeros(4, 5, 6, dtype=torch.uint8), r"should be uint8 3xHxW \(CHW\) \(or greyscale\), got shape "
-                                                      r"\(4, 5, 6\)$"),
+            (torch.zeros(5, 5, 6, dtype=torch.uint8), r"should be uint8 3xHxW \(CHW; or HxW, 1xHxW, 2xHxW, 4xHxW\), "
+                                                      r"got shape \(5, 5, 6\)$"),
             (torch.zeros(5, 6, 3, dtype=torch.uint8), r"got shape \(5, 6, 3\)$"),
             (torch.zeros(1, 3, 5, 6, dtype=torch.uint8), r"got shape \(1, 3, 5, 6\)$"),
             (torch.zeros(6, dtype=torch.uint8), r"got shape \(6,\)$"),
-            (np.zeros((3, 5, 6), np.uint8), r"should be uint8 HxWx3 \(or greyscale\), got shape \(3, 5, 6\)$"),
+            (np.zeros((3, 5, 6), np.uint8), r"should be uint8 HxWx3 \(or HxW, HxWx1, HxWx2, HxWx4\), got shape "
+                                            r"\(3, 5, 6\)$"),
             (np.zeros((2, 5, 6, 3), np.uint8), r"got shape \(2, 5, 6, 3\)$"),
-            (np.zeros((5, 6, 4), np.uint8), r"got shape \(5, 6, 4\)$"),
+            (np.zeros((5, 6, 5), np.uint8), r"got shape \(5, 6, 5\)$"),
             (torch.zeros(3, 5, 6, dtype=torch.uint8, device="meta"), r"^image tensor is on the meta device"),
             (torch.zeros(3, 5, 6, dtype=torch.uint8).to_sparse(), r"^image tensor should be dense \(torch\.strided\), "
                                                                   r"got torch\.sparse_coo"),

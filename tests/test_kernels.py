@@ -1,5 +1,5 @@
-"""The fast renderer's native kernels (render/kernels/, bound by render/_kernels.c): exactness, the
-AVX2 and portable code giving the same bytes, and argument checking."""
+"""The fast renderer's native kernels (render/kernels/, bound by render/_kernels.c): exactness against
+PIL and OpenCV, the AVX2 and portable code giving the same bytes, and argument checking."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import torchvision.transforms.functional as F
 from PIL import Image
 
+from single_image_dataset import geometry
 from single_image_dataset.params import hue_steps
 from single_image_dataset.render import fast
 
@@ -168,28 +169,49 @@ def _pil_fill(f: tuple[float, ...], side: float, size: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def source() -> np.ndarray:
-    """A smooth 500x400 RGBX image."""
+    """A smooth 400x400 RGBX image."""
     rng = np.random.default_rng(3)
-    smooth = np.asarray(Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).resize((500, 400)))
-    return _rgbx(np.ascontiguousarray(smooth)).reshape(400, 500, 4)
+    smooth = np.asarray(Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).resize((400, 400)))
+    return _rgbx(np.ascontiguousarray(smooth)).reshape(400, 400, 4)
+
+
+@pytest.fixture(scope="module")
+def texture() -> np.ndarray:
+    """A 300x260 RGBX image of noise: every frequency, so that any difference in filtering shows.
+
+    Its levels stay within 48-207, where no filter's overshoot reaches 0 or 255: PIL clips between its two
+    passes, which it makes in the other order (along the rows first, the kernel down the columns first),
+    so that clipping would differ.
+    """
+    noise = np.random.default_rng(5).integers(48, 208, (260, 300, 3), dtype=np.uint8)
+    return _rgbx(noise).reshape(260, 300, 4)
+
+
+def _render(source: np.ndarray, box: tuple, side: int, f: tuple, size: int, interpolation: int = 1) -> np.ndarray:
+    out = np.full(size * size * 4, 123, np.uint8)
+    kernels.render(source, source.shape[0], source.shape[1], box, interpolation, side, f, out, size)
+    return out.reshape(size, size, 4)
+
+
+def _whole(source: np.ndarray) -> tuple[tuple, int]:
+    """The box and side that resize a square source onto itself: the resize is then the identity."""
+    return (0.0, 0.0, float(source.shape[1]), float(source.shape[0])), source.shape[0]
 
 
 @needs_kernels
 class TestWarp:
-    def _warp(self, source: np.ndarray, m: tuple, size: int, footprint=None, side: float = 0.0) -> np.ndarray:
-        out = np.full(size * size * 4, 123, np.uint8)
-        kernels.warp(source, source.shape[0], source.shape[1], m, out, size, footprint, side)
-        return out.reshape(size, size, 4)
+    """The second resampling, the bilinear warp, seen alone: a resize of a square source onto itself copies it."""
 
     @pytest.mark.parametrize("angle", [0.0, 17.0, -45.0, 90.0, 133.0])
     @pytest.mark.parametrize("size", [8, 37, 64])
     def test_matches_opencv_bilinear(self, simd: str, source: np.ndarray, angle: float, size: int) -> None:
         cv2 = pytest.importorskip("cv2")
         a = np.radians(angle)
-        m = (1.13 * np.cos(a), -0.9 * np.sin(a), 250.3, 1.13 * np.sin(a), 0.9 * np.cos(a), 180.7)
-        ours = self._warp(source, m, size).astype(int)
+        f = (1.13 * np.cos(a), -0.9 * np.sin(a), 200.3, 1.13 * np.sin(a), 0.9 * np.cos(a), 180.7)
+        ours = _render(source, *_whole(source), f, size).astype(int)
+        m = np.array(geometry.to_pixel_indices(f)).reshape(2, 3)
         theirs = cv2.warpAffine(
-            source, np.array(m).reshape(2, 3), (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            source, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
         ).astype(int)
         # OpenCV rounds the position to 1/32 pixel, the kernel to 1/64: a level or two apart.
         assert np.abs(ours[..., :3] - theirs[..., :3]).max() <= 3
@@ -197,71 +219,109 @@ class TestWarp:
 
     @pytest.mark.parametrize("size", [45, 300])  # 300: rows longer than the vector code's chunk of 256
     def test_integer_translation_copies_pixels(self, simd: str, source: np.ndarray, size: int) -> None:
-        out = self._warp(source, (1.0, 0.0, 31.0, 0.0, 1.0, 12.0), size)
-        np.testing.assert_array_equal(out, source[12 : 12 + size, 31 : 31 + size])
+        out = _render(source, *_whole(source), (1.0, 0.0, 31.0, 0.0, 1.0, 12.0), size)
+        np.testing.assert_array_equal(out[..., :3], source[12 : 12 + size, 31 : 31 + size, :3])
 
-    def test_pixels_that_leave_the_source_are_zero(self, simd: str, source: np.ndarray) -> None:
-        # Columns 0-9 read x = -10 .. -1, outside; row 30 onwards reads y >= 399, whose 2x2 leaves it.
-        out = self._warp(source, (1.0, 0.0, -10.0, 0.0, 1.0, 369.0), 40)
-        assert (out[:, :10] == 0).all() and (out[30:] == 0).all()
-        np.testing.assert_array_equal(out[:30, 10:], source[369:399, 0:30])
+    def test_reads_past_the_edge_repeat_it(self, simd: str, source: np.ndarray) -> None:
+        # Centres at x 0.25 and 399.75 are inside; their bilinear neighbours beyond the edge repeat it, as in PIL.
+        out = _render(source, *_whole(source), (399.5, 0.0, -199.5, 0.0, 1.0, 100.0), 2)
+        np.testing.assert_array_equal(out[0, :, :3], source[100, [0, 399], :3])
 
     @pytest.mark.parametrize("seed", range(6))
     def test_footprint_fill_is_pils_test_exactly(self, simd: str, source: np.ndarray, seed: int) -> None:
         rng = np.random.default_rng(seed)
-        size, side = 61, 70.0
+        size = 61
         a = rng.uniform(0, 2 * np.pi)
         s = rng.uniform(0.7, 1.6)
-        f = (s * np.cos(a), -s * np.sin(a), rng.uniform(-30, 60), s * np.sin(a), s * np.cos(a), rng.uniform(-30, 60))
+        f = (s * np.cos(a), -s * np.sin(a), rng.uniform(-30, 400), s * np.sin(a), s * np.cos(a), rng.uniform(-30, 400))
         if seed == 0:
             f = (1.0, 0.0, -5.5, 0.0, 0.0, 3.0)  # a row coefficient of zero
-        m = (1.0, 0.0, 150.0, 0.0, 1.0, 150.0)
-        out = self._warp(source, m, size, f, side)
-        fill = _pil_fill(f, side, size)
-        inside = self._warp(source, m, size)
+        lifted = np.maximum(source, 1)  # no zero in any channel, so a 0 is a filled pixel
+        out = _render(lifted, *_whole(lifted), f, size)
+        fill = _pil_fill(f, 400.0, size)
         assert (out[fill] == 0).all()
-        np.testing.assert_array_equal(out[~fill], inside[~fill])
+        assert (out[~fill][:, :3] > 0).all()
         assert 0 < fill.sum() or seed != 0
 
-    def test_avx2_and_portable_give_the_same_bytes(self, source: np.ndarray) -> None:
+
+@needs_kernels
+class TestResize:
+    """The first resampling, PIL's antialiased resize of the box, seen alone: the warp copies it."""
+
+    @pytest.mark.parametrize("interpolation", [0, 1, 2])
+    @pytest.mark.parametrize(
+        "box, side",
+        [((20, 30, 260, 250), 90), ((7, 3, 293, 251), 31), ((100, 40, 160, 90), 90), ((0, 0, 300, 260), 300),
+         ((55, 61, 59, 66), 9)],
+        ids=["reduce-2.7", "reduce-9", "enlarge-1.5", "same-size", "enlarge-2"],
+    )
+    def test_is_pils_resize_of_the_crop(self, simd: str, texture: np.ndarray, interpolation: int, box, side) -> None:
+        identity = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+        ours = _render(texture, tuple(map(float, box)), side, identity, side, interpolation)[..., :3].astype(int)
+        filters = [Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS]
+        crop = Image.fromarray(np.ascontiguousarray(texture[..., :3])).crop(box)
+        theirs = np.asarray(crop.resize((side, side), filters[interpolation])).astype(int)
+        # 14-bit weights and down the columns first, where PIL has 22 bits and goes along the rows first:
+        # each pass may round to the other neighbouring level.
+        assert np.abs(ours - theirs).max() <= 2
+        assert np.abs(ours - theirs).mean() < 0.35
+
+    def test_a_fractional_box_is_resized_as_pil_resizes_it(self, simd: str, texture: np.ndarray) -> None:
+        # A pyramid level's box is fractional; PIL's resize(box=...) takes it so (and reads past its edge
+        # where the kernel, which cuts its filter at the box rounded out, does not: compare inside).
+        box = (20.25, 30.5, 180.75, 150.125)
+        identity = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+        ours = _render(texture, box, 64, identity, 64)[..., :3].astype(int)
+        image = Image.fromarray(np.ascontiguousarray(texture[..., :3]))
+        theirs = np.asarray(image.resize((64, 64), Image.Resampling.BICUBIC, box=box)).astype(int)
+        assert np.abs(ours - theirs)[3:-3, 3:-3].max() <= 2
+
+    def test_avx2_and_portable_give_the_same_bytes(self, texture: np.ndarray) -> None:
         if not kernels.set_simd(True):
             pytest.skip("this CPU has no AVX2: only the portable kernels run here")
         rng = np.random.default_rng(4)
-        for _ in range(30):
-            size = int(rng.integers(1, 70))
-            a, s = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 3.0)
+        for k in range(40):
+            size = int(rng.integers(1, 90))
+            side = int(rng.integers(1, 130))
+            width, height = rng.uniform(1, 300), rng.uniform(1, 260)
+            left, top = rng.uniform(0, 300 - width), rng.uniform(0, 260 - height)
+            box = (left, top, left + width, top + height)
+            a, s = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 2.0)
             c, d = s * np.cos(a), s * np.sin(a)
-            m = (c, -d, rng.uniform(-50, 500), d, c, rng.uniform(-50, 400))
-            f = (np.cos(a), np.sin(a), rng.uniform(-20, 20), -np.sin(a), np.cos(a), rng.uniform(-20, 20))
+            f = (c, -d, rng.uniform(-0.2, 1.2) * side, d, c, rng.uniform(-0.2, 1.2) * side)
             outs = []
             for flag in (True, False):
                 kernels.set_simd(flag)
-                outs.append(self._warp(source, m, size, f, 50.0))
+                outs.append(_render(texture, box, side, f, size, k % 3))
             kernels.set_simd(True)
-            np.testing.assert_array_equal(outs[0], outs[1])
-        for size in (263, 300):  # rows of more than one chunk, and whose length is not a multiple of 8
-            a = rng.uniform(0, 2 * np.pi)
-            m = (np.cos(a), -np.sin(a), rng.uniform(100, 400), np.sin(a), np.cos(a), rng.uniform(100, 300))
-            outs = []
-            for flag in (True, False):
-                kernels.set_simd(flag)
-                outs.append(self._warp(source, m, size))
-            kernels.set_simd(True)
-            assert 0 < (outs[0] == 0).mean() < 0.9  # partly outside the source: both kinds of pixel
             np.testing.assert_array_equal(outs[0], outs[1])
 
-    def test_bad_arguments(self, source: np.ndarray) -> None:
+    @pytest.mark.parametrize(
+        "change, message",
+        [
+            ({"box": (0.0, 0.0, 301.0, 10.0)}, "the box should be"),
+            ({"box": (5.0, 0.0, 5.0, 10.0)}, "the box should be"),
+            ({"box": (0.0, -1.0, 10.0, 10.0)}, "the box should be"),
+            ({"box": (0.0, 0.0, 10.0)}, "4 numbers"),
+            ({"filter": 3}, "the filter should be 0, 1 or 2"),
+            ({"f": (1.0, 0.0, float("nan"), 0.0, 1.0, 0.0)}, "finite"),
+            ({"f": (1.0, 0.0, 0.0)}, "6 numbers"),
+            ({"height": 259}, "buffer sizes"),
+            ({"size": 15}, "buffer sizes"),
+            ({"side": 0}, "buffer sizes"),
+        ],
+    )
+    def test_bad_arguments(self, texture: np.ndarray, change: dict, message: str) -> None:
+        args = {"height": 260, "width": 300, "box": (0.0, 0.0, 10.0, 10.0), "filter": 1, "side": 8,
+                "f": (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), "size": 16, **change}
         out = np.zeros(16 * 16 * 4, np.uint8)
-        with pytest.raises(ValueError, match="buffer sizes"):
-            kernels.warp(source, 400, 499, (1, 0, 0, 0, 1, 0), out, 16)
-        with pytest.raises(ValueError, match="buffer sizes"):
-            kernels.warp(source, 400, 500, (1, 0, 0, 0, 1, 0), out, 15)
-        with pytest.raises(ValueError, match="6 numbers"):
-            kernels.warp(source, 400, 500, (1, 0, 0), out, 16)
-        with pytest.raises(ValueError, match="6 numbers"):
-            kernels.warp(source, 400, 500, (1, 0, 0, 0, 1, 0), out, 16, (1, 2), 5.0)
-        with pytest.raises(TypeError):
-            kernels.warp(source, 400, 500, (1, 0, 0, 0, 1, 0), bytes(out), 16)
+        with pytest.raises(ValueError, match=message):
+            kernels.render(texture, args["height"], args["width"], args["box"], args["filter"], args["side"],
+                           args["f"], out, args["size"])
+
+    def test_a_read_only_output_is_refused(self, texture: np.ndarray) -> None:
+        with pytest.raises(TypeError, match="writable buffer"):
+            kernels.render(texture, 260, 300, (0.0, 0.0, 9.0, 9.0), 1, 9, (1.0, 0, 0, 0, 1.0, 0), bytes(1024), 16)
 
 
 @needs_kernels
@@ -269,13 +329,14 @@ class TestWarp:
 class TestPILImagesInPlace:
     """The kernels write a PIL RGB image's own memory, through Pillow's Arrow export of it."""
 
-    def test_warp_and_jitter_write_the_image_as_they_write_a_buffer(self, source: np.ndarray) -> None:
-        m, ops = (0.9, -0.3, 120.0, 0.3, 0.9, 80.0), [(2, 1.4), (3, 30.0), (1, 0.7)]
+    def test_render_and_jitter_write_the_image_as_they_write_a_buffer(self, source: np.ndarray) -> None:
+        f, ops = (0.9, -0.3, 120.0, 0.3, 0.9, 80.0), [(2, 1.4), (3, 30.0), (1, 0.7)]
+        box, side = _whole(source)
         buffer = np.empty(37 * 37 * 4, np.uint8)
-        kernels.warp(source, source.shape[0], source.shape[1], m, buffer, 37)
+        kernels.render(source, source.shape[0], source.shape[1], box, 1, side, f, buffer, 37)
         kernels.jitter(buffer, ops)
         image = Image.new("RGB", (37, 37), None)
-        kernels.warp(source, source.shape[0], source.shape[1], m, image.__arrow_c_array__(), 37)
+        kernels.render(source, source.shape[0], source.shape[1], box, 1, side, f, image.__arrow_c_array__(), 37)
         kernels.jitter(image.__arrow_c_array__(), ops)
         assert image.tobytes() == Image.frombytes("RGB", (37, 37), buffer.tobytes(), "raw", "RGBX").tobytes()
 
@@ -284,7 +345,8 @@ class TestPILImagesInPlace:
         with pytest.raises(ValueError, match="not the pixels of a PIL RGB image"):
             kernels.jitter(grey, [])
         with pytest.raises(ValueError, match="buffer sizes"):
-            kernels.warp(source, 400, 500, (1, 0, 0, 0, 1, 0), Image.new("RGB", (16, 15)).__arrow_c_array__(), 16)
+            kernels.render(source, 400, 400, (0.0, 0.0, 9.0, 9.0), 1, 9, (1, 0, 0, 0, 1, 0),
+                           Image.new("RGB", (16, 15)).__arrow_c_array__(), 16)
         schema, array = Image.new("RGB", (4, 4)).__arrow_c_array__()
         with pytest.raises(TypeError, match="capsules"):
             kernels.jitter((array, schema), [])  # the capsules swapped
@@ -305,35 +367,52 @@ class TestRenderBatchKernel:
                 np.testing.assert_array_equal(images[k].permute(1, 2, 0).numpy(), np.asarray(ds.render(params)))
 
     def test_planes_of_random_pixels(self, simd: str) -> None:
-        # A warp that copies the level 1:1 shows the split alone: plane c holds byte c of each pixel.
+        # A resize of a level onto itself and the identity map copy it: the split alone shows: plane c
+        # holds byte c of each pixel.
         rng = np.random.default_rng(0)
         for size in (1, 7, 32, 33, 100):
-            level = rng.integers(0, 256, (size + 2, size + 2, 4), dtype=np.uint8)
+            level = rng.integers(0, 256, (size, size, 4), dtype=np.uint8)
             out = np.empty((1, 3, size, size), dtype=np.uint8)
-            identity = np.array([[1.0, 0.0, 1.0, 0.0, 1.0, 1.0]])
-            kernels.render_batch([(level, size + 2, size + 2)], np.zeros(1, dtype=np.int64), identity,
-                                 np.full((1, 6), np.nan), 0.0, np.full((1, 4), -1, dtype=np.int8), np.zeros((1, 4)),
-                                 out, size)
-            np.testing.assert_array_equal(out[0], level[1:-1, 1:-1, :3].transpose(2, 0, 1))
+            kernels.render_batch([(level, size, size)], np.zeros(1, dtype=np.int64), np.array([[0.0, 0, size, size]]),
+                                 np.ones(1, dtype=np.int8), size, np.array([[1.0, 0, 0, 0, 1, 0]]),
+                                 np.full((1, 4), -1, dtype=np.int8), np.zeros((1, 4)), out, size)
+            np.testing.assert_array_equal(out[0], level[..., :3].transpose(2, 0, 1))
+
+    def test_boxes_are_in_the_source_and_scaled_to_the_level(self, simd: str, texture: np.ndarray) -> None:
+        # Sample 0 reads level 1 (the texture halved) through a box given in level 0's pixels.
+        half = np.ascontiguousarray(texture[::2, ::2])
+        levels = [(np.zeros((520, 600, 4), np.uint8), 520, 600), (half, 130, 150)]
+        out = np.empty((1, 3, 20, 20), dtype=np.uint8)
+        f = (0.9, 0.2, 5.0, -0.2, 0.9, 9.0)
+        kernels.render_batch(levels, np.ones(1, dtype=np.int64), np.array([[40.0, 60.0, 200.0, 180.0]]),
+                             np.ones(1, dtype=np.int8), 30, np.array([f]), np.full((1, 4), -1, dtype=np.int8),
+                             np.zeros((1, 4)), out, 20)
+        alone = _render(half, (20.0, 30.0, 100.0, 90.0), 30, f, 20)
+        np.testing.assert_array_equal(out[0], alone[..., :3].transpose(2, 0, 1))
 
     @pytest.mark.parametrize(
         "change, message",
         [
             ({"level": np.array([3], dtype=np.int64)}, "level 3 of sample 0 does not exist"),
+            ({"boxes": np.array([[0.0, 0.0, 7.0, 6.0]])}, "sample 0: the box should be"),
+            ({"filters": np.array([5], dtype=np.int8)}, "sample 0: the filter should be"),
+            ({"maps": np.array([[1.0, 0, np.inf, 0, 1, 0]])}, "sample 0: the map should hold finite numbers"),
             ({"ops": np.array([[-1, 0, -1, -1]], dtype=np.int8)}, "follows -1"),
             ({"ops": np.array([[1, 1, -1, -1]], dtype=np.int8)}, "contrast may appear once"),
             ({"ops": np.array([[7, -1, -1, -1]], dtype=np.int8)}, "unknown"),
             ({"out": np.empty((1, 3, 4, 5), dtype=np.uint8)}, "out holds 60 bytes, expected 48"),
-            ({"matrices": np.zeros((1, 5))}, "matrices holds 40 bytes, expected 48"),
+            ({"maps": np.zeros((1, 5))}, "maps holds 40 bytes, expected 48"),
+            ({"side": 0}, "a side and a size from 1 to 32768"),
         ],
     )
     def test_bad_arguments(self, change: dict, message: str) -> None:
         level = np.zeros((6, 6, 4), dtype=np.uint8)
         args = {
-            "level": np.zeros(1, dtype=np.int64), "matrices": np.zeros((1, 6)), "footprints": np.zeros((1, 6)),
+            "level": np.zeros(1, dtype=np.int64), "boxes": np.array([[0.0, 0.0, 6.0, 6.0]]),
+            "filters": np.ones(1, dtype=np.int8), "side": 4, "maps": np.array([[1.0, 0, 0, 0, 1, 0]]),
             "ops": np.full((1, 4), -1, dtype=np.int8), "values": np.zeros((1, 4)),
             "out": np.empty((1, 3, 4, 4), dtype=np.uint8), **change,
         }
         with pytest.raises(ValueError, match=message):
-            kernels.render_batch([(level, 6, 6)], args["level"], args["matrices"], args["footprints"], 4.0,
-                                 args["ops"], args["values"], args["out"], 4)
+            kernels.render_batch([(level, 6, 6)], args["level"], args["boxes"], args["filters"], args["side"],
+                                 args["maps"], args["ops"], args["values"], args["out"], 4)

@@ -252,6 +252,29 @@ class TestBufferReuse:
         assert torch.equal(batches[0], _expected(ds, range(60)).float() / 255)
 
 
+class TestViews:
+    @pytest.mark.parametrize("workers", [0, 2])
+    def test_a_batch_of_views_is_a_list_of_view_batches(self, workers):
+        ds = _dataset(img_size=48, views="byol")
+        loader = batch_loader(ds, 8, num_workers=workers, persistent_workers=workers > 0)
+        for epoch in range(2):
+            loader.set_epoch(epoch)
+            batches = list(loader)
+            for start, (views, targets) in zip(range(0, 60, 8), batches, strict=True):
+                indices = list(range(start, min(start + 8, 60)))
+                assert [tuple(v.shape) for v in views] == [(len(indices), 3, 48, 48)] * 2
+                assert targets.tolist() == [0] * len(indices)
+                expected = ds.render_views(ds.params_batch(indices), ds.view_params_batch(indices))
+                assert all(torch.equal(v, e) for v, e in zip(views, expected, strict=True))
+
+    def test_float_views_normalised_on_the_device(self):
+        ds = _dataset(img_size=48, views="byol")
+        raw = next(iter(batch_loader(ds, 8)))[0]
+        floats = next(iter(batch_loader(ds, 8, device="cpu", dtype=torch.float32, mean=MEAN, std=STD)))[0]
+        m, s = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+        assert all(torch.equal(f, (r / 255 - m) / s) for f, r in zip(floats, raw, strict=True))
+
+
 def _thread_counts(target: int) -> tuple[int, int]:
     """What a worker runs with, as its targets (a target_transform, picklable for spawn)."""
     return cv2.getNumThreads(), torch.get_num_threads()

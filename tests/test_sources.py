@@ -164,6 +164,95 @@ class TestSeveralSources:
             SingleImageDataset(image, num_imgs=4)
 
 
+class TestNamedSources:
+    """A mapping {name: image}: the names are the sources' (and with per_source_classes the classes'), in its order."""
+
+    def test_names_become_classes_in_the_mappings_order(self):
+        from PIL import Image
+
+        from single_image_dataset import DEFAULT_IMAGE, HUBBLE_IMAGE, SingleImageDataset
+
+        with Image.open(DEFAULT_IMAGE) as img:
+            cup = np.asarray(img.convert("RGB"))
+        images = {"rocket": HUBBLE_IMAGE, "cup": cup, "a_third": torch.zeros(1, 300, 200, dtype=torch.uint8)}
+        ds = SingleImageDataset(images, num_imgs=40, img_size=32, per_source_classes=True)
+        assert ds.classes == ds.source_names == ["rocket", "cup", "a_third"]  # not sorted: the mapping's order
+        assert ds.class_to_idx == {"rocket": 0, "cup": 1, "a_third": 2}
+        assert [s.size for s in ds.sources] == [(1000, 872), (600, 400), (200, 300)]
+        assert ds.source_paths == [HUBBLE_IMAGE, None, None]
+        sources = [ds.params(i).source for i in range(40)]
+        assert set(sources) == {0, 1, 2} and [ds[i][1] for i in range(40)] == sources == list(ds.targets)
+        assert SingleImageDataset(images, num_imgs=4).classes == ["dummy"]
+
+    def test_a_mapping_is_its_list_of_images_with_names(self, backend):
+        from single_image_dataset import DEFAULT_IMAGE, HUBBLE_IMAGE, SingleImageDataset
+
+        named = SingleImageDataset({"b": HUBBLE_IMAGE, "a": DEFAULT_IMAGE}, num_imgs=30, img_size=32, backend=backend)
+        listed = SingleImageDataset([HUBBLE_IMAGE, DEFAULT_IMAGE], num_imgs=30, img_size=32, backend=backend)
+        assert named.params_batch(range(30)).to_list() == listed.params_batch(range(30)).to_list()
+        assert torch.equal(named.render_batch(named.params_batch(range(30))),
+                           listed.render_batch(listed.params_batch(range(30))))
+
+    def test_pickles_with_its_names(self):
+        import pickle
+
+        from single_image_dataset import DEFAULT_IMAGE, SingleImageDataset
+
+        ds = SingleImageDataset({"cup": DEFAULT_IMAGE, "cup copy": DEFAULT_IMAGE}, num_imgs=8, img_size=32,
+                                per_source_classes=True)
+        again = pickle.loads(pickle.dumps(ds))
+        assert again.classes == ["cup", "cup copy"] and again[3][0].tobytes() == ds[3][0].tobytes()
+
+    @pytest.mark.parametrize(
+        ("images", "error", "match"),
+        [
+            ({}, ValueError, r"^the mapping of source images is empty; pass at least one name: image pair$"),
+            ({"": None}, ValueError, r"^source names should be non-empty strings, got ''$"),
+            ({"cup": None, " ": None}, ValueError, r"^source names should be non-empty strings, got ' '$"),
+            ({3: None}, TypeError, r"^source names should be non-empty strings, got 3 \(int\)$"),
+            ({("a",): None}, TypeError, r"^source names should be non-empty strings, got \('a',\) \(tuple\)$"),
+            ({"cup": None, "bad": np.zeros((8, 8), np.float32)}, TypeError,
+             r"^source 1 \(bad\): image array should be uint8 HxWx3 \(or HxW, HxWx1, HxWx2, HxWx4\), got dtype "
+             r"float32$"),
+            ({"only": np.zeros((8, 8, 5), np.uint8)}, TypeError, r"^source 0 \(only\): image array should be uint8 "),
+            ({"cup": None, "missing": "no_such_photo.png"}, FileNotFoundError,
+             r"^image file not found: no_such_photo\.png$"),
+            ({"cup": None, "tiny": np.zeros((1, 1), np.uint8)}, ValueError, r"^source 1 \(tiny\): image of 1x1 px "),
+        ],
+    )
+    def test_bad_names_and_images_are_named(self, images, error, match):
+        from single_image_dataset import SingleImageDataset
+
+        with pytest.raises(error, match=match):
+            SingleImageDataset(images, num_imgs=4)
+
+    def test_in_memory_images_of_a_list_are_named_in_errors_too(self):
+        from single_image_dataset import SingleImageDataset
+
+        with pytest.raises(TypeError, match=r"^source 1 \(image_1\): image tensor should be uint8 "):
+            SingleImageDataset([None, torch.zeros(3, 8, 8)], num_imgs=4)
+
+    def test_export_identifies_sources_by_pixels_not_names(self, tmp_path):
+        import json
+
+        from single_image_dataset import DEFAULT_IMAGE, HUBBLE_IMAGE, SingleImageDataset, load_image, materialize
+
+        quiet = {"image_format": "png", "progress": False}
+        stars = np.asarray(load_image(HUBBLE_IMAGE))
+        ds = SingleImageDataset({"cup": DEFAULT_IMAGE, "stars": stars}, num_imgs=6, img_size=32)
+        materialize(ds, tmp_path / "out", **quiet)
+        manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+        assert [(s["width"], s["height"]) for s in manifest["dataset"]["sources"]] == [(600, 400), (1000, 872)]
+        assert manifest["source_files"][0]["path"] == str(DEFAULT_IMAGE) and manifest["source_files"][1] is None
+        # The names decide no byte of the files: the same images under other names resume the export...
+        renamed = SingleImageDataset({"mug": DEFAULT_IMAGE, "sky": stars}, num_imgs=6, img_size=32)
+        assert materialize(renamed, tmp_path / "out", **quiet).written == 0
+        # ... and other images under the same names are refused.
+        swapped = SingleImageDataset({"cup": stars, "stars": DEFAULT_IMAGE}, num_imgs=6, img_size=32)
+        with pytest.raises(FileExistsError, match=r"sources\.0\.width 600 there, 1000 now"):
+            materialize(swapped, tmp_path / "out", **quiet)
+
+
 class TestSeveralSourcesExport:
     def test_manifest_lists_every_source_and_resume_refuses_a_changed_list(self, tmp_path):
         import json

@@ -60,8 +60,10 @@ def _renderers(image) -> dict:
 
 
 class TestFidelity:
+    """With the jitter (the geometry alone on varied photographs: test_fidelity.py)."""
+
     @pytest.mark.parametrize("size", sorted(FIDELITY_SAMPLES))
-    @pytest.mark.parametrize("jitter_p, target", [(0.0, 35.0), (1.0, 30.0)])
+    @pytest.mark.parametrize("jitter_p, target", [(1.0, 30.0)])
     def test_mean_psnr_against_the_reference(self, source, size, jitter_p, target):
         config = AugmentConfig(img_size=size, jitter_p=jitter_p, seed=3)
         batch = sample_params_batch(config, source["image"].size, range(FIDELITY_SAMPLES[size]))
@@ -75,15 +77,15 @@ class TestFidelity:
         assert _psnr(_torch(source, batch), shifted).mean() < 25.0
 
 
-# Every knob of the config (with the targets of the fidelity tests: 35 dB without jitter, 30 with).
+# Every knob of the config (with the targets of the fidelity tests: 40 dB without jitter, 30 with).
 KNOBS = {
-    "cropfirst_off": ({"cropfirst": False, "jitter_p": 0.0}, 35.0),
-    "vflip": ({"vflip": True, "jitter_p": 0.0}, 35.0),
-    "rotate_only": ({"shear": 0.0, "jitter_p": 0.0}, 35.0),
-    "no_warp": ({"deg": 0.0, "shear": 0.0, "jitter_p": 0.0}, 35.0),
-    "large_shear": ({"shear": 60.0, "deg": 90.0, "jitter_p": 0.0}, 35.0),
-    "debug": ({"debug": True}, 35.0),
-    "randinterp": ({"randinterp": True, "jitter_p": 0.0}, 35.0),
+    "cropfirst_off": ({"cropfirst": False, "jitter_p": 0.0}, 40.0),
+    "vflip": ({"vflip": True, "jitter_p": 0.0}, 40.0),
+    "rotate_only": ({"shear": 0.0, "jitter_p": 0.0}, 40.0),
+    "no_warp": ({"deg": 0.0, "shear": 0.0, "jitter_p": 0.0}, 40.0),
+    "large_shear": ({"shear": 60.0, "deg": 90.0, "jitter_p": 0.0}, 40.0),
+    "debug": ({"debug": True}, 40.0),
+    "randinterp": ({"randinterp": True, "jitter_p": 0.0}, 40.0),
     "hue_only": ({"jitter": (0.0, 0.0, 0.0, 0.5), "jitter_p": 1.0}, 30.0),
     "contrast_only": ({"jitter": (0.0, 0.8, 0.0, 0.0), "jitter_p": 1.0}, 30.0),
     "brightness_saturation": ({"jitter": (0.8, 0.0, 0.8, 0.0), "jitter_p": 1.0}, 30.0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import io
@@ -10,7 +11,10 @@ import math
 import os
 import random
 import re
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.transforms import InterpolationMode
 
+import single_image_dataset
 from single_image_dataset import DEFAULT_IMAGE, JitterParams, export
 from single_image_dataset.cli import main
 from single_image_dataset.export import estimate_video_bytes, materialize_video
@@ -37,6 +42,7 @@ from single_image_dataset.video import (
     sample_clip_params,
     save_filmstrip,
 )
+from single_image_dataset.video import encode as encode_module
 from single_image_dataset.video.encode import is_whole_mp4
 
 if sys.version_info >= (3, 11):
@@ -89,7 +95,11 @@ class TestVideoConfig:
     @pytest.mark.parametrize(
         ("changes", "error", "match"),
         [
-            ({"clip_len": 1}, ValueError, r"clip_len should be at least 2 frames .*got 1"),
+            ({"clip_len": 1}, ValueError, r"clip_len should be in \[2, 1024\] frames .*got 1"),
+            ({"clip_len": 10**12}, ValueError, r"clip_len should be in \[2, 1024\] frames .*got 1000000000000"),
+            ({"clip_len": 1024, "img_size": 8192}, ValueError,
+             r"a clip of clip_len 1024 frames of img_size 8192 px takes 206158430208 bytes, more than the "
+             r"4294967296 \(4 GiB\) a clip may take in memory; lower clip_len or img_size"),
             ({"clip_len": 4.0}, TypeError, r"clip_len should be an integer, got 4\.0"),
             ({"img_size": 0}, ValueError, r"img_size should be in \[1, 8192\] pixels, got 0"),
             ({"num_imgs": 0}, ValueError, r"num_imgs should be in \[1, \d+\] \(sys\.maxsize, .*got 0"),
@@ -349,6 +359,34 @@ class TestDataset:
         assert clip.dtype == torch.float32 and target == 0
         assert torch.equal(clip, FakeVideoDataset(**SMALL)[0][0].float() / 255)
 
+    def test_cthw_layout_is_the_tchw_clip_permuted(self):
+        tchw, cthw = FakeVideoDataset(**SMALL), FakeVideoDataset(layout="CTHW", **SMALL)
+        clip = cthw[5][0]
+        assert clip.shape == (3, 4, 32, 32) and clip.is_contiguous()
+        assert torch.equal(clip, tchw[5][0].permute(1, 0, 2, 3))
+        assert torch.equal(cthw.render(cthw.params(5)), tchw[5][0])  # render() stays T x 3 x H x W
+        assert filmstrip(cthw).tobytes() == filmstrip(tchw).tobytes() and "layout: CTHW" in repr(cthw)
+        seen = FakeVideoDataset(layout="CTHW", transform=lambda c: c.shape, **SMALL)[0][0]
+        assert seen == (3, 4, 32, 32)  # the transform gets the clip in the layout
+        with pytest.raises(ValueError, match=r"layout should be one of 'TCHW', 'CTHW', got 'THWC'"):
+            FakeVideoDataset(layout="THWC", **SMALL)
+
+    def test_cthw_batches_feed_a_torchvision_video_model(self):
+        from torchvision.models.video import r3d_18
+
+        # Kinetics-400's mean and std, which torchvision's video models are trained with.
+        mean = torch.tensor([0.43216, 0.394666, 0.37645]).view(3, 1, 1, 1)
+        std = torch.tensor([0.22803, 0.22145, 0.216989]).view(3, 1, 1, 1)
+        ds = FakeVideoDataset(num_imgs=4, clip_len=8, img_size=32, layout="CTHW",
+                              transform=lambda clip: (clip.float() / 255 - mean) / std)
+        clips, targets = next(iter(DataLoader(ds, batch_size=2)))
+        assert clips.shape == (2, 3, 8, 32, 32) and clips.dtype == torch.float32 and targets.tolist() == [0, 0]
+        assert abs(clips.mean().item()) < 2 and torch.isfinite(clips).all()
+        model = r3d_18(weights=None).eval()
+        with torch.no_grad():
+            logits = model(clips)
+        assert logits.shape == (2, 400) and torch.isfinite(logits).all()
+
     def test_bad_inputs(self, tmp_path):
         with pytest.raises(ValueError, match=r"unknown backend 'nope'; available backends: reference, fast"):
             FakeVideoDataset(backend="nope", **SMALL)
@@ -452,7 +490,10 @@ class TestEncode:
             (torch.zeros(2, 3, 8, 8), {}, ValueError, r"got torch\.float32 of shape \[2, 3, 8, 8\]"),
             (torch.zeros(2, 8, 8, 3, dtype=torch.uint8), {}, ValueError, r"of shape \[2, 8, 8, 3\]"),
             (torch.zeros(2, 3, 9, 8, dtype=torch.uint8), {}, ValueError, r"frames of 8x9 px cannot be encoded .*even"),
-            (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), {"fps": 0}, ValueError, r"fps should be a positive integer"),
+            (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), {"fps": 0}, ValueError,
+             r"fps should be an integer in \[1, 1000\] frames per second, got 0"),
+            (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), {"fps": 2**31}, ValueError,
+             r"fps should be an integer in \[1, 1000\] frames per second, got 2147483648"),
             (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), {"crf": 52}, ValueError, r"crf should be an integer in \["),
         ],
     )
@@ -460,10 +501,100 @@ class TestEncode:
         with pytest.raises(error, match=match):
             encode_mp4(clip, **kwargs)
 
+    @needs_av
+    @pytest.mark.parametrize(("size", "clip_len", "crf"), [(16, 2, 0), (32, 8, 23), (64, 16, 23), (48, 5, 40)])
+    def test_same_bytes_every_time(self, size, clip_len, crf):
+        ds = FakeVideoDataset(num_imgs=4, clip_len=clip_len, img_size=size)
+        for i in range(4):
+            clip = ds[i][0]
+            assert encode_mp4(clip, crf=crf) == encode_mp4(clip, crf=crf) == encode_mp4(clip.clone(), crf=crf)
+
+    @needs_av
+    def test_settings_written_in_the_stream(self):
+        # x264 writes its settings into the stream: one thread, no macroblock tree (whose float SIMD varies).
+        data = encode_mp4(torch.zeros(2, 3, 16, 16, dtype=torch.uint8), crf=30)
+        settings = re.search(rb"x264 - core \d+ .*? options: ([^\x00]*)", data, re.S).group(1).decode().split()
+        assert {"threads=1", "lookahead_threads=1", "sliced_threads=0", "mbtree=0", "crf=30.0"} <= set(settings)
+
+    @needs_av
+    def test_encoder_failure_is_one_line(self, monkeypatch):
+        monkeypatch.setattr(encode_module, "X264_OPTIONS", {"mbtree": "not a number"})  # avcodec_open2 fails
+        with pytest.raises(OSError, match=r"^\[Errno 22\] the H\.264 encoder \(libx264\) failed on a clip of 2 "
+                           r"frames of 16x8 px, fps 25, crf 23: Invalid argument$"):
+            encode_mp4(torch.zeros(2, 3, 8, 16, dtype=torch.uint8))
+
+    @needs_av
+    def test_decode_a_path_or_bytes(self, tmp_path):
+        clip = FakeVideoDataset(**SMALL)[2][0]
+        data = encode_mp4(clip)
+        (tmp_path / "clip.mp4").write_bytes(data)
+        frames = decode_mp4(data)
+        for source in (tmp_path / "clip.mp4", str(tmp_path / "clip.mp4"), bytearray(data), memoryview(data)):
+            assert torch.equal(decode_mp4(source), frames)
+        assert single_image_dataset.decode_mp4 is decode_mp4 and "decode_mp4" in single_image_dataset.__all__
+        (tmp_path / "bad.mp4").write_bytes(b"\x00" * 64)
+        with pytest.raises(ValueError, match=rf"cannot decode the MP4 file {re.escape(str(tmp_path))}/bad\.mp4: "):
+            decode_mp4(tmp_path / "bad.mp4")
+        with pytest.raises(FileNotFoundError, match=r"MP4 file not found: .*missing\.mp4"):
+            decode_mp4(tmp_path / "missing.mp4")
+        with pytest.raises(ValueError, match=r"MP4 file /dev/null is a character device, not a regular file"):
+            decode_mp4("/dev/null")
+        with pytest.raises(TypeError, match=r"decode_mp4 takes an MP4 file's bytes or path, got int"):
+            decode_mp4(3)
+
     def test_missing_pyav_names_the_extra(self, monkeypatch):
         monkeypatch.setitem(sys.modules, "av", None)  # import av now raises ImportError
         with pytest.raises(ImportError, match=r'needs PyAV, an optional extra: pip install -e "\.\[video\]"'):
             encode_mp4(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
+
+
+@contextmanager
+def _cpu_contention() -> Iterator[None]:
+    """This process and a busy process on one CPU, so that the scheduler preempts this one often.
+
+    Under such contention x264's macroblock-tree rate control (on by default) gave other bytes for about one
+    clip in six; the test below fails with it.
+    """
+    saved = os.sched_getaffinity(0)
+    cpu = min(saved)
+    os.sched_setaffinity(0, {cpu})
+    busy = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"])
+    try:
+        yield
+    finally:
+        busy.kill()
+        busy.wait()
+        os.sched_setaffinity(0, saved)
+
+
+# Digests of the clips of several sizes, clip lengths and crf values, as a program prints them.
+_DIGESTS = """
+import hashlib, json
+from single_image_dataset.video import FakeVideoDataset, encode_mp4
+clips = []
+for size, clip_len in ((32, 8), (64, 8), (64, 16), (96, 12)):
+    ds = FakeVideoDataset(num_imgs=10, clip_len=clip_len, img_size=size)
+    clips += [ds[i][0] for i in range(10)]
+print(json.dumps([hashlib.sha256(encode_mp4(c, crf=crf)).hexdigest() for crf in (0, 23, 40) for c in clips]))
+"""
+
+
+def _digests() -> list[str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(_DIGESTS, {})
+    return json.loads(out.getvalue())
+
+
+@needs_av
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="pins processes to a CPU")
+def test_same_bytes_in_two_processes_and_under_cpu_contention():
+    with _cpu_contention():
+        runs = [_digests() for _ in range(3)]
+    other = subprocess.run([sys.executable, "-c", _DIGESTS], capture_output=True, text=True, check=True, timeout=300)
+    runs.append(json.loads(other.stdout))
+    assert len(runs[0]) == 120 and all(run == runs[0] for run in runs)
 
 
 def _clips(target: Path) -> list[str]:
@@ -498,17 +629,22 @@ class TestExport:
         assert (result.written, result.skipped) == (2, 10)
         assert (folder / "clip_03.mp4").read_bytes() == whole
 
-    def test_verify_decodes(self, tmp_path):
+    def test_verify_repairs_damage_in_the_middle_of_clips(self, tmp_path):
         ds = FakeVideoDataset(**SMALL)
         materialize_video(ds, tmp_path, **QUIET)
-        path = tmp_path / "train" / "dummy" / "clip_05.mp4"
-        data = bytearray(path.read_bytes())
-        mdat = data.index(b"mdat")
-        data[mdat + 4 : mdat + 400] = bytes(396)  # the frames destroyed, the boxes intact
-        path.write_bytes(bytes(data))
-        assert materialize_video(ds, tmp_path, **QUIET).written == 0
-        assert materialize_video(ds, tmp_path, verify=True, **QUIET).written == 1
-        assert decode_mp4(path.read_bytes()).shape == (4, 3, 32, 32)
+        folder = tmp_path / "train" / "dummy"
+        whole = {name: (folder / name).read_bytes() for name in _clips(tmp_path)}
+        # Inside the frames (mdat) at several offsets and sizes, and inside the index (moov): the boxes stay whole.
+        for name, where, size in [("clip_02.mp4", 0.2, 1), ("clip_05.mp4", 0.4, 64), ("clip_08.mp4", 0.6, 200),
+                                  ("clip_11.mp4", 0.95, 8)]:
+            data = bytearray(whole[name])
+            at = int(len(data) * where)
+            data[at : at + size] = bytes(b ^ 0xFF for b in data[at : at + size])
+            (folder / name).write_bytes(bytes(data))
+        assert materialize_video(ds, tmp_path, **QUIET).written == 0  # a resume sees whole boxes
+        result = materialize_video(ds, tmp_path, verify=True, **QUIET)
+        assert (result.written, result.skipped) == (4, 8)
+        assert {name: (folder / name).read_bytes() for name in _clips(tmp_path)} == whole
 
     def test_shards_equal_one_run(self, tmp_path):
         ds = FakeVideoDataset(**SMALL)
@@ -518,6 +654,47 @@ class TestExport:
         for name in _clips(tmp_path / "one"):
             one = (tmp_path / "one" / "train" / "dummy" / name).read_bytes()
             assert (tmp_path / "three" / "train" / "dummy" / name).read_bytes() == one
+
+    @pytest.mark.slow
+    @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="pins processes to a CPU")
+    def test_two_identical_exports_give_identical_files(self, tmp_path):
+        ds = FakeVideoDataset(num_imgs=40, clip_len=12, img_size=96)
+        with _cpu_contention():
+            materialize_video(ds, tmp_path / "a", processes=2, **QUIET)
+        materialize_video(ds, tmp_path / "b", **QUIET)
+        names = _clips(tmp_path / "a")
+        assert len(names) == 40 and _clips(tmp_path / "b") == names
+        for name in names:
+            a = (tmp_path / "a" / "train" / "dummy" / name).read_bytes()
+            assert (tmp_path / "b" / "train" / "dummy" / name).read_bytes() == a, name
+
+    def test_manifest_records_the_encoder_settings(self, tmp_path):
+        materialize_video(FakeVideoDataset(**SMALL), tmp_path, **QUIET)
+        assert json.loads((tmp_path / "manifest.json").read_text())["dataset"]["x264_options"] == {"mbtree": "0"}
+
+    def test_an_export_of_earlier_versions_is_another_export(self, tmp_path):
+        # Earlier versions encoded with x264's macroblock tree, and their manifests have no x264_options.
+        ds = FakeVideoDataset(**SMALL)
+        materialize_video(ds, tmp_path, **QUIET)
+        manifest = json.loads((tmp_path / "manifest.json").read_text())
+        del manifest["dataset"]["x264_options"]
+        (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(FileExistsError, match=r"different export \(x264_options None there, \{'mbtree': '0'\} now"):
+            materialize_video(ds, tmp_path, **QUIET)
+        assert materialize_video(ds, tmp_path, overwrite=True, **QUIET).written == 12
+
+    def test_encoder_failure_leaves_the_target_untouched(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(encode_module, "X264_OPTIONS", {"mbtree": "not a number"})
+        with pytest.raises(OSError, match=r"the H\.264 encoder \(libx264\) failed on a clip of 2 frames of 32x32 px"):
+            materialize_video(FakeVideoDataset(**SMALL), tmp_path / "out", **QUIET)
+        assert not (tmp_path / "out").exists()
+
+    @pytest.mark.parametrize("layout", ["TCHW", "CTHW"])
+    def test_either_layout_exports_the_same_files(self, tmp_path, layout):
+        ds = FakeVideoDataset(layout=layout, **SMALL)
+        materialize_video(ds, tmp_path, **QUIET)
+        data = (tmp_path / "train" / "dummy" / "clip_04.mp4").read_bytes()
+        assert data == encode_mp4(FakeVideoDataset(**SMALL)[4][0])
 
     def test_different_encoding_is_refused_then_overwritten(self, tmp_path):
         ds = FakeVideoDataset(**SMALL)
@@ -542,7 +719,11 @@ class TestExport:
             materialize_video(FakeVideoDataset(num_imgs=2, clip_len=2, img_size=33), tmp_path / "odd", **QUIET)
         with pytest.raises(ValueError, match=r"crf should be an integer in \[0, 51\], got -1"):
             materialize_video(FakeVideoDataset(**SMALL), tmp_path / "crf", crf=-1, **QUIET)
-        assert not (tmp_path / "odd").exists() and not (tmp_path / "crf").exists()
+        with pytest.raises(ValueError, match=r"fps should be an integer in \[1, 1000\] frames per second, got 2147483"):
+            materialize_video(FakeVideoDataset(**SMALL), tmp_path / "fps", fps=2**31, **QUIET)
+        with pytest.raises(ValueError, match=r"target should be the path of the export folder, got an empty string"):
+            materialize_video(FakeVideoDataset(**SMALL), "", **QUIET)
+        assert not any((tmp_path / name).exists() for name in ("odd", "crf", "fps"))
 
     def test_estimate(self):
         ds = FakeVideoDataset(**SMALL)
@@ -577,8 +758,8 @@ class TestCommandLine:
     def test_materialize(self, tmp_path, capsys):
         argv = [*self.ARGS, "--targetpath", str(tmp_path), "--materialize", "--threads", "2", "--fps", "10"]
         assert main([*argv, "--backend", "fast"]) == 0
-        out = capsys.readouterr().out
-        assert "writing 6 clips with 2 processes" in out and "wrote 6 clips (0 already there)" in out
+        out, err = capsys.readouterr()
+        assert "materialize: writing 6 clips with 2 processes: " in err and "wrote 6 clips (0 already there)" in out
         assert _clips(tmp_path) == [f"clip_{i}.mp4" for i in range(6)] and not (tmp_path / "preview.png").exists()
         manifest = json.loads((tmp_path / "manifest.json").read_text())["dataset"]
         assert (manifest["fps"], manifest["renderer"]["backend"]) == (10, "fast")
@@ -614,11 +795,43 @@ class TestCommandLine:
         err = capsys.readouterr().err
         assert stop.value.code == 2 and err.count("\n") == 1 and re.search(message, err)
 
+    @pytest.mark.parametrize(
+        ("argv", "code", "message"),
+        [
+            (["--fps", "2147483648"], 2, r"argument --fps: should be in \[1, 1000\], got 2147483648"),
+            (["--fps", "1001"], 2, r"argument --fps: should be in \[1, 1000\], got 1001"),
+            (["--clip_len", "1000000000000"], 1,
+             r"error: clip_len should be in \[2, 1024\] frames \(.*\), got 1000000000000$"),
+            (["--clip_len", "1024", "--img_size", "8192"], 1, r"error: a clip of clip_len 1024 frames of img_size 81"),
+        ],
+    )
+    def test_bounds_are_one_line_and_leave_nothing(self, tmp_path, capsys, argv, code, message):
+        target = tmp_path / "out"
+        argv = ["--video", "--num_imgs", "6", "--materialize", "--targetpath", str(target), *argv]
+        if code == 2:
+            with pytest.raises(SystemExit) as stop:
+                main(argv)
+            assert stop.value.code == 2
+        else:
+            assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and re.search(message, err), err
+        assert not target.exists()
+
+    @needs_av
+    def test_encoder_failure_is_one_line(self, tmp_path, capsys, monkeypatch):
+        monkeypatch.setattr(encode_module, "X264_OPTIONS", {"mbtree": "not a number"})  # avcodec_open2 fails
+        assert main([*self.ARGS, "--materialize", "--targetpath", str(tmp_path / "out")]) == 1
+        err = capsys.readouterr().err
+        assert err == "single-image-dataset: error: the H.264 encoder (libx264) failed on a clip of 2 frames of " \
+            "32x32 px, fps 25, crf 23: Invalid argument\n"
+        assert not (tmp_path / "out").exists()
+
     def test_library_errors_are_one_line(self, tmp_path, capsys):
         assert main(["--video", "--clip_len", "1", "--targetpath", str(tmp_path)]) == 1
         err = capsys.readouterr().err
-        assert err == "single-image-dataset: error: clip_len should be at least 2 frames (the camera move's first " \
-            "and last), got 1\n"
+        assert err == "single-image-dataset: error: clip_len should be in [2, 1024] frames (at least the camera " \
+            "move's first and last), got 1\n"
 
     def test_without_pyav_the_preview_works_and_materialize_is_one_line(self, tmp_path, capsys, monkeypatch):
         monkeypatch.setitem(sys.modules, "av", None)

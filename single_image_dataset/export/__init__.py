@@ -19,22 +19,41 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+import torch
 from PIL import Image
 
 from .._files import Dir, new_run_token
 from ..dataset import SingleImageDataset
-from ..video.encode import CODEC, DEFAULT_CRF, DEFAULT_FPS, check_encodable, encode_mp4, encoder_versions
+from ..video.encode import (
+    CODEC,
+    DEFAULT_CRF,
+    DEFAULT_FPS,
+    X264_OPTIONS,
+    check_encodable,
+    encode_mp4,
+    encoder_versions,
+)
 from . import pool
-from .lock import TargetLock
-from .manifest import MANIFEST_NAME, ShardRecord, build_manifest
+from .lock import LockWitness, TargetLock
+from .manifest import MANIFEST_NAME, ShardRecord, build_manifest, read_manifest
 from .progress import Progress
-from .target import FORMATS, Missing, image_name, is_complete, layout, open_target, prepare, remove_temp_files
+from .target import (
+    FORMATS,
+    Missing,
+    file_range,
+    holds,
+    image_name,
+    layout,
+    open_target,
+    prepare,
+    remove_temp_files,
+)
 
 if TYPE_CHECKING:
     from ..video.dataset import FakeVideoDataset
@@ -45,8 +64,10 @@ __all__ = [
     "MANIFEST_NAME",
     "ExportResult",
     "Terminated",
+    "available_cpus",
     "estimate_bytes",
     "estimate_video_bytes",
+    "file_range",
     "format_bytes",
     "image_name",
     "materialize",
@@ -81,7 +102,8 @@ class ExportResult:
         target: the export root (``TARGET``); images (or clips) are in ``TARGET/train/dummy``.
         indices: the sample indices this call was responsible for (its shard).
         written: files written by this call.
-        skipped: files of the shard that were already there and complete (a resumed export).
+        skipped: files of the shard that were already there and complete (a resumed export), or,
+            with ``verify``, whose bytes were right.
         bytes_written: total size of the files written.
         seconds: wall time of the writing phase.
     """
@@ -150,6 +172,16 @@ def format_bytes(nbytes: float) -> str:
     return f"{nbytes:.3g} TB"
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (a Slurm allocation, a cpuset, ``taskset``), not the machine's count.
+
+    The default of the CLI's ``--threads``; pass it as ``processes`` to :func:`materialize` for the same.
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def materialize(
     dataset: SingleImageDataset,
     target: str | os.PathLike,
@@ -176,9 +208,11 @@ def materialize(
     Files are written to a hidden temporary name in the same folder and renamed when complete,
     so an interrupted export leaves no partial file, and calling again with the same arguments
     writes only the missing ones. A file already there counts as written if it is a regular file
-    with the format's header and trailer (with ``verify``, also if it decodes); otherwise it is
-    written again. Runs of the same dataset may write into one target at once (shards, or the same
-    shard twice); a run of another dataset, or an ``overwrite``, while one writes is refused.
+    with the format's header and trailer; otherwise it is written again. ``verify`` compares every
+    file's bytes with the sample rendered and encoded again. Runs of the same dataset may write into
+    one target at once (shards, or the same shard twice); a run of another dataset, or an
+    ``overwrite``, while one writes is refused, also if the lock file was deleted or replaced
+    (:mod:`.lock`).
 
     Args:
         dataset: the dataset to write (its config, epoch, backend and source).
@@ -186,15 +220,21 @@ def materialize(
         image_format: ``"jpg"`` or ``"png"``.
         quality: JPEG quality (1-100); the default, :data:`DEFAULT_QUALITY`, is what the original
             script wrote.
-        processes: worker processes; 1 writes in this process.
+        processes: worker processes; 1 (the default) writes in this process. The CLI's ``--threads``
+            defaults to :func:`available_cpus` instead: a program owns its process, while a library
+            call that started processes by default would need the ``if __name__ == "__main__":``
+            guard where they are spawned (macOS, Windows); ``DataLoader`` defaults to ``num_workers=0``
+            for the same reason.
         shard: ``(K, N)``: write only the ``K``-th (0-based) of ``N`` contiguous index ranges, so
             ``N`` machines can export one dataset into one folder without coordinating.
         overwrite: replace an existing export of a different dataset in ``target`` instead of
             refusing: delete exactly the files its manifest says it wrote, refusing if anything
             else is in the way. Not allowed with ``N > 1`` shards, whose runs would delete each
             other's files.
-        verify: decode every file of the shard that is already there, and write again those that
-            do not decode (slower: reads all of them).
+        verify: render and encode every sample of the shard again and compare the bytes with its
+            file; write again every file that differs in any byte or is missing (as slow as writing
+            the shard: it renders every sample). The export is deterministic, so only damage (or
+            files written with other library versions, which a progress line names) differs.
         chunk_size: indices handed to a worker at a time.
         progress: report progress on ``progress_stream``: a bar with rate and ETA on a terminal,
             a line every 10% otherwise.
@@ -204,13 +244,15 @@ def materialize(
         What was written and skipped, and how long it took.
 
     Raises:
-        ValueError: invalid arguments, or an unreadable manifest in ``target``.
+        ValueError: invalid arguments (an empty ``target`` included), a dataset with views or
+            ``per_source_classes``, or an unreadable manifest in ``target``.
         FileExistsError: ``target`` holds a different export (one rendered by a different renderer
             included), or files this library did not write.
         BlockingIOError: another export of a different dataset is writing into ``target``.
         OSError: ``target`` cannot be created or written, a folder or file in it is a symlink or
-            of the wrong type, the disk is too small for the export (``errno.ENOSPC``), or a write
-            failed; the message names the path.
+            of the wrong type, the disk is too small for the export (``errno.ENOSPC``), a write
+            failed, or the lock file was deleted or replaced during the run
+            (:class:`~.lock.LockLost`); the message names the path.
         KeyboardInterrupt: Ctrl-C (or :class:`Terminated`); the shard record says so.
     """
     _check_image_format(image_format, quality)
@@ -218,6 +260,11 @@ def materialize(
         raise ValueError(
             "materialize writes the paper's single class train/dummy, which would drop per_source_classes' targets; "
             "export a dataset with per_source_classes=False (the sources and their order are in the manifest)"
+        )
+    if getattr(dataset, "views", None) is not None:
+        raise ValueError(
+            "materialize writes one image per sample and would drop the dataset's views; export the dataset without "
+            "views= (a view is a function of its sample, views.ViewParams says which)"
         )
     encoding = _ImageEncoding(image_format, quality)
     return _export(
@@ -242,16 +289,18 @@ def materialize_video(
     """Write the clips of ``dataset`` to ``target/train/dummy/clip_<i>.mp4``, as ``make_fakevideo_dataset.py`` did.
 
     File ``i`` is ``encode_mp4(dataset.render(dataset.params(i)), fps, crf)``
-    (:func:`~single_image_dataset.video.encode_mp4`; the dataset's ``transform`` is not applied). Everything
-    else is :func:`materialize`'s export: the manifest (which records the codec, ``fps`` and ``crf`` too,
-    and PyAV's version with the others), resuming (a file there counts if its MP4 boxes are whole; with
-    ``verify``, if it decodes), atomic files, the lock and the shards.
+    (:func:`~single_image_dataset.video.encode_mp4`, whose bytes are a function of the frames; the dataset's
+    ``transform`` and ``layout`` are not applied). Everything else is :func:`materialize`'s export: the
+    manifest (which records the codec, ``fps``, ``crf`` and x264's other settings too, and PyAV's version
+    with the others), resuming (a file there counts if its MP4 boxes are whole), ``verify`` (the bytes
+    compared with the clip encoded again), atomic files, the lock and the shards. The encoder is tried
+    on a small clip before ``target`` is touched.
 
     Args:
         dataset: the fake-video dataset to write (its config, epoch, backend and source); its
             ``img_size`` must be even (H.264 in 4:2:0).
         target: the export root.
-        fps: frames per second written in the files.
+        fps: frames per second written in the files, 1 to :data:`~single_image_dataset.video.encode.MAX_FPS`.
         crf: x264's constant rate factor, 0 (lossless) to 51.
         processes, shard, overwrite, verify, chunk_size, progress, progress_stream: as for :func:`materialize`.
 
@@ -260,7 +309,8 @@ def materialize_video(
 
     Raises:
         ImportError: PyAV is not installed; the message names the pip command.
-        ValueError, FileExistsError, BlockingIOError, OSError, KeyboardInterrupt: as for :func:`materialize`.
+        ValueError, FileExistsError, BlockingIOError, OSError, KeyboardInterrupt: as for :func:`materialize`;
+            an ``OSError`` also if the encoder cannot open (e.g. out of memory).
     """
     check_encodable(dataset.config.img_size, dataset.config.img_size, fps, crf)
     encoding = _ClipEncoding(fps, crf)
@@ -280,6 +330,9 @@ class _ImageEncoding:
 
     def encode(self, dataset: SingleImageDataset, index: int) -> bytes:
         return _encode(dataset.render(dataset.params(index)), self.file_format, self.quality)
+
+    def try_encoder(self, dataset: SingleImageDataset) -> None:
+        """Nothing to try: Pillow's encoders open no resources."""
 
     def manifest_fields(self) -> dict[str, Any]:
         """What decides the files' bytes besides the samples, for the manifest's ``"dataset"`` section."""
@@ -303,9 +356,14 @@ class _ClipEncoding:
     def encode(self, dataset: FakeVideoDataset, index: int) -> bytes:
         return encode_mp4(dataset.render(dataset.params(index)), self.fps, self.crf)
 
+    def try_encoder(self, dataset: FakeVideoDataset) -> None:
+        """Encode a black two-frame clip of the dataset's size, so that an encoder that cannot open fails early."""
+        side = dataset.config.img_size
+        encode_mp4(torch.zeros(2, 3, side, side, dtype=torch.uint8), self.fps, self.crf)
+
     def manifest_fields(self) -> dict[str, Any]:
         """What decides the files' bytes besides the clips, for the manifest's ``"dataset"`` section."""
-        return {"codec": CODEC, "fps": self.fps, "crf": self.crf}
+        return {"codec": CODEC, "fps": self.fps, "crf": self.crf, "x264_options": X264_OPTIONS}
 
     def versions(self) -> dict[str, str]:
         """PyAV's version and that of the FFmpeg it bundles; raises ``ImportError`` without PyAV."""
@@ -328,14 +386,15 @@ def _export(
     progress_stream: TextIO | None,
 ) -> ExportResult:
     """The export of :func:`materialize` and :func:`materialize_video`, with ``encoding`` making the files."""
+    target = _check_target(target)
     _check_arguments(processes, chunk_size, shard, overwrite)
-    target = Path(target)
     num_imgs = dataset.config.num_imgs
     indices = shard_range(num_imgs, *shard)
     file_format = encoding.file_format
     manifest = build_manifest(
         dataset, file_format, layout(num_imgs, file_format), encoding.manifest_fields(), encoding.versions()
     )
+    encoding.try_encoder(dataset)
 
     def check_space(folder: Dir, missing: Missing) -> None:
         _check_free_space(folder, dataset, missing, encoding)
@@ -347,26 +406,87 @@ def _export(
         stack.enter_context(folder)
         stack.enter_context(shards)
 
-        record = ShardRecord(shards, shard, indices, processes, manifest["versions"])
-        record.write()
+        tally = _Tally(already=0 if verify else len(indices) - len(missing))
+        record = ShardRecord(shards, shard, indices, processes, manifest["versions"], lock.check)
+        record.write(**tally.counts())
         run = new_run_token()
-        writer = _Writer(dataset, folder, encoding, run, verify)
+        writer = _Writer(dataset, folder, encoding, run, verify, lock.witness)
         work = indices if verify else missing
         bar = Progress(len(work), progress_stream or sys.stderr, enabled=progress, unit=encoding.unit)
-        start = time.perf_counter()
+        bar.announce(_plan(target, indices, len(work), processes, encoding, verify, read_manifest(root), manifest))
         try:
-            written, nbytes = pool.run(writer.write, work, chunk_size, processes, bar.update)
+            pool.run(writer.write, work, chunk_size, processes, tally.chunk_done(bar.update))
         except BaseException as exc:
-            record.stopped(_outcome(exc))
+            record.stopped(_outcome(exc), **tally.counts())
             raise
         finally:
             bar.close()
             remove_temp_files(folder, run)
-        seconds = time.perf_counter() - start
 
-        result = ExportResult(target, indices, written, len(indices) - written, nbytes, seconds)
-        record.complete(written=written, skipped=result.skipped, bytes_written=nbytes, seconds=round(seconds, 3))
+        result = ExportResult(target, indices, tally.written, tally.skipped, tally.nbytes, tally.seconds())
+        record.complete(**tally.counts())
     return result
+
+
+class _Tally:
+    """The counts of a run so far, for its shard record and its result."""
+
+    def __init__(self, already: int) -> None:
+        self.written = self.nbytes = 0
+        self.skipped = already
+        self.start = time.perf_counter()
+
+    def chunk_done(self, update: Callable[[int], None]) -> Callable[[int, tuple[int, int]], None]:
+        """The callback of :func:`.pool.run`: counts a chunk's files, then calls ``update`` with their number."""
+
+        def done(size: int, result: tuple[int, int]) -> None:
+            written, nbytes = result
+            self.written += written
+            self.skipped += size - written
+            self.nbytes += nbytes
+            update(size)
+
+        return done
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "written": self.written, "skipped": self.skipped, "bytes_written": self.nbytes,
+            "seconds": round(self.seconds(), 3),
+        }
+
+
+def _plan(
+    target: Path,
+    indices: range,
+    todo: int,
+    processes: int,
+    encoding: _Encoding,
+    verify: bool,
+    there: dict[str, Any] | None,
+    manifest: dict[str, Any],
+) -> str:
+    """The line that says what the run will do, once the target has accepted it."""
+    where = file_range(target, indices, manifest["dataset"]["num_imgs"], encoding.file_format)
+    workers = f"{processes} process{'es' if processes > 1 else ''}"
+    if verify:
+        line = (
+            f"verifying {len(indices)} {encoding.noun} with {workers} (each rendered again, "
+            f"written again where its bytes differ): {where}"
+        )
+        old = (there or {}).get("versions")
+        changed = [
+            f"{name} {old[name]} there, {version} here"
+            for name, version in manifest["versions"].items()
+            if isinstance(old, dict) and name in old and old[name] != version
+        ]
+        if changed:
+            line += f"; the export was written with other versions ({', '.join(changed[:3])}), so files may differ"
+        return line
+    left = f"{todo} of {len(indices)} {encoding.noun} ({len(indices) - todo} already there)"
+    return f"writing {left if todo < len(indices) else f'{todo} {encoding.noun}'} with {workers}: {where}"
 
 
 def _outcome(exc: BaseException) -> str:
@@ -380,25 +500,31 @@ def _outcome(exc: BaseException) -> str:
 
 
 class _Writer:
-    """Renders and encodes samples and writes them atomically; one lives in each worker process."""
+    """Renders and encodes samples and writes them atomically; one lives in each worker process.
 
-    def __init__(self, dataset: Any, folder: Dir, encoding: _Encoding, run: str, verify: bool) -> None:
+    Each file is renamed into place only while ``witness`` confirms the run's lock (:mod:`.lock`).
+    """
+
+    def __init__(
+        self, dataset: Any, folder: Dir, encoding: _Encoding, run: str, verify: bool, witness: LockWitness
+    ) -> None:
         self.dataset = dataset
         self.folder = folder
         self.encoding = encoding
         self.run = run
         self.verify = verify
+        self.witness = witness
 
     def write(self, indices: Sequence[int]) -> tuple[int, int]:
+        """Write the files of ``indices`` (with ``verify``, those whose bytes differ); how many, and their bytes."""
         written = nbytes = 0
         num_imgs = self.dataset.config.num_imgs
-        file_format = self.encoding.file_format
         for i in indices:
-            name = image_name(i, num_imgs, file_format)
-            if self.verify and is_complete(self.folder, name, file_format, decode=True):
-                continue
+            name = image_name(i, num_imgs, self.encoding.file_format)
             data = self.encoding.encode(self.dataset, i)
-            self.folder.write(name, data, self.run)
+            if self.verify and holds(self.folder, name, data):
+                continue
+            self.folder.write(name, data, self.run, self.witness.check)
             written, nbytes = written + 1, nbytes + len(data)
         return written, nbytes
 
@@ -415,6 +541,14 @@ def _check_image_format(image_format: str, quality: int) -> None:
         raise ValueError(f"image_format should be one of {', '.join(FORMATS)}, got {image_format!r}")
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise ValueError(f"quality should be an integer in [1, 100], got {quality!r}")
+
+
+def _check_target(target: str | os.PathLike) -> Path:
+    if not isinstance(target, (str, os.PathLike)):
+        raise TypeError(f"target should be a folder path (str or os.PathLike), got {type(target).__name__}")
+    if not os.fspath(target):
+        raise ValueError("target should be the path of the export folder, got an empty string; pass e.g. 'out'")
+    return Path(target)
 
 
 def _check_arguments(processes: int, chunk_size: int, shard: tuple[int, int], overwrite: bool) -> None:

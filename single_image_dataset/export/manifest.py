@@ -12,7 +12,7 @@ import json
 import os
 import platform
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -151,17 +151,20 @@ def read_manifest(root: Dir) -> dict[str, Any] | None:
     return value
 
 
-def write_json(folder: Dir, name: str, value: dict[str, Any]) -> None:
-    """Write ``value`` to ``folder/name`` atomically (see :meth:`Dir.write`)."""
-    folder.write(name, (json.dumps(value, indent=2) + "\n").encode("utf-8"))
+def write_json(folder: Dir, name: str, value: dict[str, Any], check: Callable[[], None] | None = None) -> None:
+    """Write ``value`` to ``folder/name`` atomically, calling ``check`` before the rename (see :meth:`Dir.write`)."""
+    folder.write(name, (json.dumps(value, indent=2) + "\n").encode("utf-8"), check=check)
 
 
 class ShardRecord:
-    """``TARGET/shards/<K>-of-<N>.json``: a shard's range, host and status.
+    """``TARGET/shards/<K>-of-<N>.json``: a shard's range, host, status and counts.
 
     The status is ``running`` while the shard writes, then ``complete``, ``interrupted`` (Ctrl-C),
     ``terminated`` (SIGTERM) or ``failed: <reason>``; only a run killed outright (SIGKILL, a
-    machine crash) leaves ``running``.
+    machine crash), or one whose lock file was swapped (it may no longer own the target), leaves
+    ``running``. Every record the run writes holds its counts so far:
+    ``written`` (files this run wrote), ``skipped`` (files of the shard found complete, or with the
+    right bytes under ``verify``), ``bytes_written`` and ``seconds``.
 
     Args:
         shards: the ``TARGET/shards`` folder.
@@ -169,13 +172,21 @@ class ShardRecord:
         indices: the shard's index range.
         processes: its worker processes.
         versions: the manifest's ``"versions"``.
+        check: called before each write of the record (the lock's check: :meth:`.TargetLock.check`).
     """
 
     def __init__(
-        self, shards: Dir, shard: tuple[int, int], indices: range, processes: int, versions: dict[str, str]
+        self,
+        shards: Dir,
+        shard: tuple[int, int],
+        indices: range,
+        processes: int,
+        versions: dict[str, str],
+        check: Callable[[], None] | None = None,
     ) -> None:
         self.folder = shards
         self.name = f"{shard[0]}-of-{shard[1]}.json"
+        self.check = check
         self.fields: dict[str, Any] = {
             "shard": shard[0],
             "num_shards": shard[1],
@@ -189,23 +200,25 @@ class ShardRecord:
             "versions": versions,
         }
 
-    def write(self) -> None:
-        """Write the record as it stands."""
-        write_json(self.folder, self.name, self.fields)
+    def write(self, **counts: Any) -> None:
+        """Write the record with ``counts`` (``written``, ``skipped``, ``bytes_written``, ``seconds``) updated."""
+        self.fields.update(counts)
+        write_json(self.folder, self.name, self.fields, self.check)
 
-    def complete(self, **facts: Any) -> None:
-        """Mark the shard complete with ``facts`` (files written, bytes, seconds...) and write the record."""
-        self.fields.update(status="complete", finished=_now(), **facts)
-        self.write()
+    def complete(self, **counts: Any) -> None:
+        """Mark the shard complete with its final ``counts`` and write the record."""
+        self.fields.update(status="complete", finished=_now())
+        self.write(**counts)
 
-    def stopped(self, status: str) -> None:
-        """Record how the shard stopped early (``interrupted``, ``failed: ...``), if the disk still takes it.
+    def stopped(self, status: str, **counts: Any) -> None:
+        """Record how the shard stopped early (``interrupted``, ``failed: ...``) and its counts so far, if it can.
 
-        A failure to write the record is ignored: the error that stopped the shard is the one to report.
+        A failure to write the record (a full disk, a lost lock) is ignored: the error that stopped the
+        shard is the one to report.
         """
         self.fields.update(status=status, finished=_now())
         try:
-            self.write()
+            self.write(**counts)
         except OSError:
             pass
 

@@ -24,7 +24,7 @@ def run(
     indices: Sequence[int],
     chunk_size: int,
     processes: int,
-    done: Callable[[int], None],
+    done: Callable[[int, tuple[int, int]], None],
 ) -> tuple[int, int]:
     """``write`` ``indices`` in chunks of ``chunk_size``, in this process or in ``processes`` worker processes.
 
@@ -35,7 +35,8 @@ def run(
             (a ``range``, :class:`~.target.Missing`) that never lists them all.
         chunk_size: the indices handed to a worker at a time.
         processes: worker processes (at most one per chunk); 1 writes in this process.
-        done: called in this process with the number of images of each finished chunk.
+        done: called in this process, for each finished chunk, with its number of indices and what
+            ``write`` returned for it (also while the run goes on, so counts are known when it is stopped).
 
     Returns:
         The images written and their total size in bytes.
@@ -48,9 +49,10 @@ def run(
     written = nbytes = 0
     if min(processes, num_chunks) <= 1:
         for k in range(num_chunks):
-            n, b = write(_chunk(indices, k, chunk_size))
+            chunk = _chunk(indices, k, chunk_size)
+            n, b = write(chunk)
             written, nbytes = written + n, nbytes + b
-            done(n)
+            done(len(chunk), (n, b))
         return written, nbytes
 
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
@@ -78,17 +80,31 @@ def run(
                     continue
                 if isinstance(message, BaseException):
                     raise message
-                written, nbytes = written + message[0], nbytes + message[1]
+                size, (n, b) = message
+                written, nbytes = written + n, nbytes + b
                 remaining -= 1
-                done(message[0])
+                done(size, (n, b))
     finally:
         # On Ctrl-C, SIGTERM or a failed write, stop the others now; the caller removes temp files.
-        for receive, worker in workers.items():
+        for worker in workers.values():
             if worker.is_alive():
                 worker.terminate()
             worker.join()
+        for receive in workers:
+            _drain(receive, done)
             receive.close()
     return written, nbytes
+
+
+def _drain(receive: multiprocessing.connection.Connection, done: Callable[[int, tuple[int, int]], None]) -> None:
+    """Report the chunks a stopped worker finished but this process had not read, so that its counts are right."""
+    try:
+        while receive.poll():  # never blocks: the worker has exited, so its end is closed
+            message = receive.recv()
+            if not isinstance(message, BaseException):
+                done(*message)
+    except Exception:  # the end of the pipe, or a message cut short by the interruption
+        return
 
 
 def _check_exit(worker: multiprocessing.process.BaseProcess) -> None:
@@ -130,7 +146,8 @@ def _work(
                 next_chunk.value += 1
             if k * chunk_size >= len(indices):
                 break
-            send.send(write(_chunk(indices, k, chunk_size)))
+            chunk = _chunk(indices, k, chunk_size)
+            send.send((len(chunk), write(chunk)))
     except Exception as exc:
         try:
             send.send(exc)

@@ -16,9 +16,9 @@ class Progress:
     file, a batch job), a ``materialize: ...`` line at each 10% step, or after a minute without one.
 
     Args:
-        total: the number of files to write; nothing is reported when it is 0.
+        total: the number of files to write (or verify); no bar or progress line is drawn when it is 0.
         stream: where to report.
-        enabled: ``False`` counts without reporting.
+        enabled: ``False`` counts without reporting (:meth:`announce` included).
         unit: what is counted, in the rate (``img/s``).
     """
 
@@ -29,12 +29,19 @@ class Progress:
         self.total = total
         self.unit = unit
         self.stream = stream
+        self.announcing = enabled
         self.enabled = enabled and total > 0
         self.tty = self.enabled and _isatty(stream)
         self.done = 0
         self.start = time.perf_counter()
         self._last_draw = -math.inf
         self._last_decile = 0
+
+    def announce(self, text: str) -> None:
+        """Write ``materialize: text`` as a line of its own (what the run is about to do)."""
+        if self.announcing:
+            self.stream.write(f"materialize: {text}\n")
+            self.stream.flush()
 
     def update(self, n: int) -> None:
         """Count ``n`` more files written."""

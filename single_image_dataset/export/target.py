@@ -19,16 +19,17 @@ from pathlib import Path
 from typing import Any, BinaryIO, overload
 
 import numpy as np
-from PIL import Image
 
 from .._files import Dir, temp_pattern
-from ..video.encode import decode_mp4, is_whole_mp4
+from ..video.encode import is_whole_mp4
 from .lock import TargetLock
 from .manifest import MANIFEST_NAME, RECORD_PATTERN, SHARDS_DIR, differences, read_manifest, write_json
 
 __all__ = [
     "FORMATS",
     "Missing",
+    "file_range",
+    "holds",
     "image_folder",
     "image_name",
     "is_complete",
@@ -176,13 +177,13 @@ class Missing(Sequence[int]):
         return self.indices.start + ranks + np.searchsorted(self._before, ranks, side="right")
 
 
-def is_complete(folder: Dir, name: str, image_format: str, decode: bool = False) -> bool:
-    """Whether ``folder/name`` is a whole ``image_format`` file, as far as checked.
+def is_complete(folder: Dir, name: str, image_format: str) -> bool:
+    """Whether ``folder/name`` is a whole ``image_format`` file, as far as its structure tells (a few small reads).
 
-    Always checked (a few small reads): a non-empty regular file with the format's structure: an
-    image starts with the format's header and ends with its trailer; an MP4's boxes tile the file
-    (:func:`~single_image_dataset.video.encode.is_whole_mp4`). With ``decode``, also that it decodes
-    completely (Pillow; PyAV for MP4).
+    A non-empty regular file with the format's structure: an image starts with the format's header
+    and ends with its trailer; an MP4's boxes tile the file
+    (:func:`~single_image_dataset.video.encode.is_whole_mp4`). Damage inside a file is not seen:
+    :func:`holds` compares the bytes.
 
     Raises:
         OSError: ``name`` is a symlink (dangling or not) or not a regular file, which the export
@@ -193,12 +194,40 @@ def is_complete(folder: Dir, name: str, image_format: str, decode: bool = False)
     except FileNotFoundError:
         return False
     with open(fd, "rb") as f:
-        if not _WHOLE[image_format](f, os.fstat(fd).st_size):
+        return _WHOLE[image_format](f, os.fstat(fd).st_size)
+
+
+def holds(folder: Dir, name: str, data: bytes) -> bool:
+    """Whether ``folder/name`` is a regular file whose content is exactly ``data``.
+
+    Raises:
+        OSError: ``name`` is a symlink or not a regular file, which the export never writes, or
+            cannot be read; the message names it.
+    """
+    try:
+        fd = folder.open_file(name)
+    except FileNotFoundError:
+        return False
+    with open(fd, "rb") as f:
+        if os.fstat(fd).st_size != len(data):
             return False
-        if not decode:
-            return True
-        f.seek(0)
-        return _DECODES[image_format](f)
+        try:
+            return f.read(len(data) + 1) == data
+        except OSError as exc:
+            raise type(exc)(exc.errno, f"cannot read {folder.path / name}: {exc.strerror}") from None
+
+
+def file_range(target: Path, indices: range, num_imgs: int, file_format: str) -> str:
+    """Where the files of ``indices`` are, as ``TARGET/train/dummy/{first .. last}``.
+
+    Example:
+        >>> file_range(Path("out"), range(3, 10), 300, "png")
+        'out/train/dummy/{patch_003.png .. patch_009.png}'
+    """
+    if not len(indices):
+        return "nothing (empty shard)"
+    first, last = (image_name(i, num_imgs, file_format) for i in (indices[0], indices[-1]))
+    return f"{image_folder(target)}/{{{first} .. {last}}}"
 
 
 def _has_signatures(image_format: str, f: BinaryIO, size: int) -> bool:
@@ -209,29 +238,9 @@ def _has_signatures(image_format: str, f: BinaryIO, size: int) -> bool:
     return f.read(len(tail)) == tail
 
 
-def _pillow_decodes(image_format: str, f: BinaryIO) -> bool:
-    try:
-        with Image.open(f, formats=[FORMATS[image_format]]) as img:
-            img.load()
-    except Exception:  # Pillow reports a broken file with many exception types
-        return False
-    return True
-
-
-def _pyav_decodes(f: BinaryIO) -> bool:
-    try:
-        decode_mp4(f.read())
-    except ValueError:
-        return False
-    return True
-
-
-# Per format: whether a file has the format's structure, and whether it decodes.
+# Per format: whether a file has the format's structure.
 _WHOLE: dict[str, Callable[[BinaryIO, int], bool]] = {
     "jpg": partial(_has_signatures, "jpg"), "png": partial(_has_signatures, "png"), "mp4": is_whole_mp4,
-}
-_DECODES: dict[str, Callable[[BinaryIO], bool]] = {
-    "jpg": partial(_pillow_decodes, "jpg"), "png": partial(_pillow_decodes, "png"), "mp4": _pyav_decodes,
 }
 
 
@@ -297,6 +306,7 @@ def _attempt(
         exclusive = lock.try_exclusive()
         if not exclusive:
             lock.share()
+        lock.check()  # the file locked is the one at the path, not one deleted or replaced since it was opened
         folder = stack.enter_context(_image_folder(root))
         old = read_manifest(root)
         if exclusive:
@@ -315,7 +325,7 @@ def _attempt(
         check_space(folder, missing)
         if exclusive:
             if new:
-                write_json(root, MANIFEST_NAME, manifest)
+                write_json(root, MANIFEST_NAME, manifest, lock.check)
             lock.share()
             # Converting the lock may let another run in for an instant: it must not have replaced ours.
             if differences((read_manifest(root) or {}).get("dataset"), dataset):

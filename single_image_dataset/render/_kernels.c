@@ -3,7 +3,7 @@
  * pixel memory to write, and the choice between the AVX2 and the portable kernels, which
  * set_simd(False) forces for the tests that compare them.
  *
- * Built as an optional extension: when it cannot be compiled, render/fast.py uses OpenCV instead.
+ * Built as an optional extension: when it cannot be compiled, render/fast.py uses Pillow and OpenCV instead.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -107,51 +107,78 @@ static int read_doubles(PyObject *seq, double *out, Py_ssize_t n, const char *wh
     return 0;
 }
 
-PyDoc_STRVAR(warp_doc,
-"warp(source, height, width, matrix, out, size, footprint=None, side=0.0)\n--\n\n"
-"Bilinear warp of an RGBX `source` (height x width x 4 bytes) into `out` (size x size x 4 bytes): a\n"
-"writable buffer, or the (schema, array) pair of a PIL RGB image's __arrow_c_array__(), written in place.\n"
-"`matrix` holds 6 numbers, the 2x3 map from output to source pixel indices. `footprint`, 6 numbers,\n"
-"maps output pixel centres to continuous coordinates in which pixels outside [0, side)^2 are 0.");
+/* Thread-local scratch memory of sid_render: the kernels run without the GIL, so threads may render at once. */
+#if defined(_MSC_VER)
+#define SID_THREAD_LOCAL __declspec(thread)
+#else
+#define SID_THREAD_LOCAL _Thread_local
+#endif
+static SID_THREAD_LOCAL sid_workspace workspace;
 
-static PyObject *py_warp(PyObject *self, PyObject *args) {
+/* Largest sides accepted, so that every pixel count and offset of the kernels fits in 32 bits. */
+#define MAX_SIDE 32768
+
+/* Check one sample's geometry against its source of height x width pixels; NULL or the problem. */
+static const char *check_geometry(const double *box, int filter, const double *to_resized, int height, int width) {
+    if (!(box[0] >= 0.0 && box[0] < box[2] && box[2] <= width && box[1] >= 0.0 && box[1] < box[3] &&
+          box[3] <= height))
+        return "the box should be (left, top, right, bottom) inside the source, left < right and top < bottom";
+    if (filter < SID_BILINEAR || filter > SID_LANCZOS) return "the filter should be 0, 1 or 2";
+    for (int i = 0; i < 6; i++)
+        if (!isfinite(to_resized[i])) return "the map should hold finite numbers";
+    return NULL;
+}
+
+PyDoc_STRVAR(render_doc,
+"render(source, height, width, box, filter, side, to_resized, out, size)\n--\n\n"
+"A sample's geometry into `out` (size x size x 4 bytes): a writable buffer, or the (schema, array) pair of\n"
+"a PIL RGB image's __arrow_c_array__(), written in place. The box (left, top, right, bottom) of the RGBX\n"
+"`source` (height x width x 4 bytes) is resized to side x side with PIL's filter `filter` (0 bilinear,\n"
+"1 bicubic, 2 lanczos), where the warp reads it; output pixel centres map by `to_resized` (6 numbers)\n"
+"into that grid, read bilinearly, and those that map outside [0, side)^2 are 0.");
+
+static PyObject *py_render(PyObject *self, PyObject *args) {
     Py_buffer src;
     pixel_target dst;
-    int height, width, size;
-    PyObject *matrix, *out, *footprint = Py_None;
-    double side = 0.0;
-    if (!PyArg_ParseTuple(args, "y*iiOOi|Od:warp", &src, &height, &width, &matrix, &out, &size, &footprint, &side))
+    int height, width, filter, side, size;
+    PyObject *box_obj, *map_obj, *out;
+    if (!PyArg_ParseTuple(args, "y*iiOiiOOi:render", &src, &height, &width, &box_obj, &filter, &side, &map_obj, &out,
+                          &size))
         return NULL;
-    if (get_pixels(out, &dst, "warp") < 0) {
+    if (get_pixels(out, &dst, "render") < 0) {
         PyBuffer_Release(&src);
         return NULL;
     }
     PyObject *result = NULL;
-    warp_job j;
-    double m[6];
-    if (height < 2 || width < 2 || size < 1 || (Py_ssize_t)height * width * 4 != src.len ||
+    render_job j;
+    if (height < 1 || width < 1 || side < 1 || side > MAX_SIDE || size < 1 || size > MAX_SIDE ||
+        (Py_ssize_t)height * width > INT32_MAX || (Py_ssize_t)height * width * 4 != src.len ||
         (Py_ssize_t)size * size * 4 != dst.len) {
-        PyErr_SetString(PyExc_ValueError, "warp: buffer sizes do not match the given shapes");
+        PyErr_SetString(PyExc_ValueError, "render: buffer sizes do not match the given shapes");
         goto done;
     }
-    if ((Py_ssize_t)height * width > INT32_MAX) {
-        /* pixel offsets are 32-bit in the vector code */
-        PyErr_SetString(PyExc_ValueError, "warp: the source has more than 2**31 - 1 pixels");
+    if (read_doubles(box_obj, j.box, 4, "render: box") < 0 || read_doubles(map_obj, j.to_resized, 6, "render: map") < 0)
+        goto done;
+    const char *problem = check_geometry(j.box, filter, j.to_resized, height, width);
+    if (problem != NULL) {
+        PyErr_Format(PyExc_ValueError, "render: %s", problem);
         goto done;
     }
-    if (read_doubles(matrix, m, 6, "warp: matrix") < 0) goto done;
-    for (int i = 0; i < 6; i++) j.m[i] = (float)m[i];
-    j.has_footprint = footprint != Py_None;
-    if (j.has_footprint && read_doubles(footprint, j.f, 6, "warp: footprint") < 0) goto done;
     j.src = (const uint32_t *)src.buf;
     j.height = height;
     j.width = width;
+    j.filter = filter;
     j.side = side;
     j.dst = (uint32_t *)dst.data;
     j.size = size;
+    int failed;
     Py_BEGIN_ALLOW_THREADS
-    sid_warp(&j, use_simd);
+    failed = sid_render(&j, &workspace, use_simd);
     Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
     result = Py_None;
     Py_INCREF(result);
 done:
@@ -229,13 +256,14 @@ done:
     return result;
 }
 PyDoc_STRVAR(render_batch_doc,
-"render_batch(levels, level, matrices, footprints, side, ops, values, out, size)\n--\n\n"
-"Warp, jitter and split into planes a batch of N images, writing `out`, a writable uint8 buffer of\n"
+"render_batch(levels, level, boxes, filters, side, maps, ops, values, out, size)\n--\n\n"
+"Render, jitter and split into planes a batch of N images, writing `out`, a writable uint8 buffer of\n"
 "N x 3 x size x size (a CHW tensor's memory). Sample k reads the RGBX pyramid level `level[k]` of\n"
-"`levels` (a sequence of (buffer, height, width)) through row k of `matrices` (float64 N x 6), with\n"
-"row k of `footprints` (float64 N x 6; NaN in its first entry for none) and `side` as for warp,\n"
-"then applies the ops `ops[k]` (int8 N x 4, -1 padded) with `values[k]` (float64 N x 4) as for jitter.\n"
-"Image k is the bytes warp + jitter give for it alone.");
+"`levels` (a sequence of (buffer, height, width), level j the source reduced 2**j times), resizing\n"
+"row k of `boxes` (float64 N x 4, in the source's pixels, scaled by 2**-level[k] here) with the filter\n"
+"`filters[k]` (int8) to side x side and warping it by row k of `maps` (float64 N x 6), as render does;\n"
+"then applies the ops `ops[k]` (int8 N x 4, -1 padded) with `values[k]` (float64 N x 4) as jitter does.\n"
+"Image k is the bytes render + jitter give for it alone.");
 
 #define MAX_LEVELS 40
 
@@ -245,22 +273,21 @@ typedef struct {
 } level_buffer;
 
 static PyObject *py_render_batch(PyObject *self, PyObject *args) {
-    PyObject *levels_obj, *level_obj, *matrices_obj, *footprints_obj, *ops_obj, *values_obj, *out_obj;
-    double side;
-    int size;
-    if (!PyArg_ParseTuple(args, "OOOOdOOOi:render_batch", &levels_obj, &level_obj, &matrices_obj, &footprints_obj,
-                          &side, &ops_obj, &values_obj, &out_obj, &size))
+    PyObject *levels_obj, *level_obj, *boxes_obj, *filters_obj, *maps_obj, *ops_obj, *values_obj, *out_obj;
+    int side, size;
+    if (!PyArg_ParseTuple(args, "OOOOiOOOOi:render_batch", &levels_obj, &level_obj, &boxes_obj, &filters_obj, &side,
+                          &maps_obj, &ops_obj, &values_obj, &out_obj, &size))
         return NULL;
     PyObject *levels_seq = PySequence_Fast(levels_obj, "render_batch: levels should be a sequence");
     if (levels_seq == NULL) return NULL;
     Py_ssize_t num_levels = PySequence_Fast_GET_SIZE(levels_seq), got_levels = 0;
     level_buffer levels[MAX_LEVELS];
-    Py_buffer level, matrices, footprints, ops, values, out;
-    int got = 0; /* how many of the six batch buffers are held */
+    Py_buffer level, boxes, filters, maps, ops, values, out;
+    int got = 0; /* how many of the seven batch buffers are held */
     PyObject *result = NULL;
     uint32_t *scratch = NULL;
-    if (num_levels < 1 || num_levels > MAX_LEVELS || size < 1) {
-        PyErr_SetString(PyExc_ValueError, "render_batch: 1 to 40 levels and a positive size");
+    if (num_levels < 1 || num_levels > MAX_LEVELS || side < 1 || side > MAX_SIDE || size < 1 || size > MAX_SIDE) {
+        PyErr_SetString(PyExc_ValueError, "render_batch: 1 to 40 levels, and a side and a size from 1 to 32768");
         goto done;
     }
     for (; got_levels < num_levels; got_levels++) {
@@ -269,8 +296,8 @@ static PyObject *py_render_batch(PyObject *self, PyObject *args) {
         if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(levels_seq, got_levels), "Oii:render_batch level", &src,
                               &l->height, &l->width))
             goto done;
-        if (l->height < 2 || l->width < 2 || (Py_ssize_t)l->height * l->width > INT32_MAX) {
-            PyErr_SetString(PyExc_ValueError, "render_batch: a level should be at least 2x2 and below 2**31 pixels");
+        if (l->height < 1 || l->width < 1 || (Py_ssize_t)l->height * l->width > INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "render_batch: a level should be at least 1x1 and below 2**31 pixels");
             goto done;
         }
         if (sid_get_buffer(src, &l->view, 0, NULL, 4, (Py_ssize_t)l->height * l->width, "render_batch", "a level") < 0)
@@ -281,9 +308,11 @@ static PyObject *py_render_batch(PyObject *self, PyObject *args) {
     Py_ssize_t pixels = (Py_ssize_t)size * size;
     if (sid_get_buffer(level_obj, &level, 0, NULL, 8, n, "render_batch", "level") < 0) goto done;
     got++;
-    if (sid_get_buffer(matrices_obj, &matrices, 0, NULL, 8, 6 * n, "render_batch", "matrices") < 0) goto done;
+    if (sid_get_buffer(boxes_obj, &boxes, 0, NULL, 8, 4 * n, "render_batch", "boxes") < 0) goto done;
     got++;
-    if (sid_get_buffer(footprints_obj, &footprints, 0, NULL, 8, 6 * n, "render_batch", "footprints") < 0) goto done;
+    if (sid_get_buffer(filters_obj, &filters, 0, NULL, 1, n, "render_batch", "filters") < 0) goto done;
+    got++;
+    if (sid_get_buffer(maps_obj, &maps, 0, NULL, 8, 6 * n, "render_batch", "maps") < 0) goto done;
     got++;
     if (sid_get_buffer(ops_obj, &ops, 0, NULL, 1, 4 * n, "render_batch", "ops") < 0) goto done;
     got++;
@@ -292,11 +321,18 @@ static PyObject *py_render_batch(PyObject *self, PyObject *args) {
     if (sid_get_buffer(out_obj, &out, 1, NULL, 1, 3 * pixels * n, "render_batch", "out") < 0) goto done;
     got++;
     const int64_t *lv = (const int64_t *)level.buf;
-    const int8_t *codes = (const int8_t *)ops.buf;
-    const double *vals = (const double *)values.buf;
+    const int8_t *codes = (const int8_t *)ops.buf, *filter = (const int8_t *)filters.buf;
+    const double *vals = (const double *)values.buf, *b = (const double *)boxes.buf, *f = (const double *)maps.buf;
     for (Py_ssize_t k = 0; k < n; k++) {
         if (lv[k] < 0 || lv[k] >= num_levels) {
             PyErr_Format(PyExc_ValueError, "render_batch: level %lld of sample %zd does not exist", (long long)lv[k], k);
+            goto done;
+        }
+        double box[4];
+        for (int i = 0; i < 4; i++) box[i] = ldexp(b[4 * k + i], -(int)lv[k]);
+        const char *problem = check_geometry(box, filter[k], f + 6 * k, levels[lv[k]].height, levels[lv[k]].width);
+        if (problem != NULL) {
+            PyErr_Format(PyExc_ValueError, "render_batch: sample %zd: %s", k, problem);
             goto done;
         }
         int contrasts = 0;
@@ -318,22 +354,22 @@ static PyObject *py_render_batch(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    const double *m = (const double *)matrices.buf, *f = (const double *)footprints.buf;
     uint8_t *dst = (uint8_t *)out.buf;
+    int failed = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < n; k++) {
+    for (Py_ssize_t k = 0; k < n && !failed; k++) {
         const level_buffer *l = &levels[lv[k]];
-        warp_job j;
+        render_job j;
         j.src = (const uint32_t *)l->view.buf;
         j.height = l->height;
         j.width = l->width;
-        for (int i = 0; i < 6; i++) j.m[i] = (float)m[6 * k + i];
-        j.has_footprint = !isnan(f[6 * k]);
-        for (int i = 0; i < 6; i++) j.f[i] = f[6 * k + i];
+        for (int i = 0; i < 4; i++) j.box[i] = ldexp(b[4 * k + i], -(int)lv[k]);
+        j.filter = filter[k];
         j.side = side;
+        memcpy(j.to_resized, f + 6 * k, sizeof(j.to_resized));
         j.dst = scratch;
         j.size = size;
-        sid_warp(&j, use_simd);
+        failed = sid_render(&j, &workspace, use_simd);
         jitter_ops jops = {0};
         for (int q = 0; q < 4 && codes[4 * k + q] >= 0; q++) add_op(&jops, codes[4 * k + q], vals[4 * k + q]);
         if (jops.count) {
@@ -344,11 +380,15 @@ static PyObject *py_render_batch(PyObject *self, PyObject *args) {
         sid_to_planes(scratch, pixels, image, image + pixels, image + 2 * pixels, use_simd);
     }
     Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
     result = Py_None;
     Py_INCREF(result);
 done:
     PyMem_RawFree(scratch);
-    Py_buffer *held[6] = {&level, &matrices, &footprints, &ops, &values, &out};
+    Py_buffer *held[7] = {&level, &boxes, &filters, &maps, &ops, &values, &out};
     for (int i = 0; i < got; i++) PyBuffer_Release(held[i]);
     for (Py_ssize_t i = 0; i < got_levels; i++) PyBuffer_Release(&levels[i].view);
     Py_DECREF(levels_seq);
@@ -371,7 +411,7 @@ PyDoc_STRVAR(simd_doc, "simd()\n--\n\nWhether the AVX2 kernels are in use.");
 static PyObject *py_simd(PyObject *self, PyObject *unused) { return PyBool_FromLong(use_simd); }
 
 static PyMethodDef methods[] = {
-    {"warp", py_warp, METH_VARARGS, warp_doc},
+    {"render", py_render, METH_VARARGS, render_doc},
     {"jitter", py_jitter, METH_VARARGS, jitter_doc},
     {"render_batch", py_render_batch, METH_VARARGS, render_batch_doc},
     {"set_simd", py_set_simd, METH_O, set_simd_doc},
@@ -381,7 +421,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_kernels",
-    "Native warp and colour-jitter kernels of the fast renderer (see render/fast.py).", -1, methods,
+    "Native resampling, warp and colour-jitter kernels of the fast renderer (see render/fast.py).", -1,
+    methods,
 };
 
 PyMODINIT_FUNC PyInit__kernels(void) {

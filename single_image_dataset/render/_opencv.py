@@ -1,4 +1,4 @@
-"""The fast renderer's OpenCV implementation: its warp, its black fill and its colour jitter.
+"""The fast renderer's OpenCV implementation: Pillow's resize of a pyramid level, OpenCV's warp, black fill and jitter.
 
 It renders where the native kernels were not built, or when asked for
 (``FastRenderer(image, implementation="opencv")``). Importing it imports OpenCV.
@@ -23,28 +23,37 @@ _IDENTITY_3X4 = np.eye(3, 4)
 _TO_GREY_3X4 = np.array([[0.299, 0.587, 0.114, 0.0]] * 3)
 
 
+_FILTERS = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
 def render(
-    source: np.ndarray, to_level: geometry.Affine, footprint: geometry.Affine | None, params: SampleParams
+    level: Image.Image, box: tuple[float, ...], to_resized: geometry.Affine, params: SampleParams
 ) -> Image.Image:
-    """The sample's image, warped from the RGBX pyramid level ``source``.
+    """The sample's image, resized from the pyramid level ``level`` and warped.
 
     Args:
-        source: the pyramid level to read, RGBX.
-        to_level: the map from output pixel indices to ``source``'s pixel indices.
-        footprint: the map from output pixels to the resized crop, outside which pixels are 0;
-            ``None`` where no pixel is.
+        level: the pyramid level to read.
+        box: the resized crop's box in ``level``'s pixels, ``(left, top, right, bottom)``.
+        to_resized: the map from output pixel centres to the resized crop.
         params: the sample.
     """
-    size = (params.output_size, params.output_size)
+    side, size = params.resize, (params.output_size, params.output_size)
+    # The reference's resize, of the level instead of the source: PIL's own, which reads past the
+    # box's edge where the reference, resizing its crop, cuts its filter there.
+    grid = np.asarray(level.resize((side, side), _FILTERS[params.interpolation], box=box).convert("RGBA"))
     rgbx = cv2.warpAffine(
-        source, np.reshape(to_level, (2, 3)), size,
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+        grid, np.reshape(geometry.to_pixel_indices(to_resized), (2, 3)), size,
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE,
     )
-    if footprint is not None:
+    if not geometry.covers_output(to_resized, params.output_size, side):
         # PIL's transform fills an output pixel whose centre maps outside the image, i.e. whose
         # floor(coordinate) leaves [0, side): exactly a nearest-neighbour lookup in a mask.
         inside = cv2.warpAffine(
-            _footprint(params.resize), np.reshape(geometry.to_pixel_indices(footprint), (2, 3)), size,
+            _footprint(side), np.reshape(geometry.to_pixel_indices(to_resized), (2, 3)), size,
             flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0,
         )
         rgbx = cv2.copyTo(rgbx, inside)

@@ -1,10 +1,11 @@
-"""The fast renderer: the reference's geometry as one warp from an image pyramid, then the colour jitter.
+"""The fast renderer: the reference's two resamplings done where they count, from an image pyramid, then the jitter.
 
 It has two implementations, chosen per renderer: the native kernels (the pure C kernels of
 ``render/kernels/``, bound to Python by ``render/_kernels.c``, an extension built with the package
-when a C compiler is present) and OpenCV alone (``render/_opencv.py``). Both read an image pyramid
-that OpenCV builds. OpenCV is an optional extra (``pip install "single_image_dataset[fast]"``),
-imported when the first :class:`FastRenderer` is built, so the package itself imports without it.
+when a C compiler is present) and Pillow with OpenCV (``render/_opencv.py``). Both read the image
+pyramid of :mod:`~single_image_dataset.render.pyramid`, which Pillow builds. OpenCV is an optional
+extra (``pip install "single_image_dataset[fast]"``) that only the OpenCV implementation needs; it is
+imported when the first such renderer is built, so the package itself imports without it.
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ import sys
 from typing import Any
 
 import numpy as np
+import PIL
 import torch
 from PIL import Image
 from torch.utils.data import get_worker_info
 
 from .. import geometry
-from ..params import JITTER_OPS, ParamsBatch, SampleParams, hue_steps
+from ..params import INTERPOLATIONS, JITTER_OPS, ParamsBatch, SampleParams, hue_steps
 from .base import Renderer, register_renderer
+from .pyramid import build_pyramid
 
 try:
     from . import _kernels
-except ImportError:  # the optional extension was not built (no C compiler): OpenCV does all the work
+except ImportError:  # the optional extension was not built (no C compiler): Pillow and OpenCV do the work
     _kernels = None
 
 __all__ = ["IMPLEMENTATIONS", "FastRenderer", "implementation"]
@@ -42,9 +45,6 @@ _opencv: Any = None
 # forked from a parent that had already imported OpenCV.
 _threads_unchecked = True
 _opencv_inherited = False
-
-# Width of the replicated border around each pyramid level.
-_BORDER = 1
 
 # The kernels' codes of the jitter ops.
 _NATIVE_OP = {"brightness": 0, "contrast": 1, "saturation": 2, "hue": 3}
@@ -83,7 +83,7 @@ def implementation() -> str:
     """Which implementation a :class:`FastRenderer` uses by default in this process.
 
     ``"native-avx2"`` or ``"native"`` (the compiled kernels, vectorised or portable: the same
-    bytes), or ``"opencv"`` when the package's C extension was not built.
+    bytes), or ``"opencv"`` (Pillow and OpenCV) when the package's C extension was not built.
     """
     default = _default_implementation()
     return "native-avx2" if default == "native" and _kernels.simd() else default
@@ -109,39 +109,46 @@ def _check_implementation(name: str | None) -> str:
 
 @register_renderer("fast")
 class FastRenderer(Renderer):
-    """Renders the reference's chain with one resampling pass, one to two orders of magnitude faster.
+    """Renders the reference's chain close to its pixels, one to two orders of magnitude faster.
 
-    The initial crop, resized crop, affine or rotation, vertical flip and centre crop are composed
-    into one output-to-source map (:func:`~single_image_dataset.geometry.sample_maps`) and rendered
-    by a single bilinear warp of the output pixels only. Large downscales read a level of an
-    area-averaged image pyramid built once per source, chosen by
-    :func:`~single_image_dataset.geometry.pyramid_level` so that the warp itself scales by less than
-    sqrt(2) either way; that stands in for the antialiasing of the reference's resize. Pixels that
-    the reference fills with 0 (outside the resized crop after the warp) are found with the
-    reference's own test and set to 0. The colour jitter then runs in the sampled order.
+    The reference resizes the crop box to the resized crop (PIL's antialiased filter: bicubic, or the
+    sampled interpolation), then warps that bilinearly (affine or rotation, vertical flip, centre
+    crop). This renderer does the same two resamplings, each only where it counts:
+
+    - **resize:** from the level of an image pyramid built once per source
+      (:func:`~single_image_dataset.render.pyramid.build_pyramid`, Lanczos halvings) chosen by
+      :func:`~single_image_dataset.geometry.pyramid_level`, so that it scales the box's shorter side
+      by a factor within sqrt(2) of 1, with PIL's filter and coefficients scaled to that, and only at
+      the grid points that the warp reads (about the output's area, not the whole resized crop);
+    - **warp:** bilinear from that grid, by the map :func:`~single_image_dataset.geometry.output_to_resized`,
+      the grid's edge repeated as PIL repeats it; pixels that the reference fills with 0 (centre
+      outside the resized crop) are found with the reference's own test and set to 0.
+
+    The colour jitter then runs in the sampled order.
 
     Two implementations (``implementation``; :func:`implementation` names the default):
 
     - ``"native"``, the native kernels (the default wherever the package's C extension was built):
-      the warp and the black fill in one pass, and the jitter fused into one or two passes in which
-      brightness, contrast and saturation are PIL's arithmetic exactly and the hue PIL's 8-bit HSV
-      round trip up to a level at rounding boundaries. An AVX2 version is used where the CPU has it
-      and gives the same bytes as the portable C version;
-    - ``"opencv"``, OpenCV alone (the default where the extension could not be compiled):
-      ``cv2.warpAffine``, a nearest-neighbour warp of the crop's footprint for the fill, and OpenCV
-      colour conversions.
+      the resize in 14-bit fixed point, the warp in 1/64 pixel steps with the fill in the same pass, and
+      the jitter fused into one or two passes in which brightness, contrast and saturation are PIL's
+      arithmetic exactly and the hue PIL's 8-bit HSV round trip up to a level at rounding boundaries.
+      An AVX2 version is used where the CPU has it and gives the same bytes as the portable C version;
+    - ``"opencv"`` (the default where the extension could not be compiled): Pillow's own resize of
+      the level (the whole resized crop), ``cv2.warpAffine`` for the warp, a nearest-neighbour warp of
+      the crop's footprint for the fill, and OpenCV colour conversions.
 
     The two give slightly different pixels (both within the tolerances below), so bit-for-bit
     reproducibility across machines holds between renderers that use the same implementation.
-    Neither is bit-exact with the reference: one bilinear pass replaces a bicubic resize followed by a
-    bilinear warp. The tests hold both to a mean PSNR of at least 30 dB against the reference
-    (28 dB with jitter).
+    Neither is bit-exact with the reference: the resize reads a pyramid level instead of the source,
+    and rounds differently. The tests hold the native kernels to a mean PSNR against the reference of
+    at least 40 dB at 64 px and 38 dB at 32 px on photographs with fine texture, faces and fine lines
+    (jitter off), and every implementation to at least 30 dB with the jitter.
 
-    OpenCV parallelises its calls over its own threads. In a DataLoader worker this renderer limits
-    OpenCV to one thread at its first render, as PyTorch does for its own threads there: the workers
-    already use every core and extra threads would only compete for them. It cannot do so in a worker
-    forked from a process that had already imported OpenCV (changing the thread count there
-    deadlocks OpenCV), so for ``fork`` workers call ``cv2.setNumThreads(1)`` in the main process
+    OpenCV parallelises its calls over its own threads. In a DataLoader worker the OpenCV
+    implementation limits OpenCV to one thread at its first render, as PyTorch does for its own threads
+    there: the workers already use every core and extra threads would only compete for them. It cannot
+    do so in a worker forked from a process that had already imported OpenCV (changing the thread count
+    there deadlocks OpenCV), so for ``fork`` workers call ``cv2.setNumThreads(1)`` in the main process
     before the DataLoader starts, or use the ``spawn`` or ``forkserver`` start method. In the main
     process OpenCV's setting is left as the application made it. The native kernels are
     single-threaded.
@@ -155,22 +162,22 @@ class FastRenderer(Renderer):
         implementation: the implementation in use, ``"native"`` or ``"opencv"``.
 
     Raises:
-        ImportError: OpenCV is not installed; the message names the pip command.
+        ImportError: the OpenCV implementation is asked for (or is the default) and OpenCV is not
+            installed; the message names the pip command.
         ValueError: an unknown implementation, or ``"native"`` where the C extension was not built.
     """
 
     def __init__(self, image: Image.Image, implementation: str | None = None) -> None:
         super().__init__(image)
         self.implementation = _check_implementation(implementation)
-        _import_opencv()
-        # RGBX, four bytes per pixel: OpenCV's vectorised warp handles RGBA far faster than RGB.
-        self._pyramid = _build_pyramid(np.array(image.convert("RGBA")))
-        # Level k holds the source reduced 2**k times, behind a border of _BORDER pixels.
-        self._level_maps = [
-            (0.5**k, 0.0, float(_BORDER), 0.0, 0.5**k, float(_BORDER)) for k in range(len(self._pyramid))
-        ]
-        # The levels as the batch kernel takes them.
-        self._levels = [(level, level.shape[0], level.shape[1]) for level in self._pyramid]
+        if self.implementation == "opencv":
+            _import_opencv()
+        self._pyramid = build_pyramid(image)
+        # The levels as the kernels take them, or as PIL images for Pillow's resize.
+        if self.implementation == "native":
+            self._levels: list[Any] = [(level, level.shape[0], level.shape[1]) for level in self._pyramid]
+        else:
+            self._levels = [Image.fromarray(level[..., :3]) for level in self._pyramid]
 
     def __getstate__(self) -> dict[str, Any]:
         # The pyramid is a third larger than the image and quick to rebuild: pickle the image only.
@@ -180,61 +187,62 @@ class FastRenderer(Renderer):
         self.__init__(state["image"], state["implementation"])
 
     def identity(self) -> dict[str, str]:
-        """The backend name, the implementation and the version of OpenCV (which builds the pyramid).
+        """The backend name, the implementation and the versions of the libraries that decide its pixels.
 
         The implementation is ``"native"`` for the AVX2 and the portable kernels alike, whose bytes
-        are the same, or ``"opencv"`` for OpenCV alone, whose pixels differ slightly.
+        are the same, or ``"opencv"`` for Pillow and OpenCV, whose pixels differ slightly. Pillow builds
+        the pyramid of either; OpenCV warps in the second.
         """
-        return {**super().identity(), "implementation": self.implementation, "opencv": cv2.__version__}
+        identity = {**super().identity(), "implementation": self.implementation, "pillow": PIL.__version__}
+        if self.implementation == "opencv":
+            identity["opencv"] = cv2.__version__
+        return identity
 
     def render(self, params: SampleParams) -> Image.Image:
+        to_resized = geometry.output_to_resized(params)
+        left, top, right, bottom = geometry.source_box(params)
+        level = geometry.pyramid_level(right - left, bottom - top, params.resize, len(self._levels))
+        reduction = 0.5**level  # exact, as the kernels' scaling of a batch's boxes
+        box = (left * reduction, top * reduction, right * reduction, bottom * reduction)
+        if self.implementation == "native":
+            return _render_native(self._levels[level], box, to_resized, params)
         if _threads_unchecked:
             _check_threads()
-        to_resized, to_source = geometry.sample_maps(params)
-        level = geometry.pyramid_level(to_source, len(self._pyramid))
-        to_level = geometry.to_pixel_indices(geometry.compose(self._level_maps[level], to_source))
-        footprint = None if geometry.covers_output(to_resized, params.output_size, params.resize) else to_resized
-        render = _render_native if self.implementation == "native" else _opencv.render
-        return render(self._pyramid[level], to_level, footprint, params)
+        return _opencv.render(self._levels[level], box, to_resized, params)
 
     def render_batch(self, batch: ParamsBatch, out: torch.Tensor) -> None:
         """The whole batch in one call of the native kernels, written straight into ``out``'s planes.
 
         The maps of all samples are composed at once (:func:`~single_image_dataset.geometry.batch_maps`,
-        the same numbers as one sample's); each image is warped and jittered in a small buffer of
+        the same numbers as one sample's); each image is rendered and jittered in a small buffer of
         RGBX pixels and split into ``out``'s three planes. Debug mode (a PIL resize after the warp) and
         the OpenCV implementation render sample by sample.
         """
         if self.implementation != "native" or batch.debug_size is not None:
             super().render_batch(batch, out)
             return
-        if _threads_unchecked:
-            _check_threads()
-        to_resized, to_source = geometry.batch_maps(batch)
-        level = np.asarray(geometry.pyramid_level(to_source, len(self._pyramid)), dtype=np.int64)
-        level_scale = np.ldexp(1.0, -level)  # 0.5 ** level, exactly
-        to_level = geometry.compose((level_scale, 0.0, float(_BORDER), 0.0, level_scale, float(_BORDER)), to_source)
-        matrices = np.stack(geometry.to_pixel_indices(to_level), axis=1)
-        footprints = np.stack(to_resized, axis=1)
-        footprints[geometry.covers_output(to_resized, batch.output_size, batch.resize), 0] = np.nan
+        to_resized = geometry.batch_maps(batch)[0]
+        left, top, right, bottom = geometry.source_box(batch)
+        level = geometry.pyramid_level(right - left, bottom - top, batch.resize, len(self._levels))
+        boxes = np.stack([left, top, right, bottom], axis=1).astype(np.float64)
+        maps = np.stack(to_resized, axis=1)
         ops, values = _batch_jitter(batch)
-        _kernels.render_batch(self._levels, level, matrices, footprints, float(batch.resize), ops, values,
+        _kernels.render_batch(self._levels, level, boxes, batch.interpolation, batch.resize, maps, ops, values,
                               out.numpy(), batch.output_size)
 
 
 def _render_native(
-    source: np.ndarray, to_level: geometry.Affine, footprint: geometry.Affine | None, params: SampleParams
+    level: tuple[np.ndarray, int, int], box: tuple[float, ...], to_resized: geometry.Affine, params: SampleParams
 ) -> Image.Image:
-    """The native kernels: one pass for the warp and the fill, one or two for the jitter.
+    """The native kernels: one call for the resize, the warp and the fill, one for the jitter.
 
-    ``source`` is the pyramid level to read, ``to_level`` the map from output pixel indices to its
-    pixel indices, and ``footprint`` the map to the resized crop outside which pixels are 0, or
-    ``None`` where no pixel is.
+    ``level`` is the pyramid level to read (its pixels, height and width), ``box`` the resized crop's
+    box in its pixels, and ``to_resized`` the map from output pixel centres to the resized crop.
     """
     n = params.output_size
     image = Image.new("RGB", (n, n), None)
     pixels = _pixels(image, fresh=True)
-    _kernels.warp(source, source.shape[0], source.shape[1], to_level, pixels, n, footprint, float(params.resize))
+    _kernels.render(*level, box, INTERPOLATIONS.index(params.interpolation), params.resize, to_resized, pixels, n)
     if params.debug_size is not None:
         image = _finish(image, pixels).resize((params.debug_size, params.debug_size), Image.Resampling.BILINEAR)
         pixels = _pixels(image)
@@ -243,25 +251,6 @@ def _render_native(
         ops = [(_NATIVE_OP[name], float(hue_steps(f)) if name == "hue" else f) for name, f in params.jitter.ops()]
         _kernels.jitter(pixels, ops)
     return _finish(image, pixels)
-
-
-def _build_pyramid(image: np.ndarray) -> list[np.ndarray]:
-    """Level ``k`` is ``image`` reduced ``2**k`` times by 2x2 averaging, down to one pixel.
-
-    An odd side is first padded by repeating its last row or column, so that level ``k``'s pixel
-    ``j`` covers exactly the source pixels ``[j * 2**k, (j + 1) * 2**k)`` and a level's coordinates
-    are the source's divided by ``2**k``. Each level is then stored with a border of ``_BORDER``
-    repeated pixels: bilinear sampling anywhere in the source reads inside it, so the warp can use
-    OpenCV's constant border, which is faster than its replicated border and equal to it here.
-    """
-    levels = [image]
-    while max(levels[-1].shape[:2]) > 1:
-        prev = levels[-1]
-        height, width = prev.shape[:2]
-        if height % 2 or width % 2:
-            prev = cv2.copyMakeBorder(prev, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
-        levels.append(cv2.resize(prev, ((width + 1) // 2, (height + 1) // 2), interpolation=cv2.INTER_AREA))
-    return [cv2.copyMakeBorder(level, *(_BORDER,) * 4, cv2.BORDER_REPLICATE) for level in levels]
 
 
 def _pixels(image: Image.Image, fresh: bool = False) -> tuple[Any, Any] | np.ndarray:

@@ -1,9 +1,10 @@
 """The torch renderer: whole batches in a handful of tensor operations, on the CPU or on a GPU.
 
-It renders the fast renderer's recipe (one bilinear warp per sample from an area-averaged pyramid, the
-reference's black fill, the colour jitter in each sample's order) with torch operations over a whole
-:class:`~single_image_dataset.params.ParamsBatch`, on any torch device, so a training GPU can render
-its own batches. (The module is not called ``torch``, which would shadow the package here.)
+It renders the fast renderer's recipe (the reference's resize of the crop box from a level of an image
+pyramid, then its bilinear warp with its black fill, then the colour jitter in each sample's order) with
+torch operations over a whole :class:`~single_image_dataset.params.ParamsBatch`, on any torch device,
+so a training GPU can render its own batches. (The module is not called ``torch``, which would shadow
+the package here.)
 """
 
 from __future__ import annotations
@@ -19,34 +20,44 @@ from PIL import Image
 from .. import geometry
 from ..params import JITTER_OPS, ParamsBatch, SampleParams
 from .base import Renderer, check_device, register_renderer
+from .pyramid import build_pyramid
 
 __all__ = ["TorchRenderer"]
 
-# A larger batch is rendered in slices of at most this many output pixels: it bounds the working
-# memory (of the order of 100 bytes per output pixel) and changes no pixel, since samples never interact.
-_SLICE_PIXELS = 2**25
+# A larger batch is rendered in slices of at most this many pixels of the resize's first pass (a
+# bound on it: the resized crop's side times the columns of its box): it bounds the working memory
+# (of the order of 30 bytes per such pixel) and changes no pixel, since samples never interact.
+_SLICE_PIXELS = 2**22
+# PIL's filters by index into INTERPOLATIONS (bilinear, bicubic, lanczos): their support.
+_SUPPORT = (1.0, 2.0, 3.0)
 # The contrast's grey mean is summed in fixed point with this many fraction bits (see _grey_mean).
 _MEAN_BITS = 16
 # torchvision's rgb_to_grayscale weights on tensors (ITU-R 601-2).
 _LUMA = (0.2989, 0.587, 0.114)
-# Columns of the per-sample float64 table sent to the device: the map to the atlas's normalised
-# coordinates, the map to the resized crop (the black fill's footprint) and the jitter factors.
-_GRID, _FOOTPRINT, _FACTORS = slice(0, 6), slice(6, 12), slice(12, 16)
+# Columns of the per-sample float64 table sent to the device: the map to the resized crop, the box in
+# the level's pixels with the first column and row the resize may read, the level's place in the
+# pyramid (offset, height, width), the filter, and the jitter factors.
+_MAP, _BOX, _FIRST, _LEVEL, _FILTER, _FACTORS = (
+    slice(0, 6), slice(6, 10), slice(10, 12), slice(12, 15), 15, slice(16, 20)
+)
 
 
 @register_renderer("torch")
 class TorchRenderer(Renderer):
     """Renders whole batches with torch operations on ``device``: the fast renderer's recipe, batched.
 
-    For a batch it computes every sample's output-to-source map on the CPU in float64
-    (:func:`~single_image_dataset.geometry.batch_maps`, bit for bit the per-sample maps), sends the
-    maps and jitter factors to the device as one small table and then renders there:
+    For a batch it computes every sample's map and box on the CPU in float64
+    (:func:`~single_image_dataset.geometry.batch_maps`, bit for bit the per-sample maps), sends them and
+    the jitter factors to the device as one small table and then renders there:
 
-    - **warp:** one ``grid_sample`` (bilinear) of all samples from an atlas that holds every level of
-      an area-averaged pyramid of the source (float32, built once on the device), each level behind a
-      replicated border of one pixel, as the fast renderer's levels. Each sample reads the level that
-      :func:`~single_image_dataset.geometry.pyramid_level` picks for it, as in the fast renderer; the
-      vertical flip is part of the map;
+    - **resize:** the reference's resize of the crop box to the resized crop, from the level of the
+      fast renderer's pyramid (:func:`~single_image_dataset.render.pyramid.build_pyramid`, uploaded
+      once as float32) that :func:`~single_image_dataset.geometry.pyramid_level` picks: PIL's filter
+      weights, computed on the device in float64, cut at the box rounded out to whole pixels, applied
+      down the columns then along the rows by gathers (one per tap), each pass rounded to levels and
+      clamped as PIL's bytes are;
+    - **warp:** one ``grid_sample`` (bilinear) of the resized crops, each behind a replicated border of
+      one pixel as PIL repeats its edge; the vertical flip is part of the map;
     - **black fill:** a pixel whose centre maps outside the resized crop is 0, decided with the fast
       renderer's test in float64 (same operations, same order), for the samples whose corners show
       that some pixel may be outside (:func:`~single_image_dataset.geometry.covers_output`);
@@ -62,9 +73,9 @@ class TorchRenderer(Renderer):
     per sample, and the one reduction, the contrast's grey mean, is summed in fixed point (exactly, so
     in any order). On the CPU they are bit-identical for any batch size and composition; on a GPU,
     across batch sizes on the same GPU with the same library versions. Like the fast renderer it is
-    not bit-exact with the reference (one bilinear pass replaces the resize and the warp, and the
-    jitter follows torchvision's float tensor ops, not PIL's 8-bit ones); the tests hold it to a mean
-    PSNR of at least 35 dB against the reference, 30 dB with the jitter.
+    not bit-exact with the reference (the resize reads a pyramid level, in float32, and the jitter
+    follows torchvision's float tensor ops, not PIL's 8-bit ones); the tests hold it to the fast
+    renderer's fidelity bounds without the jitter, and to 30 dB with it.
 
     Args:
         image: the RGB source image.
@@ -90,10 +101,10 @@ class TorchRenderer(Renderer):
     def __init__(self, image: Image.Image, device: torch.device | str = "cpu") -> None:
         super().__init__(image)
         self.device = check_device(device)
-        self._atlas, self._origins = _build_atlas(image, self.device)
+        self._pyramid, self._levels = _upload_pyramid(image, self.device)
 
     def __getstate__(self) -> dict[str, Any]:
-        # The atlas lives on the device and is quick to rebuild: pickle the image and the device only.
+        # The pyramid lives on the device and is quick to rebuild: pickle the image and the device only.
         return {"image": self.image, "device": str(self.device)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -115,36 +126,47 @@ class TorchRenderer(Renderer):
 
     @torch.no_grad()
     def render_batch(self, batch: ParamsBatch, out: torch.Tensor) -> None:
-        step = max(1, _SLICE_PIXELS // batch.output_size**2)
+        # The first pass reads at most the box's columns at its level: below 1.9 sides (pyramid_level), and
+        # the source's width.
+        side = batch.resize
+        step = max(1, _SLICE_PIXELS // (side * min(2 * side + 16, int(self._levels[0, 2]) + 1)))
         for start in range(0, len(batch), step):
             self._render(batch[start : start + step], out[start : start + step])
 
     def _render(self, batch: ParamsBatch, out: torch.Tensor) -> None:
-        """Render ``batch`` into ``out``: the maps and the row groups on the CPU, the pixels on the device."""
-        to_resized, to_source = geometry.batch_maps(batch)
-        level = np.asarray(geometry.pyramid_level(to_source, len(self._origins)), dtype=np.int64)
-        height, width = self._atlas.shape[-2:]
-        # From a level's pixels to the atlas's normalised coordinates ([-1, 1] across the atlas, as
-        # grid_sample reads them with align_corners=False).
-        level_scale = np.ldexp(1.0, -level)  # 0.5 ** level, exactly
-        left, top = self._origins[level].T
-        to_atlas = (level_scale * (2.0 / width), 0.0, left * (2.0 / width) - 1.0,
-                    0.0, level_scale * (2.0 / height), top * (2.0 / height) - 1.0)
-        to_grid = geometry.compose(to_atlas, to_source)
-        table = np.stack(np.broadcast_arrays(*to_grid, *to_resized, *batch.jitter_factors.T), axis=1)
+        """Render ``batch`` into ``out``: the maps, boxes and row groups on the CPU, the pixels on the device."""
+        to_resized = geometry.batch_maps(batch)[0]
+        left, top, right, bottom = geometry.source_box(batch)
+        level = geometry.pyramid_level(right - left, bottom - top, batch.resize, len(self._levels))
+        reduction = np.ldexp(1.0, -level)  # 0.5 ** level, exactly, as the fast renderer's
+        box = np.stack([left, top, right, bottom], axis=1) * reduction[:, None]
+        first = np.floor(box[:, :2])
+        table = np.concatenate(
+            [np.stack(to_resized, axis=1), box, first, self._levels[level], batch.interpolation[:, None],
+             batch.jitter_factors], axis=1,
+        )
         fill = np.flatnonzero(~np.asarray(geometry.covers_output(to_resized, batch.output_size, batch.resize)))
         groups = _jitter_groups(batch)
         table_on_device, fill_rows, *group_rows = _upload(table, [fill] + [rows for _, rows in groups], self.device)
+        # The taps and columns a pass needs at most in this batch, from the boxes on the CPU (a bound, so
+        # that the device need not report them): the extra taps weigh 0, the extra columns go unread.
+        shape = _resize_shape(box, self._levels[level], batch.resize, batch.interpolation)
 
+        images = _resize(self._pyramid, table_on_device, batch.resize, shape)
         coords = torch.arange(batch.output_size, dtype=torch.float64, device=self.device) + 0.5
-        grid = _grid(table_on_device[:, _GRID], coords)
-        n = len(batch)
+        # From the resized crop to grid_sample's normalised coordinates of the crop behind its border of one pixel.
+        scale = 2.0 / (batch.resize + 2)
+        maps = table_on_device[:, _MAP]
+        to_grid = torch.cat([maps[:, 0:3] * scale, maps[:, 3:6] * scale], dim=1)
+        to_grid[:, 2] += scale - 1.0
+        to_grid[:, 5] += scale - 1.0
         images = F.grid_sample(
-            self._atlas.expand(n, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+            F.pad(images, (1, 1, 1, 1), mode="replicate"), _grid(to_grid, coords), mode="bilinear",
+            padding_mode="zeros", align_corners=False,
         )
         # Rows are gathered and scattered back with index_select and index_copy_ (unique indices).
         if len(fill):
-            inside = _footprint(table_on_device.index_select(0, fill_rows)[:, _FOOTPRINT], coords, float(batch.resize))
+            inside = _footprint(maps.index_select(0, fill_rows), coords, float(batch.resize))
             images.index_copy_(0, fill_rows, images.index_select(0, fill_rows) * inside)
         if batch.debug_size is not None:
             side = (batch.debug_size, batch.debug_size)
@@ -156,33 +178,98 @@ class TorchRenderer(Renderer):
         out.copy_(images.clamp_(0, 255).add_(0.5))
 
 
-def _build_atlas(image: Image.Image, device: torch.device) -> tuple[torch.Tensor, np.ndarray]:
-    """The source's pyramid as one float32 image ``1 x 3 x H x W`` on ``device``, and each level's place in it.
+def _upload_pyramid(image: Image.Image, device: torch.device) -> tuple[torch.Tensor, np.ndarray]:
+    """The fast renderer's pyramid on ``device``: every level's pixels in one float32 tensor ``3 x P``.
 
-    Level ``k`` is the source reduced ``2**k`` times by 2x2 averaging, down to one pixel, an odd side
-    first padded by repeating its last row or column (as the fast renderer's pyramid, whose levels
-    OpenCV rounds to 8 bits where these stay float). Level 0 sits on the left, the others stacked in
-    a column to its right; each is surrounded by a replicated border of one pixel, so bilinear
-    sampling anywhere in a level reads only that level. Returns the atlas and an ``L x 2`` float64
-    array of each level's top-left corner ``(x, y)`` in it (inside the border).
+    Returns the tensor and an ``L x 3`` float64 array of each level's offset in it, height and width. The
+    tensor ends in zeros as long as level 0's rows, so that a run of pixels as long as a row fits from
+    any pixel.
     """
-    pixels = torch.from_numpy(np.array(image.convert("RGB"))).to(device)
-    levels = [pixels.permute(2, 0, 1).to(torch.float32)]
-    while max(levels[-1].shape[1:]) > 1:
-        height, width = levels[-1].shape[1:]
-        even = F.pad(levels[-1][None], (0, width % 2, 0, height % 2), mode="replicate")
-        levels.append(F.avg_pool2d(even, 2)[0])
-    height, width = levels[0].shape[1:]
-    origins, top = [(1, 1)], 0
-    for level in levels[1:]:
-        origins.append((width + 3, top + 1))
-        top += level.shape[1] + 2
-    right = max((level.shape[2] + 2 for level in levels[1:]), default=0)
-    atlas = torch.zeros((1, 3, max(height + 2, top), width + 2 + right), dtype=torch.float32, device=device)
-    for level, (x, y) in zip(levels, origins, strict=True):
-        h, w = level.shape[1:]
-        atlas[0, :, y - 1 : y + h + 1, x - 1 : x + w + 1] = F.pad(level[None], (1, 1, 1, 1), mode="replicate")[0]
-    return atlas, np.array(origins, dtype=np.float64)
+    levels = build_pyramid(image)
+    planes = [torch.from_numpy(np.array(level[..., :3])).reshape(-1, 3).T for level in levels]
+    shapes = np.array([level.shape[:2] for level in levels], dtype=np.float64)
+    offsets = np.concatenate([[0.0], np.cumsum(shapes[:, 0] * shapes[:, 1])[:-1]])
+    planes.append(torch.zeros((3, levels[0].shape[1] + 1), dtype=torch.uint8))
+    pyramid = torch.cat(planes, dim=1).to(device=device, dtype=torch.float32)
+    return pyramid, np.concatenate([offsets[:, None], shapes], axis=1)
+
+
+def _resize_shape(box: np.ndarray, levels: np.ndarray, side: int, interpolation: np.ndarray) -> tuple[int, int, int]:
+    """The most taps along x and along y, and the most columns the first pass reads, of a batch's resizes.
+
+    PIL's bound on a resize's taps (``ceil(support) * 2 + 1``), and the columns of each box rounded out.
+    """
+    support = np.asarray(_SUPPORT)[interpolation]
+    taps = [int(np.max(np.ceil(support * np.maximum((box[:, 2 + a] - box[:, a]) / side, 1.0)) * 2 + 1)) for a in (0, 1)]
+    columns = np.minimum(np.ceil(box[:, 2]), levels[:, 2]) - np.floor(box[:, 0])
+    return taps[0], taps[1], int(columns.max())
+
+
+def _resize(pyramid: torch.Tensor, table: torch.Tensor, side: int, shape: tuple[int, int, int]) -> torch.Tensor:
+    """The resized crops ``N x 3 x side x side``: PIL's resize of each sample's box of its pyramid level.
+
+    Down the columns first (only those the box covers, ``shape[2]`` at most), into whole levels as PIL's
+    bytes are, then along the rows. Each pass sums its taps in order, in float32 (a product, then a
+    sum: no fused multiply-add whose rounding could depend on where a sample sits in the batch); taps
+    beyond a sample's own weigh 0 and change no sum.
+    """
+    taps_x, taps_y, columns = shape
+    n = len(table)
+    offset, height, width = table[:, _LEVEL].unbind(1)
+    first_x, first_y = table[:, _FIRST].unbind(1)
+    filters = table[:, _FILTER]
+    box = table[:, _BOX]
+    rows, weights_y = _taps(box[:, 1], box[:, 3], first_y, torch.minimum(torch.ceil(box[:, 3]), height), side,
+                            filters, taps_y)
+    cols, weights_x = _taps(box[:, 0], box[:, 2], first_x, torch.minimum(torch.ceil(box[:, 2]), width), side,
+                            filters, taps_x)
+    # Pass 1: grid row q, level columns first_x .. first_x + columns - 1, a contiguous run of the
+    # pyramid's pixels (runs past a sample's box go unread; the pyramid ends in padding for them).
+    runs = pyramid.unfold(1, columns, 1)  # 3 x (P - columns + 1) x columns, a view
+    start = (offset + first_x)[:, None]
+    down = torch.zeros((3, n, side, columns), dtype=torch.float32, device=table.device)
+    for t in range(taps_y):
+        down += weights_y[:, :, t][None, :, :, None] * runs[:, (start + rows[:, :, t] * width[:, None]).to(torch.int64)]
+    # Pass 2: along the rows of that.
+    across = torch.zeros((3, n, side, side), dtype=torch.float32, device=table.device)
+    for t in range(taps_x):
+        index = (cols[:, :, t] - first_x[:, None]).to(torch.int64)[None, :, None, :].expand(3, n, side, side)
+        across += weights_x[:, :, t][None, :, None, :] * torch.gather(down, 3, index)
+    return across.clamp_(0, 255).add_(0.5).floor_().permute(1, 0, 2, 3)
+
+
+def _taps(
+    b0: torch.Tensor, b1: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, side: int, filters: torch.Tensor, count: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PIL's taps of the resize of ``[b0, b1)`` onto ``side`` pixels, reading pixels ``[lo, hi)`` only.
+
+    Returns the pixel of each tap, ``N x side x count`` (float64, clamped into ``[lo, hi)``), and its
+    weight (float32, normalised, 0 for the taps past a sample's own).
+    """
+    scale = ((b1 - b0) / side)[:, None, None]
+    filterscale = scale.clamp(min=1.0)
+    support = torch.tensor(_SUPPORT, dtype=torch.float64, device=b0.device)[filters.to(torch.int64)][:, None, None]
+    support = support * filterscale
+    q = torch.arange(side, dtype=torch.float64, device=b0.device)[None, :, None]
+    center = b0[:, None, None] + (q + 0.5) * scale
+    start = torch.maximum(torch.trunc(center - support + 0.5), lo[:, None, None])
+    stop = torch.minimum(torch.trunc(center + support + 0.5), hi[:, None, None])
+    pixel = start + torch.arange(count, dtype=torch.float64, device=b0.device)
+    x = (pixel - center + 0.5) / filterscale
+    weight = torch.where(pixel < stop, _filter(filters[:, None, None], x), 0.0)
+    total = weight.sum(dim=2, keepdim=True)
+    weight = torch.where(total != 0, weight / torch.where(total != 0, total, 1.0), 0.0)
+    return torch.minimum(pixel, hi[:, None, None] - 1), weight.to(torch.float32)
+
+
+def _filter(filters: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """PIL's bilinear (0), bicubic (1, a = -0.5) and Lanczos (2, 3 lobes) filters, per sample."""
+    a = x.abs()
+    bilinear = (1.0 - a).clamp(min=0.0)
+    bicubic = torch.where(a < 1.0, (1.5 * a - 2.5) * a * a + 1.0,
+                          torch.where(a < 2.0, (((a - 5.0) * a + 8.0) * a - 4.0) * -0.5, 0.0))
+    lanczos = torch.where(a < 3.0, torch.sinc(x) * torch.sinc(x / 3.0), 0.0)
+    return torch.where(filters == 0, bilinear, torch.where(filters == 1, bicubic, lanczos))
 
 
 def _jitter_groups(batch: ParamsBatch) -> list[tuple[int, np.ndarray]]:

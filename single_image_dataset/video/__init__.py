@@ -12,10 +12,12 @@ Example:
     >>> clip, target = ds[3]
     >>> tuple(clip.shape), target  # T x C x H x W, torchvision's video layout
     ((4, 3, 32, 32), 0)
+    >>> tuple(FakeVideoDataset(num_imgs=10, clip_len=4, img_size=32, layout="CTHW")[3][0].shape)  # video models'
+    (3, 4, 32, 32)
 """
 
 from .config import VideoConfig
-from .dataset import FakeVideoDataset
+from .dataset import LAYOUTS, FakeVideoDataset
 from .encode import DEFAULT_CRF, DEFAULT_FPS, decode_mp4, encode_mp4
 from .params import Box, ClipParams
 from .preview import filmstrip, save_filmstrip
@@ -24,6 +26,7 @@ from .sampling import sample_clip_params
 __all__ = [
     "DEFAULT_CRF",
     "DEFAULT_FPS",
+    "LAYOUTS",
     "Box",
     "ClipParams",
     "FakeVideoDataset",

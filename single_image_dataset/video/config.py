@@ -8,7 +8,13 @@ from typing import ClassVar
 
 from ..config import AugmentConfig, ConfigBase, check_crops, check_jitter, check_output
 
-__all__ = ["VideoConfig"]
+__all__ = ["MAX_CLIP_BYTES", "MAX_CLIP_LEN", "VideoConfig"]
+
+#: Most frames per clip: 40 s at 25 fps, far beyond the 8-64 frames video models take.
+MAX_CLIP_LEN = 1024
+#: Most bytes of one clip, ``clip_len * img_size**2 * 3``: a clip is made in memory as one ``uint8`` tensor
+#: (1024 frames of the recipe's 230 px are 163 MB; 4 GiB are 18 frames of 8192 px).
+MAX_CLIP_BYTES = 1 << 32
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,7 @@ class VideoConfig(ConfigBase):
     variants with :meth:`replace`.
 
     Args:
-        clip_len: frames per clip (at least 2: the move's first and last box).
+        clip_len: frames per clip, from 2 (the move's first and last box) to :data:`MAX_CLIP_LEN`.
         img_size: side of the square frames, in pixels.
         num_imgs: number of clips, the dataset's length (named as the image config's, which the CLI shares).
         seed: seed of the per-index random streams (a non-negative integer).
@@ -41,7 +47,7 @@ class VideoConfig(ConfigBase):
         >>> VideoConfig(clip_len=1)
         Traceback (most recent call last):
         ...
-        ValueError: clip_len should be at least 2 frames (the camera move's first and last), got 1
+        ValueError: clip_len should be in [2, 1024] frames (at least the camera move's first and last), got 1
     """
 
     clip_len: int = 16
@@ -59,11 +65,18 @@ class VideoConfig(ConfigBase):
     cropfirst: ClassVar[bool] = True
 
     def check_ranges(self) -> None:
-        if self.clip_len < 2:
+        if not 2 <= self.clip_len <= MAX_CLIP_LEN:
             raise ValueError(
-                f"clip_len should be at least 2 frames (the camera move's first and last), got {self.clip_len}"
+                f"clip_len should be in [2, {MAX_CLIP_LEN}] frames (at least the camera move's first and last), "
+                f"got {self.clip_len}"
             )
         check_output(self)
+        clip_bytes = self.clip_len * self.img_size**2 * 3
+        if clip_bytes > MAX_CLIP_BYTES:
+            raise ValueError(
+                f"a clip of clip_len {self.clip_len} frames of img_size {self.img_size} px takes {clip_bytes} bytes, "
+                f"more than the {MAX_CLIP_BYTES} (4 GiB) a clip may take in memory; lower clip_len or img_size"
+            )
         check_crops(self)
         check_jitter(self)
 

@@ -17,7 +17,11 @@ from .config import VideoConfig
 from .params import ClipParams
 from .sampling import sample_clip_params
 
-__all__ = ["FakeVideoDataset"]
+__all__ = ["LAYOUTS", "FakeVideoDataset"]
+
+#: The clip layouts a dataset can return: torchvision's ``T x C x H x W`` (its video datasets and transforms), or
+#: ``C x T x H x W``, what 3-D convolutional video models take (torchvision's ``r3d_18``, PyTorchVideo's).
+LAYOUTS = ("TCHW", "CTHW")
 
 
 class FakeVideoDataset(VisionDataset):
@@ -28,8 +32,8 @@ class FakeVideoDataset(VisionDataset):
     (:class:`ClipParams`). Like :class:`~single_image_dataset.SingleImageDataset` it is a pure function of
     (source pixels, config, epoch, ``i``): the same clip on every call, in every process and with any
     ``num_workers``, and :meth:`set_epoch` reaches the DataLoader's workers. It returns ``(clip, 0)``,
-    ``clip`` a ``uint8`` tensor ``T x 3 x H x W``, torchvision's TCHW video layout, with the single class
-    ``"dummy"``.
+    ``clip`` a ``uint8`` tensor ``T x 3 x H x W`` (torchvision's TCHW video layout) or, with ``layout="CTHW"``,
+    ``3 x T x H x W`` (what video models take), with the single class ``"dummy"``.
 
     A clip's frames are image samples without rotation, flip or centre-crop margin
     (:meth:`ClipParams.frames`), so every image renderer renders them: ``"reference"`` (torchvision's ops
@@ -45,7 +49,10 @@ class FakeVideoDataset(VisionDataset):
         backend: the renderer, one of :func:`~single_image_dataset.available_backends`.
         device: where the clips are rendered: ``"cpu"`` (default) or, with ``backend="torch"``, an
             accelerator such as ``"cuda"``, where every frame of a clip is rendered in one batch.
-        transform: applied to each clip tensor.
+        transform: applied to each clip tensor, in ``layout``.
+        layout: ``"TCHW"`` (default) or ``"CTHW"``: the dimension order of the clips the dataset returns.
+            :meth:`render` always gives ``T x 3 x H x W``, what :func:`~single_image_dataset.video.encode_mp4`,
+            the export and the filmstrip read, so they work with either.
         exif_orientation: turn a photograph upright by its EXIF orientation tag, as
             :class:`~single_image_dataset.SingleImageDataset` does.
         **overrides: fields of :class:`VideoConfig` (``clip_len``, ``num_imgs``, ``img_size``, ...)
@@ -70,9 +77,12 @@ class FakeVideoDataset(VisionDataset):
         backend: str = "reference",
         device: torch.device | str = "cpu",
         transform: Callable[[torch.Tensor], Any] | None = None,
+        layout: str = "TCHW",
         exif_orientation: bool = True,
         **overrides: Any,
     ) -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout should be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
         config = (config or VideoConfig()).replace(**overrides)
         # The frames are image samples of one source: an image dataset of the clips' crop and jitter
         # settings checks the source, holds the renderer and the epoch (shared with DataLoader workers).
@@ -87,6 +97,7 @@ class FakeVideoDataset(VisionDataset):
         super().__init__(self._stills.root, transform=transform)
         self.config = config
         self.backend = backend
+        self.layout = layout
         #: The device the clips are rendered on, as the renderer's tensors name it.
         self.device = self._stills.device
         self.classes = ["dummy"]
@@ -164,7 +175,10 @@ class FakeVideoDataset(VisionDataset):
         return self._stills.renderer_identity()
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
+        """Clip ``index`` in :attr:`layout` (after the ``transform``, if any) and its class, 0."""
         clip = self.render(self.params(index))
+        if self.layout == "CTHW":
+            clip = clip.permute(1, 0, 2, 3).contiguous()
         if self.transform is not None:
             clip = self.transform(clip)
         return clip, 0
@@ -177,7 +191,7 @@ class FakeVideoDataset(VisionDataset):
         return "\n".join(
             [
                 f"Source size: {self.source.width}x{self.source.height}",
-                f"Seed: {c.seed}, epoch: {self.epoch}, backend: {self.backend}",
+                f"Seed: {c.seed}, epoch: {self.epoch}, backend: {self.backend}, layout: {self.layout}",
                 f"Clips: clip_len={c.clip_len}, img_size={c.img_size}, initcrop={c.initcrop:g}, scale={c.scale}, "
                 f"jitter={c.jitter} p={c.jitter_p:g}",
             ]

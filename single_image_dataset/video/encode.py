@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import io
+import os
 from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
+from .._files import open_regular_file
+
 __all__ = [
     "CODEC",
     "DEFAULT_CRF",
     "DEFAULT_FPS",
+    "MAX_FPS",
+    "X264_OPTIONS",
     "check_encodable",
     "decode_mp4",
     "encode_mp4",
@@ -25,6 +30,13 @@ CODEC = "libx264"
 DEFAULT_FPS = 25
 #: x264's constant rate factor: its default, 23 (lower is larger and closer to the frames).
 DEFAULT_CRF = 23
+#: Most frames per second: high-speed cameras film at up to 1000; more is a typo (PyAV overflows past 2**31 - 1).
+MAX_FPS = 1000
+#: x264's settings besides ``crf`` and one thread, which make the bytes a function of the frames. Its
+#: macroblock-tree rate control (``mbtree``, on by default) weighs macroblocks with floating-point SIMD code
+#: whose results were seen to vary from run to run (with AVX-512, under CPU contention) and differ between
+#: CPUs by design (approximate reciprocals); without it the same frames give the same bytes.
+X264_OPTIONS = {"mbtree": "0"}
 
 # A file of more top-level boxes than this is not one encode_mp4 wrote (it writes four: ftyp, free, mdat, moov).
 _MAX_BOXES = 64
@@ -43,53 +55,78 @@ def _import_av() -> Any:
 def encode_mp4(clip: torch.Tensor, fps: int = DEFAULT_FPS, crf: int = DEFAULT_CRF) -> bytes:
     """The MP4 file of ``clip``: H.264 (libx264, one thread) in YUV 4:2:0, one frame per frame of the clip.
 
-    The encoder runs on one thread, so the same clip, settings and PyAV build give the same bytes on
-    any machine (parallelise over clips, as the export does, rather than within one).
+    The bytes are a function of the frames, ``fps``, ``crf`` and the PyAV build (which bundles FFmpeg and
+    x264): the same clip gives the same bytes on every call, in every process and on every x86-64 CPU
+    (measured from SSSE3 to AVX-512; x264's plain C code and other architectures may give other bytes). The
+    encoder runs on one thread with :data:`X264_OPTIONS`; parallelise over clips, as the export does.
 
     Args:
         clip: ``uint8`` ``T x 3 x H x W`` tensor (torchvision's TCHW video layout), on any device;
             ``H`` and ``W`` even, as 4:2:0 needs.
-        fps: frames per second written in the file.
+        fps: frames per second written in the file, 1 to :data:`MAX_FPS`.
         crf: x264's constant rate factor, 0 (lossless) to 51.
 
     Raises:
         ImportError: PyAV is not installed; the message names the pip command.
         TypeError, ValueError: ``clip``, ``fps`` or ``crf`` is not as described.
+        OSError: the encoder could not open or encode (e.g. out of memory); the message says which clip.
     """
     _check_clip(clip)
     check_encodable(clip.shape[3], clip.shape[2], fps, crf)
     frames = np.ascontiguousarray(clip.detach().cpu().permute(0, 2, 3, 1).numpy())
     av = _import_av()
     buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream(CODEC, rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.thread_count = 1
-        stream.options = {"crf": str(crf)}
-        for t, frame in enumerate(frames):
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            picture.pts = t
-            container.mux(stream.encode(picture))
-        container.mux(stream.encode())
+    try:
+        with av.open(buffer, mode="w", format="mp4") as container:
+            stream = container.add_stream(CODEC, rate=fps)
+            stream.width, stream.height = frames.shape[2], frames.shape[1]
+            stream.pix_fmt = "yuv420p"
+            stream.codec_context.thread_count = 1
+            stream.options = {"crf": str(crf), **X264_OPTIONS}
+            for t, frame in enumerate(frames):
+                picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+                picture.pts = t
+                container.mux(stream.encode(picture))
+            container.mux(stream.encode())
+    except av.FFmpegError as exc:
+        what = f"{frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]} px, fps {fps}, crf {crf}"
+        raise OSError(exc.errno, f"the H.264 encoder ({CODEC}) failed on a clip of {what}: {exc.strerror}") from None
     return buffer.getvalue()
 
 
-def decode_mp4(data: bytes) -> torch.Tensor:
+def decode_mp4(source: bytes | str | os.PathLike[str]) -> torch.Tensor:
     """The frames of an MP4 file (e.g. from :func:`encode_mp4`) as a ``uint8`` ``T x 3 x H x W`` tensor.
+
+    Args:
+        source: the file's content (``bytes``, ``bytearray``, ``memoryview``) or its path.
 
     Raises:
         ImportError: PyAV is not installed.
-        ValueError: ``data`` is not a video PyAV can decode.
+        TypeError: ``source`` is neither bytes nor a path.
+        FileNotFoundError, IsADirectoryError, PermissionError, OSError: the path cannot be read.
+        ValueError: the data is not a video PyAV can decode; the message names the path or the size.
+
+    Example:
+        >>> import torch
+        >>> clip = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
+        >>> decode_mp4(encode_mp4(clip)).shape
+        torch.Size([2, 3, 16, 16])
     """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, what = bytes(source), f"the MP4 data ({len(source)} bytes)"
+    elif isinstance(source, (str, os.PathLike)):
+        with open_regular_file(source, "MP4 file") as f:
+            data, what = f.read(), f"the MP4 file {os.fsdecode(source)}"
+    else:
+        raise TypeError(f"decode_mp4 takes an MP4 file's bytes or path, got {type(source).__name__}")
     av = _import_av()
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     except (av.FFmpegError, IndexError) as exc:
-        raise ValueError(f"cannot decode the MP4 data ({len(data)} bytes): {exc}") from None
+        raise ValueError(f"cannot decode {what}: {exc}") from None
     if not frames:
-        raise ValueError(f"the MP4 data ({len(data)} bytes) holds no video frames")
+        raise ValueError(f"{what} holds no video frames")
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -144,8 +181,8 @@ def check_encodable(width: int, height: int, fps: int, crf: int) -> None:
     The export calls it before it starts, so that a setting it cannot encode fails at once.
 
     Raises:
-        ValueError: an odd side (YUV 4:2:0 needs even ones), ``fps`` not a positive integer, or ``crf`` not
-            an integer in [0, 51]; the message names it.
+        ValueError: an odd side (YUV 4:2:0 needs even ones), ``fps`` not an integer in [1, :data:`MAX_FPS`],
+            or ``crf`` not an integer in [0, 51]; the message names it.
 
     Example:
         >>> check_encodable(64, 64, DEFAULT_FPS, DEFAULT_CRF)
@@ -159,8 +196,8 @@ def check_encodable(width: int, height: int, fps: int, crf: int) -> None:
             f"clip frames of {width}x{height} px cannot be encoded in YUV 4:2:0, which needs even sides; "
             "use an even img_size"
         )
-    if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
-        raise ValueError(f"fps should be a positive integer, got {fps!r}")
+    if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= MAX_FPS:
+        raise ValueError(f"fps should be an integer in [1, {MAX_FPS}] frames per second, got {fps!r}")
     if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
         raise ValueError(f"crf should be an integer in [0, 51], got {crf!r}")
 

@@ -1,7 +1,9 @@
 /*
- * The native kernels of the fast renderer, pure C with no Python API: one bilinear warp with the
- * reference's black fill (warp.c), and PIL's colour-jitter arithmetic (jitter.c), both on RGBX pixels
- * (4 bytes, the layout of a PIL "RGB" image). render/_kernels.c binds them to Python.
+ * The native kernels of the fast renderer, pure C with no Python API: a sample's geometry as the
+ * reference's two resamplings (resample.c: PIL's antialiased resize onto the resized crop's grid, only
+ * where the warp reads it, then warp.c: the bilinear warp with the reference's black fill), and PIL's
+ * colour-jitter arithmetic (jitter.c), all on RGBX pixels (4 bytes, the layout of a PIL "RGB" image).
+ * render/_kernels.c binds them to Python.
  *
  * Every kernel has a portable C version and, on x86-64 CPUs with AVX2, a vectorised one, chosen by the
  * caller's `simd` flag (set it only where sid_cpu_has_avx2()). The two give the same bytes: the vector
@@ -51,6 +53,42 @@ typedef struct {
 
 /* Warp job->src into job->dst. */
 void sid_warp(const warp_job *job, int simd);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* A sample's geometry (resample.c)                                                                  */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* The reference resizes the crop box to side x side with PIL's antialiased filter (torchvision's
+ * resized_crop), then warps that grid bilinearly (affine or rotate, vertical flip, centre crop: the
+ * map to_resized from output pixel centres to the grid's continuous coordinates) and fills with 0 the
+ * pixels whose centre maps outside [0, side)^2. sid_render does the same, but resizes only the grid
+ * points that the warp reads (around the image of the output square, rounded outwards): PIL's
+ * coefficients, in 14-bit fixed point, cut at the box rounded outwards to whole pixels, one pass down
+ * the columns, then one along the rows (each rounded to bytes, as PIL's), then warp.c's warp. The
+ * source may be a level of a pyramid, the box given in its pixels. */
+
+enum { SID_BILINEAR = 0, SID_BICUBIC = 1, SID_LANCZOS = 2 };
+
+typedef struct {
+    const uint32_t *src;
+    int height, width;
+    double box[4];        /* left, top, right, bottom, in src pixels; inside the source */
+    int filter;           /* SID_BILINEAR, SID_BICUBIC or SID_LANCZOS */
+    int side;             /* the resized crop's side */
+    double to_resized[6]; /* output pixel centres to the resized crop (continuous coordinates) */
+    uint32_t *dst;
+    int size;
+} render_job;
+
+/* Scratch memory that sid_render grows as it needs: start from {0}, release with sid_workspace_free. */
+typedef struct {
+    void *mem;
+    size_t capacity;
+} sid_workspace;
+
+/* Render job->dst; 0 on success, -1 where scratch memory could not be allocated. */
+int sid_render(const render_job *job, sid_workspace *ws, int simd);
+void sid_workspace_free(sid_workspace *ws);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Colour jitter (jitter.c): torchvision's adjust_* on a PIL image, i.e. PIL's ImageEnhance and HSV   */

@@ -204,34 +204,8 @@ SID_AVX2 static inline void warp_run_avx2(const warp_job *j, float fbx, float fb
     }
 }
 
-/* Ask for the cache lines that output row y will read: one per source row its segment crosses (or
- * one per 16 pixels along a source row). Consecutive output rows read nearly the same lines, since a
- * row's segment moves by at most sqrt(2) source pixels per row, so asking for every fourth row, well
- * ahead, covers the lines in between. Without it, a source far larger than the cache makes the
- * rotated reads wait for memory one by one. */
-static void prefetch_row(const warp_job *j, int y) {
-    if (y >= j->size) return;
-    const int n = j->size;
-    float u = j->m[1] * (float)y + j->m[2], v = j->m[4] * (float)y + j->m[5];
-    const float du = j->m[0] * (float)(n - 1), dv = j->m[3] * (float)(n - 1);
-    float steps_v = fabsf(dv), steps_u = fabsf(du) / 16.0f;
-    float steps = steps_v > steps_u ? steps_v : steps_u;
-    if (!(steps < 4.0f * (float)n)) return; /* degenerate or huge scales: leave it to the hardware */
-    int k = (int)steps + 1;
-    const float su = du / (float)k, sv = dv / (float)k;
-    const int umax = j->width - 2, vmax = j->height - 2;
-    for (int i = 0; i <= k; i++, u += su, v += sv) {
-        /* clamped as floats first: converting an out-of-range float to int is undefined */
-        int iu = u > 0.0f ? (u < (float)umax ? (int)u : umax) : 0;
-        int iv = v > 0.0f ? (v < (float)vmax ? (int)v : vmax) : 0;
-        __builtin_prefetch(j->src + (size_t)iv * j->width + iu);
-    }
-}
-
 SID_AVX2 static void warp_avx2(const warp_job *j) {
-    for (int y = 0; y < 12; y += 4) prefetch_row(j, y);
     for (int y = 0; y < j->size; y++) {
-        if (y % 4 == 0) prefetch_row(j, y + 12);
         float bx, by;
         int lo, hi;
         uint32_t *row = start_row(j, y, &bx, &by, &lo, &hi);
