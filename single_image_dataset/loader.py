@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,6 +38,9 @@ __all__ = [
 
 #: The largest ``batch_size`` a :class:`BatchLoader` takes (``2**24`` samples: 50 GB of images at 32 px).
 MAX_BATCH_SIZE = 2**24
+
+# OpenCV's thread count at its start, read from the environment.
+_OPENCV_THREADS = "OPENCV_FOR_THREADS_NUM"
 
 # The spawn key of the shuffle's stream, which sets it apart from the samples' SeedSequence([seed, epoch, index]).
 _SHUFFLE_KEY = 1
@@ -158,8 +162,8 @@ class BatchLoader(DataLoader):
     :meth:`set_epoch` sets both.
 
     Workers render into shared memory that they reuse once a batch is released (see
-    :mod:`~single_image_dataset.batch_memory`), and a forked worker starts with one OpenCV thread (as it has one
-    torch thread). A dataset built with an accelerator ``device`` (``backend="torch"``, ``device="cuda"``) renders
+    :mod:`~single_image_dataset.batch_memory`), and the workers start with one OpenCV thread (as with one torch
+    thread). A dataset built with an accelerator ``device`` (``backend="torch"``, ``device="cuda"``) renders
     every batch there, in this process: no workers, no host copy, no pinning.
 
     Args:
@@ -285,7 +289,7 @@ class BatchLoader(DataLoader):
                 if epoch != self.dataset.epoch:
                     self.dataset.set_epoch(epoch)
                 break
-        with _one_opencv_thread_in_forked_workers(self.num_workers):
+        with _one_opencv_thread_in_new_workers(self.num_workers):
             batches = super().__iter__()
         return self._delivered(batches)
 
@@ -395,19 +399,28 @@ def _to_device(targets: Any, device: torch.device | None) -> Any:
 
 
 @contextlib.contextmanager
-def _one_opencv_thread_in_forked_workers(num_workers: int) -> Iterator[None]:
-    """Workers forked within start with OpenCV at one thread, and this process keeps its own setting.
+def _one_opencv_thread_in_new_workers(num_workers: int) -> Iterator[None]:
+    """Workers started within run OpenCV on one thread, and this process keeps its own setting.
 
     A forked child must not change OpenCV's thread count (that deadlocks when the parent had run OpenCV's thread
-    pool), so the parent sets one thread while the workers start, then restores its count.
+    pool), so this process sets one thread while the workers start, then restores its count; a spawned child's
+    OpenCV starts with the count in ``OPENCV_FOR_THREADS_NUM``, set meanwhile in the environment it inherits.
     """
-    cv2 = sys.modules.get("cv2")
-    if num_workers == 0 or cv2 is None or cv2.getNumThreads() == 1:
+    if num_workers == 0:
         yield
         return
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
+    cv2 = sys.modules.get("cv2")
+    threads = None if cv2 is None else cv2.getNumThreads()
+    environment = os.environ.get(_OPENCV_THREADS)
+    os.environ[_OPENCV_THREADS] = "1"
+    if threads is not None and threads != 1:
+        cv2.setNumThreads(1)
     try:
         yield
     finally:
-        cv2.setNumThreads(threads)
+        if threads is not None and threads != 1:
+            cv2.setNumThreads(threads)
+        if environment is None:
+            del os.environ[_OPENCV_THREADS]
+        else:
+            os.environ[_OPENCV_THREADS] = environment

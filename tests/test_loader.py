@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import inspect
 import math
+import os
 
 import cv2
 import numpy as np
@@ -284,13 +285,14 @@ class TestWorkerThreads:
     @pytest.mark.parametrize("context", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
     def test_one_opencv_and_one_torch_thread_in_the_workers(self, context):
         ds = _dataset(target_transform=_thread_counts)
+        environment = dict(os.environ)
         threads = cv2.getNumThreads()
         cv2.setNumThreads(4)
         cv2.resize(np.zeros((2000, 2000, 3), np.uint8), (1500, 1500))  # this process runs OpenCV's threads
         try:
             loader = batch_loader(ds, 20, num_workers=2, multiprocessing_context=context)
             counts = [targets for _, targets in loader]
-            assert cv2.getNumThreads() == 4  # this process keeps its own
+            assert cv2.getNumThreads() == 4 and dict(os.environ) == environment  # this process keeps its own
         finally:
             cv2.setNumThreads(threads)
         assert [(opencv.tolist(), torch_.tolist()) for opencv, torch_ in counts] == [([1] * 20, [1] * 20)] * 3
