@@ -29,7 +29,7 @@ from .loader import (
 )
 from .params import JitterParams, ParamsBatch, SampleParams
 from .preview import preview_grid, save_preview
-from .render import Renderer, available_backends, get_renderer, register_renderer
+from .render import Renderer, available_backends, default_backend, get_renderer, register_renderer
 from .sampling import sample_params, sample_params_batch
 from .source import DEFAULT_IMAGE, HUBBLE_IMAGE, load_image
 from .tasks import NUM_ROTATIONS, PseudoLabelled, RotationLabels, rotate_batch
@@ -68,6 +68,7 @@ __all__ = [
     "batch_loader",
     "collate_batch",
     "decode_mp4",
+    "default_backend",
     "encode_mp4",
     "get_renderer",
     "load_image",

@@ -36,7 +36,7 @@ from .export import (
     shard_range,
 )
 from .preview import PREVIEW_COUNT, PREVIEW_NROW, save_preview
-from .render import available_backends
+from .render import available_backends, default_backend
 from .sampling import DEBUG_SIZE
 from .version import __version__
 from .video import DEFAULT_CRF, DEFAULT_FPS, FakeVideoDataset, VideoConfig, save_filmstrip
@@ -150,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"images (clips) handed to a worker process at a time (default: {IMAGE_CHUNK}; {CLIP_CHUNK} clips)",
     )
     io.add_argument(
-        "--backend", choices=available_backends(), default="reference", help="renderer (default: reference)"
+        "--backend", choices=available_backends(),
+        help=f"renderer (default here: {default_backend()}: fast where the package's C extension was built, "
+        "else reference)",
     )
     io.add_argument("--debug", action=argparse.BooleanOptionalAction, help=(
         f"debug run: {DEBUG_NUM_IMGS} images shrunk to {DEBUG_SIZE} px, {DEBUG_THREADS} processes, exported with a "
@@ -240,7 +242,7 @@ def _run(args: argparse.Namespace) -> int:
     out = sys.stdout
 
     side = DEBUG_SIZE if config.debug else config.img_size
-    _print_start(config, dataset, f"{config.num_imgs} images of {side}x{side} px", args.backend)
+    _print_start(config, dataset, f"{config.num_imgs} images of {side}x{side} px")
     indices = shard_range(config.num_imgs, *shard)
     where = file_range(target, indices, config.num_imgs, image_format)
     if args.materialize or config.debug:
@@ -272,8 +274,7 @@ def _run_video(args: argparse.Namespace) -> int:
     out = sys.stdout
 
     side = config.img_size
-    _print_start(config, dataset, f"{config.num_imgs} clips of {config.clip_len} frames of {side}x{side} px",
-                 args.backend)
+    _print_start(config, dataset, f"{config.num_imgs} clips of {config.clip_len} frames of {side}x{side} px")
     indices = shard_range(config.num_imgs, *shard)
     where = file_range(target, indices, config.num_imgs, "mp4")
     if args.materialize:
@@ -294,14 +295,14 @@ def _run_video(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_start(config: AugmentConfig | VideoConfig, dataset: Any, what: str, backend: str) -> None:
-    """The resolved config, the source and what the dataset holds."""
+def _print_start(config: AugmentConfig | VideoConfig, dataset: Any, what: str) -> None:
+    """The resolved config, the source, what the dataset holds and the backend that renders it."""
     out = sys.stdout
     print("# resolved config (TOML: save it and pass it back with --config)", file=out)
     print(config.to_toml(), file=out)
     for name, path, src in zip(dataset.source_names, dataset.source_paths, dataset.sources, strict=True):
         print(f"source: {path or name} ({src.width}x{src.height} px)", file=out)
-    print(f"dataset: {what}, seed {config.seed}, backend {backend}", file=out)
+    print(f"dataset: {what}, seed {config.seed}, backend {dataset.backend}", file=out)
 
 
 def _image(args: argparse.Namespace) -> Any:

@@ -22,7 +22,7 @@ from .batch_memory import new_batch
 from .config import AugmentConfig
 from .crops import check_fit, crop_region
 from .params import ParamsBatch, SampleParams
-from .render import Renderer, get_renderer
+from .render import Renderer, default_backend, get_renderer
 from .sampling import sample_params, sample_params_batch, sample_side
 from .source import DEFAULT_IMAGE, ImageLike, load_sources
 from .views import View, ViewParams, ViewParamsBatch, check_views, sample_view_params, sample_view_params_batch
@@ -76,8 +76,11 @@ class SingleImageDataset(VisionDataset):
             in the sample's stream (``params(i).source``), and a one-image list is the single image.
         config: the augmentation config (an :class:`AugmentConfig`; build one from a dict with
             :meth:`AugmentConfig.from_dict`); defaults to the paper's.
-        backend: the renderer, one of :func:`available_backends` (``"reference"`` is
-            torchvision's ops, the oracle the others are tested against).
+        backend: the renderer, one of :func:`available_backends`, or ``None`` (default) for
+            :func:`default_backend`: ``"fast"`` where the package's C extension was built, else
+            ``"reference"`` (torchvision's ops, the oracle the others are tested against). Name it to pin the
+            bytes across installations; ``backend="reference"`` gives the samples that development builds
+            gave without one (see the changelog).
         device: where the renderer renders: ``"cpu"`` (default) or, with ``backend="torch"``, an
             accelerator such as ``"cuda"``; :meth:`render_batch` and ``batch_loader`` then make the
             batches there.
@@ -121,7 +124,7 @@ class SingleImageDataset(VisionDataset):
         image: ImageLike | Sequence[ImageLike] | Mapping[str, ImageLike] | None = None,
         *,
         config: AugmentConfig | None = None,
-        backend: str = "reference",
+        backend: str | None = None,
         device: torch.device | str = "cpu",
         output: str = "pil",
         exif_orientation: bool = True,
@@ -151,7 +154,7 @@ class SingleImageDataset(VisionDataset):
         root = str(DEFAULT_IMAGE) if image is None else str(image) if isinstance(image, (str, os.PathLike)) else None
         super().__init__(root, transform=transform, target_transform=target_transform)
         self.config = config
-        self.backend = backend
+        self.backend = default_backend() if backend is None else backend
         self.output = output
         self.per_source_classes = per_source_classes
         sources = load_sources(image, exif_orientation=exif_orientation)
@@ -175,7 +178,7 @@ class SingleImageDataset(VisionDataset):
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         # Built now so a missing optional dependency or a bad device fails here; workers rebuild them
         # (see __getstate__).
-        self._renderers: list[Renderer] | None = [get_renderer(backend, src, device) for src in self.sources]
+        self._renderers: list[Renderer] | None = [get_renderer(self.backend, src, device) for src in self.sources]
         #: The device the renderer renders on, as its tensors name it (``cuda:0`` for ``"cuda"``).
         self.device = self._renderers[0].device
         # The records and batches params(), params_batch() and view_params_batch() drew, by id: render(),
@@ -482,8 +485,10 @@ class SingleImageDataset(VisionDataset):
         """What renders the pixels: the backend and whatever else decides them (:meth:`Renderer.identity`).
 
         Example:
-            >>> SingleImageDataset(num_imgs=10).renderer_identity()
+            >>> SingleImageDataset(num_imgs=10, backend="reference").renderer_identity()
             {'backend': 'reference'}
+            >>> sorted(SingleImageDataset(num_imgs=10, backend="fast").renderer_identity())
+            ['backend', 'implementation', 'pillow']
         """
         return self._built_renderers()[0].identity()
 

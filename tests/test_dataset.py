@@ -85,7 +85,7 @@ class TestImageFolderContract:
         assert lines[0] == "Dataset SingleImageDataset"
         assert lines[1] == "    Number of datapoints: 40"
         assert lines[2] == f"    Root location: {DEFAULT_IMAGE}"
-        assert "Source size: 600x400" in text and "backend: reference" in text
+        assert "Source size: 600x400" in text and "backend: fast" in text
         assert "StandardTransform" in text and "ToTensor()" in text
 
     def test_config_and_overrides(self):

@@ -100,7 +100,7 @@ class TestMaterialize:
             np.testing.assert_array_equal(np.asarray(img), np.asarray(ds.render(ds.params(0))))
 
     def test_manifest(self, tmp_path, coffee_path):
-        ds = _dataset(num_imgs=5, image=coffee_path, seed=7)
+        ds = _dataset(num_imgs=5, image=coffee_path, seed=7, backend="reference")
         materialize(ds, tmp_path / "out", image_format="png", **QUIET)
         manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
         dataset = manifest["dataset"]

@@ -160,10 +160,8 @@ class TestConcurrency:
         assert outcome["result"].written == 8
         _assert_export(tmp_path, _dataset(seed=1))
 
-    @pytest.mark.parametrize("changes", [{"seed": 1}, {"num_imgs": 9}, {"backend": "fast"}])
+    @pytest.mark.parametrize("changes", [{"seed": 1}, {"num_imgs": 9}, {"backend": "reference"}])
     def test_overwrite_or_other_dataset_while_one_writes_is_refused(self, tmp_path, monkeypatch, changes):
-        if changes.get("backend") == "fast":
-            pytest.importorskip("cv2")
         gate = _Gate(monkeypatch)
         ds = _dataset()
         thread, outcome = _start(materialize, ds, tmp_path, image_format="png", shard=(0, 2), **QUIET)

@@ -484,7 +484,7 @@ class TestWrongTypes:
         ("keywords", "error", "match"),
         [
             ({"backend": ["fast"]}, ValueError, r"^unknown backend \['fast'\]; available backends: reference"),
-            ({"backend": None}, ValueError, r"^unknown backend None; available backends: "),
+            ({"backend": 3}, ValueError, r"^unknown backend 3; available backends: "),
             ({"output": None}, ValueError, r"^output should be one of 'pil', 'tensor', got None$"),
             ({"exif_orientation": None}, TypeError, r"^exif_orientation should be True or False, got None$"),
             ({"img_size": "32"}, TypeError, r"^img_size should be an integer, got '32'$"),

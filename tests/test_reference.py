@@ -88,7 +88,7 @@ def _torchvision_pipeline(cfg: AugmentConfig, p: SampleParams, monkeypatch: pyte
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_equals_functional_ops_by_hand(name, coffee_path):
-    ds = SingleImageDataset(coffee_path, config=CONFIGS[name], num_imgs=100)
+    ds = SingleImageDataset(coffee_path, config=CONFIGS[name], num_imgs=100, backend="reference")
     for i in range(12):
         p = ds.params(i)
         ours = np.asarray(ds[i][0])
@@ -97,7 +97,7 @@ def test_equals_functional_ops_by_hand(name, coffee_path):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_equals_torchvision_transforms(name, hubble_path, monkeypatch):
-    ds = SingleImageDataset(hubble_path, config=CONFIGS[name], num_imgs=100)
+    ds = SingleImageDataset(hubble_path, config=CONFIGS[name], num_imgs=100, backend="reference")
     for i in range(8):
         p = ds.params(i)
         with monkeypatch.context() as patch:

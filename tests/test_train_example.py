@@ -275,7 +275,7 @@ class TestResume:
             (["--img_size", "96"], r"was trained with img_size=64, not img_size=96; "),
             (["--crop", "63"], r"was trained with crop=None, not crop=63; "),
             (["--method", "deepcluster", "--k", "4"], r"was trained with method='rotnet', not method='deepcluster'; "),
-            (["--backend", "fast"], r"was trained with backend='reference', not backend='fast'; "),
+            (["--backend", "reference"], r"was trained with backend='fast', not backend='reference'; "),
             (["--resample"], r"was trained with resample=False, not resample=True; "),
             (["--dropout", "0.5"], r"was trained with dropout=0\.0, not dropout=0\.5; "),
         ],

@@ -337,7 +337,7 @@ class TestDataset:
         assert list(ds.targets) == [0] * 12 and ds.root == str(DEFAULT_IMAGE) and ds.source.size == (600, 400)
         text = repr(ds)
         assert text.startswith("Dataset FakeVideoDataset\n    Number of datapoints: 12\n")
-        assert "clip_len=4, img_size=32" in text and "backend: reference" in text
+        assert "clip_len=4, img_size=32" in text and "backend: fast" in text
 
     def test_config_and_overrides(self):
         ds = FakeVideoDataset(config=VideoConfig(clip_len=6, img_size=16), num_imgs=3)
@@ -747,7 +747,7 @@ class TestCommandLine:
         out = capsys.readouterr().out
         printed = VideoConfig.from_dict(tomllib.loads(out.split("\nsource: ")[0]))
         assert printed == VideoConfig(num_imgs=6, clip_len=4, img_size=32)
-        assert "dataset: 6 clips of 4 frames of 32x32 px, seed 0, backend reference" in out
+        assert "dataset: 6 clips of 4 frames of 32x32 px, seed 0, backend fast" in out
         assert "--materialize would write 6 files, about " in out and "{clip_0.mp4 .. clip_5.mp4}" in out
         assert "(clips 0-3, one row each, 4 frames)" in out
         with Image.open(tmp_path / "preview.png") as img:

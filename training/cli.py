@@ -17,7 +17,7 @@ from .train import run_training
 
 __all__ = ["build_parser", "given_settings", "main", "one_line"]
 
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+_DEFAULTS = dataclasses.asdict(TrainConfig())  # the defaults as this installation resolves them
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -48,7 +48,10 @@ def build_parser(with_defaults: bool = True, prog: str = "train_example.py") -> 
                       help="source image(s), or a directory of them (default: the embedded coffee photograph)")
     data.add_argument("--per_source_classes", action="store_true",
                       help="the samples' sources as targets: RotNet's accuracy and DeepCluster's NMI per source")
-    data.add_argument("--backend", default=d["backend"], choices=available_backends(), help="dataset renderer")
+    data.add_argument(
+        "--backend", default=d["backend"], choices=available_backends(),
+        help="dataset renderer; its default is fast where the library's C extension was built, else reference",
+    )
     data.add_argument("--loader", default=d["loader"], choices=LOADERS,
                       help="batch: whole batches from batch_loader; sample: a DataLoader of single samples")
     data.add_argument("--num_imgs", type=int, default=d["num_imgs"], help="training indices 0..num_imgs-1")

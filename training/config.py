@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from single_image_dataset import MAX_IMG_SIZE, available_backends
+from single_image_dataset import MAX_IMG_SIZE, available_backends, default_backend
 
 from .alexnet import min_input_size
 from .data import LOADERS
@@ -43,7 +43,8 @@ class TrainConfig:
             them); ``None`` is the embedded default photograph (coffee).
         per_source_classes: the samples' sources as targets, for the methods that report against them
             (RotNet's held-out accuracy per source, DeepCluster's NMI between clusters and sources).
-        backend: the dataset's renderer.
+        backend: the dataset's renderer (default: the library's `default_backend()`, `fast` where its C extension
+            was built).
         loader: ``"batch"``: whole batches from ``batch_loader``, the views and labels made as batch
             operations on the training device; ``"sample"``: a ``DataLoader`` of single samples. Both give
             the same batches.
@@ -96,7 +97,7 @@ class TrainConfig:
     method: str = "rotnet"
     imgpath: tuple[str, ...] | None = None
     per_source_classes: bool = False
-    backend: str = "reference"
+    backend: str = field(default_factory=default_backend)
     loader: str = "batch"
     num_imgs: int = 8192
     val_imgs: int = 512

@@ -89,8 +89,13 @@ def implementation() -> str:
     return "native-avx2" if default == "native" and _kernels.simd() else default
 
 
+def native_available() -> bool:
+    """Whether the package's C extension was built, so that the native kernels can render."""
+    return _kernels is not None
+
+
 def _default_implementation() -> str:
-    return "opencv" if _kernels is None else "native"
+    return "native" if native_available() else "opencv"
 
 
 def _check_implementation(name: str | None) -> str:

@@ -46,7 +46,8 @@ class FakeVideoDataset(VisionDataset):
         image: a path, a PIL image, a ``uint8`` array/tensor, or ``None`` for the embedded default
             photograph, :data:`~single_image_dataset.DEFAULT_IMAGE` (one image: a list of several is refused).
         config: the clip config; defaults to the paper's.
-        backend: the renderer, one of :func:`~single_image_dataset.available_backends`.
+        backend: the renderer, one of :func:`~single_image_dataset.available_backends`, or ``None`` (default) for
+            :func:`~single_image_dataset.default_backend`.
         device: where the clips are rendered: ``"cpu"`` (default) or, with ``backend="torch"``, an
             accelerator such as ``"cuda"``, where every frame of a clip is rendered in one batch.
         transform: applied to each clip tensor, in ``layout``.
@@ -74,7 +75,7 @@ class FakeVideoDataset(VisionDataset):
         image: ImageLike | None = None,
         *,
         config: VideoConfig | None = None,
-        backend: str = "reference",
+        backend: str | None = None,
         device: torch.device | str = "cpu",
         transform: Callable[[torch.Tensor], Any] | None = None,
         layout: str = "TCHW",
@@ -96,7 +97,7 @@ class FakeVideoDataset(VisionDataset):
             )
         super().__init__(self._stills.root, transform=transform)
         self.config = config
-        self.backend = backend
+        self.backend = self._stills.backend
         self.layout = layout
         #: The device the clips are rendered on, as the renderer's tensors name it.
         self.device = self._stills.device
