@@ -331,6 +331,13 @@ class TestRendering:
 
 
 class TestDataset:
+    @pytest.mark.parametrize(("keyword", "hint"), [("clip_lenn", " (did you mean clip_len=?)"),
+                                                   ("transforms", " (did you mean transform=?)"), ("fps", "")])
+    def test_an_unknown_keyword_is_named_with_the_closest_one(self, keyword, hint):
+        with pytest.raises(TypeError, match=rf"^FakeVideoDataset\(\) got an unexpected keyword argument "
+                                            rf"'{keyword}'{re.escape(hint)}; its arguments are image, config, "):
+            FakeVideoDataset(num_imgs=2, **{keyword: 3})
+
     def test_attributes_and_repr(self):
         ds = FakeVideoDataset(**SMALL)
         assert len(ds) == 12 and ds.classes == ["dummy"] and ds.class_to_idx == {"dummy": 0}

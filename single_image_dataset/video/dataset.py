@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torchvision.datasets import VisionDataset
 
-from ..dataset import SingleImageDataset, check_index
+from ..dataset import SingleImageDataset, check_index, check_keywords
 from ..params import ParamsBatch
 from ..source import ImageLike
 from .config import VideoConfig
@@ -84,6 +84,7 @@ class FakeVideoDataset(VisionDataset):
     ) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"layout should be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
+        check_keywords(type(self), overrides, VideoConfig)
         config = (config or VideoConfig()).replace(**overrides)
         # The frames are image samples of one source: an image dataset of the clips' crop and jitter
         # settings checks the source, holds the renderer and the epoch (shared with DataLoader workers).
