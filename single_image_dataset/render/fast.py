@@ -129,8 +129,8 @@ class FastRenderer(Renderer):
     Two implementations (``implementation``; :func:`implementation` names the default):
 
     - ``"native"``, the native kernels (the default wherever the package's C extension was built):
-      the resize in 14-bit fixed point, the warp in 1/64 pixel steps with the fill in the same pass, and
-      the jitter fused into one or two passes in which brightness, contrast and saturation are PIL's
+      the resize with 6-bit weights on bytes, the warp in 1/64 pixel steps with the fill in the same
+      pass, and the jitter fused into one or two passes in which brightness, contrast and saturation are PIL's
       arithmetic exactly and the hue PIL's 8-bit HSV round trip up to a level at rounding boundaries.
       An AVX2 version is used where the CPU has it and gives the same bytes as the portable C version;
     - ``"opencv"`` (the default where the extension could not be compiled): Pillow's own resize of
