@@ -213,7 +213,7 @@ class FastRenderer(Renderer):
     def render_batch(self, batch: ParamsBatch, out: torch.Tensor) -> None:
         """The whole batch in one call of the native kernels, written straight into ``out``'s planes.
 
-        The maps of all samples are composed at once (:func:`~single_image_dataset.geometry.batch_maps`,
+        The maps of all samples are composed at once (:func:`~single_image_dataset.geometry.batch_output_to_resized`,
         the same numbers as one sample's); each image is rendered and jittered in a small buffer of
         RGBX pixels and split into ``out``'s three planes. Debug mode (a PIL resize after the warp) and
         the OpenCV implementation render sample by sample.
@@ -221,7 +221,7 @@ class FastRenderer(Renderer):
         if self.implementation != "native" or batch.debug_size is not None:
             super().render_batch(batch, out)
             return
-        to_resized = geometry.batch_maps(batch)[0]
+        to_resized = geometry.batch_output_to_resized(batch)
         left, top, right, bottom = geometry.source_box(batch)
         level = geometry.pyramid_level(right - left, bottom - top, batch.resize, len(self._levels))
         boxes = np.stack([left, top, right, bottom], axis=1).astype(np.float64)

@@ -50,7 +50,7 @@ class TorchRenderer(Renderer):
     """Renders whole batches with torch operations on ``device``: the fast renderer's recipe, batched.
 
     For a batch it computes every sample's map and box on the CPU in float64
-    (:func:`~single_image_dataset.geometry.batch_maps`, bit for bit the per-sample maps), sends them and
+    (:func:`~single_image_dataset.geometry.batch_output_to_resized`, bit for bit the per-sample maps), sends them and
     the jitter factors to the device as one small table and then renders there:
 
     - **resize:** the reference's resize of the crop box to the resized crop, from the level of the
@@ -140,7 +140,7 @@ class TorchRenderer(Renderer):
 
     def _render(self, batch: ParamsBatch, out: torch.Tensor) -> None:
         """Render ``batch`` into ``out``: the maps, boxes and row groups on the CPU, the pixels on the device."""
-        to_resized = geometry.batch_maps(batch)[0]
+        to_resized = geometry.batch_output_to_resized(batch)
         left, top, right, bottom = geometry.source_box(batch)
         level = geometry.pyramid_level(right - left, bottom - top, batch.resize, len(self._levels))
         reduction = np.ldexp(1.0, -level)  # 0.5 ** level, exactly, as the fast renderer's
