@@ -56,7 +56,7 @@ static int max_taps(double length, int side, int filter) {
 #define WEIGHT_ONE (1 << WEIGHT_BITS)
 
 /* The floats of scratch memory that axis_taps needs for `outputs` outputs of at most `stride` taps. */
-static size_t taps_scratch(int outputs, int stride) { return (size_t)outputs * (stride + 4); }
+static size_t taps_scratch(int outputs, int stride) { return (size_t)outputs * (stride + 7); }
 
 /* An output's weight, float `w` times `norm` (1 over the sum), in fixed point, rounded half up (the
  * offset makes the truncation a floor) and within a byte. */
@@ -80,17 +80,22 @@ static inline __attribute__((always_inline)) void axis_taps_body(double b0, doub
     const double scale = (b1 - b0) / side, filterscale = scale > 1.0 ? scale : 1.0;
     const double support = SUPPORT[filter] * filterscale;
     const float inv = (float)(1.0 / filterscale);
-    float *at = scratch, *norm = at + m, *w = norm + m; /* w[t * m + i]: tap t of output i */
-    int *total = (int *)(w + (size_t)stride * m), *absolute = total + m;
+    double *center = (double *)scratch; /* loops of one type each, so that they vectorise */
+    float *at = scratch + 2 * m, *norm = at + m, *w = norm + m; /* w[t * m + i]: tap t of output i */
+    int *total = (int *)(w + (size_t)stride * m), *absolute = total + m, *nearest = absolute + m;
     for (int i = 0; i < m; i++) {
         const int q = q0 + i < 0 ? 0 : q0 + i >= side ? side - 1 : q0 + i;
-        const double center = b0 + (q + 0.5) * scale;
-        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
+        center[i] = b0 + (q + 0.5) * scale;
+    }
+    for (int i = 0; i < m; i++) {
+        int xmin = (int)(center[i] - support + 0.5), xmax = (int)(center[i] + support + 0.5);
         xmin = xmin < lo ? lo : xmin;
         xmax = xmax > hi ? hi : xmax;
         first[i] = xmin;
         count[i] = xmax - xmin < stride ? xmax - xmin : stride;
-        at[i] = (float)(xmin - center + 0.5); /* tap t is at t + at[i] from the centre */
+    }
+    for (int i = 0; i < m; i++) {
+        at[i] = (float)(first[i] - center[i] + 0.5); /* tap t is at t + at[i] from the centre */
         norm[i] = 0.0f;
         total[i] = absolute[i] = 0;
     }
@@ -117,7 +122,11 @@ static inline __attribute__((always_inline)) void axis_taps_body(double b0, doub
         }
         for (int i = 0; i < m; i++) norm[i] += wt[i];
     }
-    for (int i = 0; i < m; i++) norm[i] = norm[i] != 0.0f ? 1.0f / norm[i] : 0.0f;
+    for (int i = 0; i < m; i++) {
+        norm[i] = norm[i] != 0.0f ? 1.0f / norm[i] : 0.0f;
+        const int near = (int)(0.5f - at[i]); /* the tap nearest the centre, the largest */
+        nearest[i] = near < 0 ? 0 : near >= count[i] ? count[i] - 1 : near;
+    }
     for (int t = 0; t < stride; t++) {
         const float *wt = w + (size_t)t * m;
         int8_t *ct = coef + (size_t)t * m;
@@ -129,18 +138,19 @@ static inline __attribute__((always_inline)) void axis_taps_body(double b0, doub
         }
     }
     for (int i = 0; i < m; i++) {
-        if (norm[i] == 0.0f) continue;
-        int nearest = (int)(0.5f - at[i]);
-        nearest = nearest < 0 ? 0 : nearest >= count[i] ? count[i] - 1 : nearest;
-        int8_t *c = coef + i;
-        if (absolute[i] + abs(WEIGHT_ONE - total[i]) >= 2 * WEIGHT_ONE) { /* rare: scalar */
-            total[i] = 0;
-            for (int t = 0; t < count[i]; t++) {
-                const int v = w[(size_t)t * m + i] > 0.0f ? fixed_weight(w[(size_t)t * m + i], norm[i]) : 0;
-                total[i] += c[(size_t)t * m] = (int8_t)(v > WEIGHT_ONE ? WEIGHT_ONE : v);
-            }
+        if (norm[i] == 0.0f || absolute[i] + abs(WEIGHT_ONE - total[i]) < 2 * WEIGHT_ONE) continue;
+        total[i] = 0; /* rare: drop the negative lobes */
+        for (int t = 0; t < count[i]; t++) {
+            const int v = w[(size_t)t * m + i] > 0.0f ? fixed_weight(w[(size_t)t * m + i], norm[i]) : 0;
+            total[i] += coef[(size_t)t * m + i] = (int8_t)(v > WEIGHT_ONE ? WEIGHT_ONE : v);
         }
-        c[(size_t)nearest * m] = (int8_t)(c[(size_t)nearest * m] + WEIGHT_ONE - total[i]);
+    }
+    for (int t = 0; t < stride; t++) { /* the remainder at the nearest tap: the weights sum to 1 */
+        int8_t *ct = coef + (size_t)t * m;
+        for (int i = 0; i < m; i++) {
+            const int remainder = norm[i] != 0.0f && t == nearest[i] ? WEIGHT_ONE - total[i] : 0;
+            ct[i] = (int8_t)(ct[i] + remainder);
+        }
     }
 }
 
@@ -238,7 +248,7 @@ SID_AVX2 static void combine_avx2(const uint8_t *const *in, const int8_t *c, int
 }
 #endif
 
-/* Output row i (of `rows`) is the sum over its taps t of coef[t * rows + i] times input row
+/* Output row i (of `rows`) is the sum over its taps t of coef[t * coef_stride + i] times input row
  * first[i] + t, over the pixels span[2 i] .. span[2 i + 1] - 1 of the x0 .. x0 + width - 1 of each
  * input row (an empty span skips the row), with the padding tap of axis_taps. With `prefetch`,
  * the input rows that the next output rows will read are prefetched: a source larger than the cache
@@ -246,7 +256,8 @@ SID_AVX2 static void combine_avx2(const uint8_t *const *in, const int8_t *c, int
 #define PREFETCH_ROWS 4
 
 static void combine_rows(const uint32_t *src, ptrdiff_t src_stride, int source_rows, int x0, int rows,
-                         const int *first, const int *count, const int8_t *coef, const int *span, int prefetch,
+                         const int *first, const int *count, const int8_t *coef, int coef_stride, const int *span,
+                         int prefetch,
                          const uint8_t **taps, int8_t *weights, uint32_t *dst, ptrdiff_t dst_stride, int simd) {
     const ptrdiff_t row_bytes = 4 * src_stride;
     int fetched = 0; /* the rows below were prefetched or read */
@@ -263,7 +274,7 @@ static void combine_rows(const uint32_t *src, ptrdiff_t src_stride, int source_r
         const int paired = (n + 1) & ~1; /* in pairs; an odd tap with a padding one, weight 0, on row 0 */
         for (int t = 0; t < paired; t++) {
             taps[t] = base + (t < n ? t : 0) * row_bytes;
-            weights[t] = coef[(size_t)t * rows + i];
+            weights[t] = coef[(size_t)t * coef_stride + i];
         }
         uint8_t *out = (uint8_t *)(dst + i * dst_stride) + from;
 #if SID_X86
@@ -472,22 +483,25 @@ int sid_render(const render_job *job, sid_workspace *ws, int simd) {
     uint32_t *rows = NULL, *columns = NULL, *grid = NULL;
     int width = 0;
     const int most = kx > ky ? kx : ky;
+    /* the taps of nqx (nqy) outputs and more, up to a multiple of 32 outputs: the vectorised loops of
+     * axis_taps then have no scalar remainder (the extra outputs, of the clamped edge, go unread) */
+    const int mx = (nqx + 31) & ~31, my = (nqy + 31) & ~31;
     for (int layout = 0; layout < 2; layout++) {
         size_t offset = 0;
-        xfirst = carve(ws, &offset, sizeof(int) * nqx);
-        xcount = carve(ws, &offset, sizeof(int) * nqx);
-        xcoef = carve(ws, &offset, (size_t)nqx * kx);
-        yfirst = carve(ws, &offset, sizeof(int) * nqy);
-        ycount = carve(ws, &offset, sizeof(int) * nqy);
-        ycoef = carve(ws, &offset, (size_t)nqy * ky);
+        xfirst = carve(ws, &offset, sizeof(int) * mx);
+        xcount = carve(ws, &offset, sizeof(int) * mx);
+        xcoef = carve(ws, &offset, (size_t)mx * kx);
+        yfirst = carve(ws, &offset, sizeof(int) * my);
+        ycount = carve(ws, &offset, sizeof(int) * my);
+        ycoef = carve(ws, &offset, (size_t)my * ky);
         taps = carve(ws, &offset, sizeof(uint8_t *) * (most + 1));
         weights = carve(ws, &offset, (size_t)most + 1);
-        scratch = carve(ws, &offset, sizeof(float) * taps_scratch(nqx > nqy ? nqx : nqy, most));
+        scratch = carve(ws, &offset, sizeof(float) * taps_scratch(mx > my ? mx : my, most));
         xspan = carve(ws, &offset, sizeof(int) * 2 * nqx);
         yspan = carve(ws, &offset, sizeof(int) * 2 * nqy);
         if (layout == 1) {
-            axis_taps(box[0], box[2], side, lox, hix, job->filter, qx0, qx1, kx, xfirst, xcount, xcoef, scratch, simd);
-            axis_taps(box[1], box[3], side, loy, hiy, job->filter, qy0, qy1, ky, yfirst, ycount, ycoef, scratch, simd);
+            axis_taps(box[0], box[2], side, lox, hix, job->filter, qx0, qx0 + mx, kx, xfirst, xcount, xcoef, scratch, simd);
+            axis_taps(box[1], box[3], side, loy, hiy, job->filter, qy0, qy0 + my, ky, yfirst, ycount, ycoef, scratch, simd);
             width = xfirst[nqx - 1] + xcount[nqx - 1] - xfirst[0];
         } else {
             width = hix - lox; /* at most; the exact width needs the taps */
@@ -532,10 +546,10 @@ int sid_render(const render_job *job, sid_workspace *ws, int simd) {
     /* The resize: along the columns of the source into `rows` (grid row i, source column x0 + j), then
      * transposed, along the columns of that into `grid`, which holds the resized crop transposed:
      * grid[j * nqy + i] is grid point (qx0 + j, qy0 + i). */
-    combine_rows(job->src, job->width, job->height, x0, nqy, yfirst, ycount, ycoef, yspan, 1, taps, weights, rows,
+    combine_rows(job->src, job->width, job->height, x0, nqy, yfirst, ycount, ycoef, my, yspan, 1, taps, weights, rows,
                  width, simd);
     transpose(rows, nqy, width, columns, simd);
-    combine_rows(columns, nqy, width, 0, nqx, xfirst, xcount, xcoef, xspan, 0, taps, weights, grid, nqy, simd);
+    combine_rows(columns, nqy, width, 0, nqx, xfirst, xcount, xcoef, mx, xspan, 0, taps, weights, grid, nqy, simd);
 
     /* The warp reads the transposed grid: output pixel (x, y) maps to X = a (x + 0.5) + b (y + 0.5) + c
      * along the resized crop's columns, whose grid index X - 0.5 - qx0 is the row of `grid`; likewise Y. */
