@@ -361,9 +361,10 @@ static void needed(const double *row, int size, int side, int *q0, int *q1) {
     }
 }
 
-/* floor(x) for |x| < 2^52, without a call (floor() is one where SSE4.1 is not assumed). */
+/* floor(x) for |x| < 2^51, without a call (floor() is one where SSE4.1 is not assumed) or a conversion:
+ * adding and taking away 1.5 2^52 rounds to the nearest integer. */
 static inline double floor_small(double x) {
-    const double t = (double)(int64_t)x;
+    const double magic = 6755399441055744.0, t = (x + magic) - magic;
     return t > x ? t - 1.0 : t;
 }
 
@@ -398,15 +399,22 @@ static inline __attribute__((always_inline)) void spans_body(const double corner
             high[j] = crosses & (most > high[j]) ? most : high[j];
         }
     }
+    for (int j = 0; j < count; j++) { /* the span, still as doubles (a loop of one type: it vectorises) */
+        const int crossed = low[j] <= high[j];
+        /* within 8 of [v0, v0 + nv] before the floor (INFINITY where no edge crossed): the span, clamped to
+         * [0, nv], is the same (below and above are at most 4) */
+        const double first = v0 - 8.0, last = v0 + nv + 8.0;
+        const double l = low[j] < first ? first : low[j] > last ? last : low[j];
+        const double h = high[j] < first ? first : high[j] > last ? last : high[j];
+        double a = floor_small(l) - below - v0, b = floor_small(h) + above - v0;
+        a = a < 0.0 ? 0.0 : a > nv ? nv : a;
+        b = b > nv ? nv : b < a ? a : b;
+        low[j] = crossed ? a : 0.0;
+        high[j] = crossed ? b : 0.0;
+    }
     for (int j = 0; j < count; j++) {
-        int lo = 0, hi = 0;
-        if (low[j] <= high[j]) {
-            double a = floor_small(low[j]) - below - v0, b = floor_small(high[j]) + above - v0;
-            lo = a < 0.0 ? 0 : a > nv ? nv : (int)a;
-            hi = b < 0.0 ? 0 : b > nv ? nv : (int)b;
-        }
-        span[2 * j] = lo;
-        span[2 * j + 1] = hi > lo ? hi : lo;
+        span[2 * j] = (int)low[j];
+        span[2 * j + 1] = (int)high[j];
     }
 }
 
