@@ -140,7 +140,7 @@ def affine_inverse(center: tuple[_Value, _Value], angle: _Value, shear: tuple[_V
     """
     rot, sx, sy = _radians(angle), _radians(shear[0]), _radians(shear[1])
     cos_rot, sin_rot, tan_sx = _cos(rot), _sin(rot), _tan(sx)
-    if np.any(sy):
+    if np.any(sy) if isinstance(sy, np.ndarray) else sy != 0.0:
         cos_rs, sin_rs, cos_sy = _cos(rot - sy), _sin(rot - sy), _cos(sy)
     else:  # no vertical shear (RandomAffine's usual case): rot - sy is rot and cos(sy) is 1, exactly
         cos_rs, sin_rs, cos_sy = cos_rot, sin_rot, 1.0
