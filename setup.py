@@ -29,7 +29,7 @@ setup(
     ext_modules=[
         Extension(
             "single_image_dataset._uniforms",
-            sources=[f"{PACKAGE}/_uniforms.c", f"{UNIFORMS}/stream.c", f"{UNIFORMS}/batch.c"],
+            sources=[f"{PACKAGE}/_uniforms.c", f"{UNIFORMS}/stream.c", f"{UNIFORMS}/batch.c", f"{UNIFORMS}/blocks.c"],
             include_dirs=[PACKAGE, UNIFORMS],
             depends=[f"{PACKAGE}/_buffers.h", f"{UNIFORMS}/uniforms.h"],
             extra_compile_args=COMPILE_ARGS,

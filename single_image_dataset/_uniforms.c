@@ -18,6 +18,41 @@ PyDoc_STRVAR(uniforms_doc,
 "The first `count` doubles of numpy.random.default_rng(numpy.random.SeedSequence(entropy)).random(),\n"
 "as a tuple. `entropy` is a sequence of at most 8 integers in [0, 2**64); OverflowError otherwise.");
 
+/* The integers of `seq` (any integer type, numpy's too, as SeedSequence takes) into `values`, at most `max`
+ * of them; returns how many, or -1 with TypeError (not integers) or OverflowError (more than `max`, a
+ * negative value or one past 2**64 - 1) set, naming `func` and `what`. */
+static int parse_entropy(PyObject *seq, uint64_t *values, int max, const char *func, const char *what) {
+    PyObject *fast = PySequence_Fast(seq, "entropy should be a sequence of integers");
+    if (fast == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: %s should be a sequence of integers", func, what);
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n > max) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_OverflowError, "%s: at most %d integers in %s", func, max, what);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyNumber_Index(PySequence_Fast_GET_ITEM(fast, i));
+        if (item == NULL) {
+            Py_DECREF(fast);
+            PyErr_Format(PyExc_TypeError, "%s: %s should be a sequence of integers", func, what);
+            return -1;
+        }
+        /* OverflowError for negative values and values past 2**64 - 1 */
+        unsigned long long value = PyLong_AsUnsignedLongLong(item);
+        Py_DECREF(item);
+        if (value == (unsigned long long)-1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        values[i] = value;
+    }
+    Py_DECREF(fast);
+    return (int)n;
+}
+
 static PyObject *py_uniforms(PyObject *self, PyObject *args) {
     PyObject *entropy;
     Py_ssize_t count;
@@ -26,36 +61,12 @@ static PyObject *py_uniforms(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "uniforms: count should be non-negative");
         return NULL;
     }
-    PyObject *fast = PySequence_Fast(entropy, "uniforms: entropy should be a sequence of integers");
-    if (fast == NULL) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
     uint64_t values[SID_MAX_ENTROPY];
-    if (n > SID_MAX_ENTROPY) {
-        Py_DECREF(fast);
-        PyErr_SetString(PyExc_OverflowError, "uniforms: at most 8 integers");
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        /* any integer type (numpy's too), as SeedSequence takes */
-        PyObject *item = PyNumber_Index(PySequence_Fast_GET_ITEM(fast, i));
-        if (item == NULL) {
-            Py_DECREF(fast);
-            PyErr_SetString(PyExc_TypeError, "uniforms: entropy should be a sequence of integers");
-            return NULL;
-        }
-        /* OverflowError for negative values and values past 2**64 - 1 */
-        unsigned long long value = PyLong_AsUnsignedLongLong(item);
-        Py_DECREF(item);
-        if (value == (unsigned long long)-1 && PyErr_Occurred()) {
-            Py_DECREF(fast);
-            return NULL;
-        }
-        values[i] = value;
-    }
-    Py_DECREF(fast);
+    int n = parse_entropy(entropy, values, SID_MAX_ENTROPY, "uniforms", "entropy");
+    if (n < 0) return NULL;
 
     sid_pcg64 rng;
-    sid_seed_stream(&rng, values, (int)n);
+    sid_seed_stream(&rng, values, n);
 
     PyObject *result = PyTuple_New(count);
     if (result == NULL) return NULL;
@@ -151,9 +162,61 @@ done:;
     return result;
 }
 
+PyDoc_STRVAR(stream_blocks_doc,
+"stream_blocks(prefix, indices, suffix, block, out)\n--\n\n"
+"For each index i of `indices` (a contiguous buffer of non-negative int64), the first `block` doubles of\n"
+"numpy.random.default_rng(numpy.random.SeedSequence([*prefix, i, *suffix])).random() go to row i of `out`\n"
+"(a writable float64 buffer of len(indices) * block). `prefix` and `suffix` are sequences of integers in\n"
+"[0, 2**64), at most 7 of them together; OverflowError otherwise.");
+
+static PyObject *py_stream_blocks(PyObject *self, PyObject *args) {
+    PyObject *prefix_obj, *indices_obj, *suffix_obj, *out_obj;
+    Py_ssize_t block;
+    if (!PyArg_ParseTuple(args, "OOOnO:stream_blocks", &prefix_obj, &indices_obj, &suffix_obj, &block, &out_obj))
+        return NULL;
+    if (block < 0) {
+        PyErr_SetString(PyExc_ValueError, "stream_blocks: block should be non-negative");
+        return NULL;
+    }
+    sid_blocks b;
+    b.prefix_len = parse_entropy(prefix_obj, b.prefix, SID_MAX_ENTROPY - 1, "stream_blocks", "prefix");
+    if (b.prefix_len < 0) return NULL;
+    b.suffix_len = parse_entropy(suffix_obj, b.suffix, SID_MAX_ENTROPY - 1 - b.prefix_len, "stream_blocks", "suffix");
+    if (b.suffix_len < 0) return NULL;
+    Py_buffer indices, out;
+    if (sid_get_buffer(indices_obj, &indices, 0, INT64_FORMATS, 8, -1, "stream_blocks", "indices") < 0) return NULL;
+    Py_ssize_t n = indices.len / 8;
+    if (sid_get_buffer(out_obj, &out, 1, "d", 8, n * block, "stream_blocks", "out") < 0) {
+        PyBuffer_Release(&indices);
+        return NULL;
+    }
+    b.indices = (const int64_t *)indices.buf;
+    b.count = n;
+    b.block = block;
+    b.out = (double *)out.buf;
+    PyObject *result = Py_None;
+    for (Py_ssize_t k = 0; k < n; k++)
+        if (b.indices[k] < 0) {
+            PyErr_Format(PyExc_ValueError, "stream_blocks: indices should be non-negative, got %lld",
+                         (long long)b.indices[k]);
+            result = NULL;
+            break;
+        }
+    if (result != NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        sid_stream_blocks(&b);
+        Py_END_ALLOW_THREADS
+        Py_INCREF(result);
+    }
+    PyBuffer_Release(&indices);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"uniforms", py_uniforms, METH_VARARGS, uniforms_doc},
     {"sample_batch", py_sample_batch, METH_VARARGS, sample_batch_doc},
+    {"stream_blocks", py_stream_blocks, METH_VARARGS, stream_blocks_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -5,37 +5,40 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
-import math
 import operator
 import os
 import warnings
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import torch
 import torchvision.transforms.functional as F
 from PIL import Image
-from torch.utils.data import get_worker_info
 from torchvision.datasets import VisionDataset
 
+from .batch_memory import new_batch
 from .config import AugmentConfig
 from .crops import check_fit, crop_region
 from .params import ParamsBatch, SampleParams
 from .render import Renderer, get_renderer
-from .sampling import sample_params, sample_params_batch
+from .sampling import sample_params, sample_params_batch, sample_side
 from .source import DEFAULT_IMAGE, ImageLike, load_sources
+from .views import View, ViewParams, ViewParamsBatch, check_views, sample_view_params, sample_view_params_batch
 
 __all__ = [
     "OUTPUTS",
     "SMALL_SOURCE_RATIO",
+    "SampleBatch",
     "SingleImageDataset",
     "SmallSourceWarning",
     "check_index",
     "check_indices",
     "check_keywords",
 ]
+
+_Batch = TypeVar("_Batch", ParamsBatch, ViewParamsBatch)
 
 #: Values of ``output=``: PIL images (the ImageFolder contract) or ``uint8`` CHW tensors.
 OUTPUTS = ("pil", "tensor")
@@ -83,6 +86,12 @@ class SingleImageDataset(VisionDataset):
             where the backend can.
         exif_orientation: turn a photograph upright by its EXIF orientation tag, as viewers do (see
             :func:`load_image`); ``False`` uses its pixels as stored.
+        views: several random views of each sample instead of the sample, as SimCLR, MoCo v2, BYOL and DINO learn
+            from: a preset name (:data:`~single_image_dataset.views.PRESETS`, its views sized at the sample's
+            side) or a sequence of :class:`~single_image_dataset.views.View`. ``ds[i]`` is then
+            ``([view_0, ..., view_{V-1}], target)``, each view a PIL image or a ``uint8`` tensor per ``output``.
+            A view larger than the samples is refused (it could only upscale them; raise ``img_size`` instead),
+            and so is a ``transform`` (the views are the augmentation). See :meth:`view_params`.
         transform: applied to each image (PIL or tensor, per ``output``), as in ImageFolder.
         target_transform: applied to the target, as in ImageFolder.
         per_source_classes: one class per source, named after it (ImageFolder-style: ``classes`` are the
@@ -116,6 +125,7 @@ class SingleImageDataset(VisionDataset):
         device: torch.device | str = "cpu",
         output: str = "pil",
         exif_orientation: bool = True,
+        views: str | Sequence[View] | None = None,
         transform: Callable[[Image.Image], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
         per_source_classes: bool = False,
@@ -130,6 +140,14 @@ class SingleImageDataset(VisionDataset):
             )
         check_keywords(type(self), overrides, AugmentConfig)
         config = (config or AugmentConfig()).replace(**overrides)
+        if views is not None and transform is not None:
+            raise ValueError(
+                "transform= cannot be combined with views=: the views are the augmentation and each is already the "
+                "final image; drop transform= (the View fields cover crop, flip, jitter, grayscale, blur and "
+                "solarize; normalise the batches), or drop views= to keep a transform"
+            )
+        #: The views of each sample (a tuple of :class:`~single_image_dataset.views.View`), or ``None``.
+        self.views = None if views is None else check_views(views, sample_side(config))
         root = str(DEFAULT_IMAGE) if image is None else str(image) if isinstance(image, (str, os.PathLike)) else None
         super().__init__(root, transform=transform, target_transform=target_transform)
         self.config = config
@@ -160,10 +178,13 @@ class SingleImageDataset(VisionDataset):
         self._renderers: list[Renderer] | None = [get_renderer(backend, src, device) for src in self.sources]
         #: The device the renderer renders on, as its tensors name it (``cuda:0`` for ``"cuda"``).
         self.device = self._renderers[0].device
-        # The records and batches params() and params_batch() drew, by id: render() and render_batch() trust
-        # them without validating (valid by construction, and frozen: a drawn batch's arrays are read-only),
-        # so ds.render(ds.params(i)), the export's loop, and the batched loaders run at rendering speed.
-        self._drawn: weakref.WeakValueDictionary[int, SampleParams | ParamsBatch] = weakref.WeakValueDictionary()
+        # The records and batches params(), params_batch() and view_params_batch() drew, by id: render(),
+        # render_batch() and render_views() trust them without validating (valid by construction, and frozen: a
+        # drawn batch's arrays are read-only), so ds.render(ds.params(i)), the export's loop, and the batched
+        # loaders run at rendering speed.
+        self._drawn: weakref.WeakValueDictionary[int, SampleParams | ParamsBatch | ViewParamsBatch] = (
+            weakref.WeakValueDictionary()
+        )
 
     @property
     def targets(self) -> Sequence[int]:
@@ -244,11 +265,37 @@ class SingleImageDataset(VisionDataset):
             ValueError: ``indices`` is empty or not one-dimensional.
         """
         batch = sample_params_batch(self.config, self._sizes, check_indices(indices, len(self)), self.epoch)
-        for value in vars(batch).values():
-            if isinstance(value, np.ndarray):
-                value.flags.writeable = False
-        self._drawn[id(batch)] = batch
-        return batch
+        return self._frozen(batch)
+
+    def view_params(self, index: int) -> list[ViewParams]:
+        """The frozen parameters of the views of sample ``index`` in the current epoch, one record per view.
+
+        Each view draws from a stream of its own, disjoint from the sample's
+        (:func:`~single_image_dataset.views.sample_view_params`): :meth:`params` is the same with or without
+        views, and a view is the same whatever views follow it.
+
+        Raises:
+            ValueError: the dataset has no views.
+
+        Example:
+            >>> ds = SingleImageDataset(num_imgs=10, img_size=64, views="simclr")
+            >>> [v.size for v in ds.view_params(3)], ds.view_params(3)[0].to_dict()["crop"]
+            ([64, 64], [19, 25, 39, 37])
+        """
+        return sample_view_params(self.config, self._checked_views(), check_index(index, len(self)), self.epoch)
+
+    def view_params_batch(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> list[ViewParamsBatch]:
+        """The views' parameters of samples ``indices`` (current epoch), drawn in bulk: one
+        :class:`~single_image_dataset.views.ViewParamsBatch` per view, whose row ``k`` equals
+        ``self.view_params(indices[k])[v]``. Their arrays are read-only, as those of :meth:`params_batch`; an
+        edited copy (``dataclasses.replace``) is validated by :meth:`render_views`.
+
+        Raises:
+            TypeError, IndexError, ValueError: as :meth:`params_batch`; ValueError too when the dataset has no views.
+        """
+        views = self._checked_views()
+        drawn = sample_view_params_batch(self.config, views, check_indices(indices, len(self)), self.epoch)
+        return [self._frozen(batch) for batch in drawn]
 
     def render(self, params: SampleParams) -> Image.Image:
         """Render any parameter record with this dataset's backend (no transform applied).
@@ -313,24 +360,90 @@ class SingleImageDataset(VisionDataset):
 
     def _render_batch(self, params: ParamsBatch, out: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`render_batch` of a batch known to be valid for this dataset."""
-        renderers = self._built_renderers()
-        device = renderers[0].device
+        device = self._built_renderers()[0].device
         side = params.image_size
         shape = (len(params), 3, side, side)
         if out is None:
-            out = _new_batch(shape, device)
+            out = new_batch(shape, device)
         else:
             _check_out(out, shape, device)
-        sources = np.unique(params.source)
-        if len(sources) == 1:
-            renderers[sources[0]].render_batch(params, out)
-            return out
-        for k in sources.tolist():
-            rows = np.flatnonzero(params.source == k)
-            part = torch.empty((len(rows), *shape[1:]), dtype=torch.uint8, device=device)
-            renderers[k].render_batch(params[rows], part)
-            out[torch.from_numpy(rows).to(device)] = part
+        self._by_source(params, [out], lambda renderer, rows, outs: renderer.render_batch(params[rows], outs[0]))
         return out
+
+    def render_views(
+        self, params: ParamsBatch, views: Sequence[ViewParamsBatch], outs: Sequence[torch.Tensor] | None = None
+    ) -> list[torch.Tensor]:
+        """Render every view of a batch of samples: one ``uint8`` tensor ``N x 3 x s_v x s_v`` per view.
+
+        Image ``k`` of tensor ``v`` is view ``views[v][k]`` of sample ``params[k]``, the same bytes whatever the
+        batch (:meth:`Renderer.render_views`). No ``target_transform`` is applied. Batches this dataset's
+        :meth:`params_batch` and :meth:`view_params_batch` did not draw are validated first, as by
+        :meth:`render_batch` (:meth:`ParamsBatch.validate`, and
+        :meth:`ViewParamsBatch.validate <single_image_dataset.views.ViewParamsBatch.validate>` against the samples'
+        side).
+
+        Args:
+            params: the samples, e.g. from :meth:`params_batch`.
+            views: their views, e.g. from :meth:`view_params_batch`: one batch per view, of ``len(params)`` rows.
+            outs: where to write, one tensor per view as for :meth:`render_batch`'s ``out``; new ones when ``None``
+                (in shared memory in a ``DataLoader`` worker).
+
+        Returns:
+            ``outs``, or the new tensors, as a list.
+
+        Raises:
+            TypeError: ``params`` or a view batch is not of its type, or an out not a tensor.
+            ValueError: a row of ``params`` is out of range, as for :meth:`render_batch`; a view batch has another
+                length than ``params`` or a row out of range (a crop outside the samples, a view larger than them;
+                the message names the view, the field and the row); an out has the wrong shape, dtype, layout or
+                device.
+
+        Example:
+            >>> ds = SingleImageDataset(num_imgs=100, img_size=64, views="byol")
+            >>> indices = [0, 7, 99]
+            >>> [tuple(v.shape) for v in ds.render_views(ds.params_batch(indices), ds.view_params_batch(indices))]
+            [(3, 3, 64, 64), (3, 3, 64, 64)]
+        """
+        if not isinstance(params, ParamsBatch):
+            raise TypeError(f"params should be a ParamsBatch (see params_batch), got {type(params).__name__}")
+        if self._drawn.get(id(params)) is not params:
+            params.validate(self._sizes)
+        side = params.image_size
+        for v, view in enumerate(views):
+            if not isinstance(view, ViewParamsBatch):
+                raise TypeError(f"views[{v}] should be a ViewParamsBatch (see view_params_batch), got "
+                                f"{type(view).__name__}")
+            if len(view) != len(params):
+                raise ValueError(f"views[{v}] has {len(view)} rows for {len(params)} samples; draw both for the same "
+                                 "indices")
+            # A view batch this dataset drew fits its samples; samples of another side (hand-made) need the check.
+            if self._drawn.get(id(view)) is not view or side != sample_side(self.config):
+                try:
+                    view.validate(side)
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"views[{v}]: {exc}") from None
+        return self._render_views(params, views, outs)
+
+    def _render_views(
+        self, params: ParamsBatch, views: Sequence[ViewParamsBatch], outs: Sequence[torch.Tensor] | None = None
+    ) -> list[torch.Tensor]:
+        """:meth:`render_views` of batches known to be valid for this dataset and of one length."""
+        device = self._built_renderers()[0].device
+        shapes = [(len(params), 3, view.size, view.size) for view in views]
+        if outs is None:
+            outs = [new_batch(shape, device) for shape in shapes]
+        else:
+            if len(outs) != len(views):
+                raise ValueError(f"outs should hold one tensor per view ({len(views)}), got {len(outs)}")
+            for out, shape in zip(outs, shapes, strict=True):
+                _check_out(out, shape, device)
+        outs = list(outs)
+
+        def render(renderer: Renderer, rows: slice | np.ndarray, parts: list[torch.Tensor]) -> None:
+            renderer.render_views(params[rows], [view[rows] for view in views], parts)
+
+        self._by_source(params, outs, render)
+        return outs
 
     def render_indices(
         self, indices: Sequence[int] | np.ndarray | torch.Tensor, out: torch.Tensor | None = None
@@ -383,6 +496,10 @@ class SingleImageDataset(VisionDataset):
         ``per_source_classes`` its source; then ``target_transform``, where given. Negative indices count
         from the end.
 
+        With ``views``, ``image`` is instead the list of the sample's views ``[view_0, ..., view_{V-1}]``
+        (:meth:`view_params`): each a PIL image, or with ``output="tensor"`` a ``uint8`` tensor
+        ``3 x s_v x s_v``, ``s_v`` its view's ``size`` (no ``transform``: a dataset with views has none).
+
         Raises:
             TypeError: ``index`` is not an integer.
             IndexError: ``index`` is out of range.
@@ -392,24 +509,58 @@ class SingleImageDataset(VisionDataset):
             >>> image, target = ds[-1]
             >>> image.size, image.mode, target
             ((32, 32), 'RGB', 0)
+            >>> views, target = SingleImageDataset(num_imgs=10, img_size=32, views="dino")[-1]
+            >>> len(views), views[0].size, views[-1].size, target
+            (8, (32, 32), (14, 14), 0)
         """
-        params = sample_params(self.config, self._sizes, check_index(index, len(self)), self.epoch)
+        i = check_index(index, len(self))
+        params = sample_params(self.config, self._sizes, i, self.epoch)
+        if self.views is not None:
+            drawn = sample_view_params_batch(self.config, self.views, [i], self.epoch)
+            views = self._render_views(ParamsBatch.from_list([params]), drawn)
+            return self._finish_views([view[0] for view in views], self.target(params))
         if self.output == "tensor":
             return self._finish(self._render_batch(ParamsBatch.from_list([params]))[0], self.target(params))
         return self._finish(self._built_renderers()[params.source].render(params), self.target(params))
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
-        """Samples ``indices`` as a list of ``(image, target)``, what ``DataLoader`` asks for a batch.
+    def __getitems__(self, indices: Sequence[int]) -> SampleBatch | list[tuple[Any, Any]]:
+        """Samples ``indices``, what ``DataLoader`` asks for a batch: sample ``k`` is ``self[indices[k]]``.
 
-        Without a ``transform`` the batch is drawn and rendered in one go (:meth:`render_indices`;
-        tensors are views of one ``N x 3 x S x S`` tensor); with one, sample by sample. Either way
-        sample ``k`` is ``self[indices[k]]``.
+        Without a ``transform`` the batch is drawn and rendered in one go (:meth:`render_indices`, or with ``views``
+        :meth:`render_views`) and returned as a :class:`SampleBatch`, which ``default_collate`` reads as the list of
+        samples and :func:`~single_image_dataset.collate_batch` takes whole; with one, it is the list of samples,
+        made one by one.
         """
         if self.transform is not None:
             return [self[i] for i in indices]
-        images, targets, _ = self.render_indices(indices)
-        samples = [F.to_pil_image(image) for image in images] if self.output == "pil" else images
-        return [self._finish(image, t) for image, t in zip(samples, targets.tolist(), strict=True)]
+        if self.views is None:
+            images, targets, _ = self.render_indices(indices)
+        else:
+            params = self.params_batch(indices)
+            images, targets = self.render_views(params, self.view_params_batch(indices)), self.target(params)
+        if self.target_transform is not None:
+            return SampleBatch(images, [self.target_transform(t) for t in targets.tolist()], self.output)
+        return SampleBatch(images, targets, self.output)
+
+    def _finish_views(self, views: list[torch.Tensor], target: Any) -> tuple[list[Any], Any]:
+        """``([views as PIL images or tensors], target_transform(target))``."""
+        images = [F.to_pil_image(view.cpu()) for view in views] if self.output == "pil" else views
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return images, target
+
+    def _frozen(self, batch: _Batch) -> _Batch:
+        """``batch``, drawn here, with read-only arrays and registered as drawn (see ``_drawn``)."""
+        for value in vars(batch).values():
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+        self._drawn[id(batch)] = batch
+        return batch
+
+    def _checked_views(self) -> tuple[View, ...]:
+        if self.views is None:
+            raise ValueError("this dataset has no views; build it with views= (a preset name or a list of View)")
+        return self.views
 
     def _finish(self, img: Any, target: Any) -> tuple[Any, Any]:
         """``(transform(img), target_transform(target))``, each where given."""
@@ -433,6 +584,7 @@ class SingleImageDataset(VisionDataset):
                 f"Augmentation: img_size={c.img_size}, cropfirst={c.cropfirst}, initcrop={c.initcrop:g}, "
                 f"scale={c.scale}, deg={c.deg:g}, shear={c.shear:g}, vflip={c.vflip}, randinterp={c.randinterp}, "
                 f"jitter={c.jitter} p={c.jitter_p:g}, debug={c.debug}",
+                *([] if self.views is None else [f"Views: {', '.join(str(v.size) for v in self.views)} px"]),
             ]
         )
 
@@ -452,6 +604,83 @@ class SingleImageDataset(VisionDataset):
         if self._renderers is None:
             self._renderers = [get_renderer(self.backend, source, self.device) for source in self.sources]
         return self._renderers
+
+    def _by_source(
+        self,
+        params: ParamsBatch,
+        outs: list[torch.Tensor],
+        render: Callable[[Renderer, slice | np.ndarray, list[torch.Tensor]], None],
+    ) -> None:
+        """Call ``render(renderer, rows, parts)`` for the rows of ``params`` of each source, with that source's
+        renderer, and gather the ``parts`` into ``outs`` (one batch per output, rows first); a batch of one source
+        is rendered straight into ``outs`` (``rows`` the whole batch)."""
+        renderers = self._built_renderers()
+        sources = np.unique(params.source)
+        if len(sources) == 1:
+            render(renderers[sources[0]], slice(None), outs)
+            return
+        for k in sources.tolist():
+            rows = np.flatnonzero(params.source == k)
+            parts = [torch.empty((len(rows), *out.shape[1:]), dtype=out.dtype, device=out.device) for out in outs]
+            render(renderers[k], rows, parts)
+            on_device = torch.from_numpy(rows).to(outs[0].device)
+            for out, part in zip(outs, parts, strict=True):
+                out[on_device] = part
+
+class SampleBatch(Sequence[tuple[Any, Any]]):
+    """Samples drawn and rendered together: what :meth:`SingleImageDataset.__getitems__` returns for a batch.
+
+    As a sequence it is the list of samples ``(image, target)`` (with ``views``, ``([view_0, ..., view_{V-1}],
+    target)``), each equal to ``dataset[i]``, which is how ``DataLoader``'s ``default_collate`` reads it;
+    :func:`~single_image_dataset.collate_batch` (the collate of :class:`~single_image_dataset.BatchLoader`) takes
+    ``images`` whole instead, without a copy.
+
+    Attributes:
+        images: the ``uint8`` images, ``N x 3 x S x S``, in one tensor; with ``views``, one such tensor per view
+            (``N x 3 x s_v x s_v``), in a list.
+        targets: the ``int64`` class indices (an array), or the ``target_transform`` of each (a list).
+        output: the dataset's ``output``: an image of sample ``k`` is row ``k`` of its tensor for ``"tensor"``,
+            and that image as a PIL image for ``"pil"``.
+
+    Example:
+        >>> ds = SingleImageDataset(num_imgs=10, img_size=32, output="tensor")
+        >>> batch = ds.__getitems__([3, 1, 4])
+        >>> tuple(batch.images.shape), batch.targets.tolist(), len(batch)
+        ((3, 3, 32, 32), [0, 0, 0], 3)
+        >>> image, target = batch[2]
+        >>> bool((image == ds[4][0]).all()), target
+        (True, 0)
+    """
+
+    def __init__(self, images: torch.Tensor | list[torch.Tensor], targets: np.ndarray | list[Any], output: str) -> None:
+        self.images = images
+        self.targets = targets
+        self.output = output
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    @overload
+    def __getitem__(self, k: int) -> tuple[Any, Any]: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[tuple[Any, Any]]: ...
+    def __getitem__(self, k: int | slice) -> tuple[Any, Any] | list[tuple[Any, Any]]:
+        if isinstance(k, slice):
+            return [self[j] for j in range(len(self))[k]]
+        if isinstance(self.images, list):
+            image: Any = [self._image(view[k]) for view in self.images]
+        else:
+            image = self._image(self.images[k])
+        target = self.targets[k]
+        return image, int(target) if isinstance(self.targets, np.ndarray) else target
+
+    def _image(self, image: torch.Tensor) -> Any:
+        return F.to_pil_image(image.cpu()) if self.output == "pil" else image
+
+    def __repr__(self) -> str:
+        tensors = self.images if isinstance(self.images, list) else [self.images]
+        shapes = ", ".join(str(tuple(t.shape)) for t in tensors)
+        return f"SampleBatch({len(self)} samples, images {shapes}, output={self.output!r})"
 
 
 def check_index(index: int, length: int) -> int:
@@ -566,15 +795,6 @@ def _warn_small_sources(config: AugmentConfig, names: Sequence[str], sizes: Sequ
             SmallSourceWarning,
             stacklevel=3,
         )
-
-
-def _new_batch(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """An empty ``uint8`` batch on ``device``; in a ``DataLoader`` worker, in shared memory, so that it reaches
-    the main process without a copy (as ``default_collate`` allocates its batches)."""
-    if get_worker_info() is None or device.type != "cpu":
-        return torch.empty(shape, dtype=torch.uint8, device=device)
-    storage = torch.empty(0, dtype=torch.uint8)._typed_storage()._new_shared(math.prod(shape))
-    return torch.empty(0, dtype=torch.uint8).new(storage).view(shape)
 
 
 def _check_out(out: torch.Tensor, shape: tuple[int, ...], device: torch.device) -> None:

@@ -24,9 +24,13 @@ __all__ = [
     "JitterParams",
     "ParamsBatch",
     "SampleParams",
+    "check_arrays",
     "hue_steps",
+    "jitter_rules",
+    "pack_jitter",
     "record_from_dict",
     "record_to_dict",
+    "unpack_jitter",
 ]
 
 INTERPOLATIONS = ("bilinear", "bicubic", "lanczos")
@@ -217,19 +221,12 @@ class ParamsBatch:
 
     def __post_init__(self) -> None:
         n = len(self.resized_crop)
-        shapes = {
+        check_arrays(self, {
             "crop": ((n, 4), np.int64), "resized_crop": ((n, 4), np.int64), "interpolation": ((n,), np.int8),
             "warp": ((n,), np.int8), "angle": ((n,), np.float64), "shear": ((n, 2), np.float64),
             "vflip": ((n,), np.bool_), "jitter_on": ((n,), np.bool_), "jitter_factors": ((n, 4), np.float64),
             "jitter_order": ((n, 4), np.int8), "source": ((n,), np.int64),
-        }
-        for name, (shape, dtype) in shapes.items():
-            value = getattr(self, name)
-            if value is None and name == "crop":
-                continue
-            if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype != dtype:
-                got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
-                raise ValueError(f"ParamsBatch.{name} should be a {np.dtype(dtype)} array of shape {shape}, got {got}")
+        }, optional=("crop",))
 
     def __len__(self) -> int:
         return len(self.resized_crop)
@@ -311,24 +308,11 @@ class ParamsBatch:
         check((self.warp != WARPS.index(None)) | ((self.angle == 0) & no_shear), "angle",
               "0 without a warp (set warp to 'rotate' or 'affine')")
         check((self.warp != WARPS.index("rotate")) | no_shear, "shear", "(0, 0) for warp 'rotate' (use 'affine')")
-        self._check_jitter(check)
+        for field, ok, expected in jitter_rules(self.jitter_on, self.jitter_factors, self.jitter_order):
+            check(ok, field, expected)
         check(self.source >= 0, "source", "a non-negative source index")
         if source_sizes is not None:
             self._check_sources(source_sizes, check)
-
-    def _check_jitter(self, check: Callable[..., None]) -> None:
-        off = ~self.jitter_on
-        factors, order = self.jitter_factors, self.jitter_order
-        skipped = np.isnan(factors)
-        low, high = np.array([0.0, 0.0, 0.0, -0.5]), np.array([np.inf, np.inf, np.inf, 0.5])
-        in_range = skipped | (np.isfinite(factors) & (factors >= low) & (factors <= high))
-        check(off | in_range.all(1), "jitter_factors",
-              "finite factors (NaN or None for a skipped op), brightness, contrast and saturation >= 0 and "
-              "hue in [-0.5, 0.5]")
-        listed = (order[:, :, None] == np.arange(len(JITTER_OPS))).sum(1)
-        padding = order < 0
-        ordered = (order >= -1).all(1) & (padding[:, :-1] <= padding[:, 1:]).all(1) & (listed == ~skipped).all(1)
-        check(off | ordered, "jitter_order", "each op with a factor once, in the order applied")
 
     def _check_sources(self, source_sizes: Sequence[tuple[int, int]], check: Callable[..., None]) -> None:
         n = len(source_sizes)
@@ -391,13 +375,7 @@ class ParamsBatch:
     @classmethod
     def _pack(cls, records: Sequence[SampleParams]) -> ParamsBatch:
         first = records[0]
-        n = len(records)
-        factors = np.full((n, 4), np.nan)
-        order = np.full((n, 4), -1, dtype=np.int8)
-        for k, p in enumerate(records):
-            if p.jitter is not None:
-                factors[k] = [np.nan if v is None else v for v in (getattr(p.jitter, op) for op in JITTER_OPS)]
-                order[k, : len(p.jitter.order)] = [JITTER_OPS.index(op) for op in p.jitter.order]
+        jitter_on, factors, order = pack_jitter([p.jitter for p in records])
         return cls(
             crop=None if first.crop is None else np.array([p.crop for p in records], dtype=np.int64),
             resized_crop=np.array([p.resized_crop for p in records], dtype=np.int64),
@@ -409,18 +387,14 @@ class ParamsBatch:
             vflip=np.array([p.vflip for p in records], dtype=np.bool_),
             output_size=first.output_size,
             debug_size=first.debug_size,
-            jitter_on=np.array([p.jitter is not None for p in records], dtype=np.bool_),
+            jitter_on=jitter_on,
             jitter_factors=factors,
             jitter_order=order,
             source=np.array([p.source for p in records], dtype=np.int64),
         )
 
     def _record(self, k: int) -> SampleParams:
-        jitter = None
-        if self.jitter_on[k]:
-            factors = [None if math.isnan(v) else v for v in self.jitter_factors[k].tolist()]
-            order = tuple(JITTER_OPS[j] for j in self.jitter_order[k].tolist() if j >= 0)
-            jitter = JitterParams(*factors, order=order)
+        jitter = unpack_jitter(self.jitter_factors[k], self.jitter_order[k]) if self.jitter_on[k] else None
         return SampleParams(
             crop=None if self.crop is None else tuple(self.crop[k].tolist()),
             resized_crop=tuple(self.resized_crop[k].tolist()),
@@ -435,6 +409,89 @@ class ParamsBatch:
             jitter=jitter,
             source=int(self.source[k]),
         )
+
+
+def pack_jitter(jitters: Sequence[JitterParams | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Records' jitters as a batch holds them: ``(on, factors, order)``.
+
+    Returns:
+        ``bool (N,)`` whether each row has a jitter; ``float64 (N, 4)`` factors in :data:`JITTER_OPS` order, NaN
+        for a skipped op and on rows without jitter; ``int8 (N, 4)`` op indices in application order, padded
+        with -1. :func:`unpack_jitter` inverts a row.
+    """
+    n = len(jitters)
+    factors = np.full((n, len(JITTER_OPS)), np.nan)
+    order = np.full((n, len(JITTER_OPS)), -1, dtype=np.int8)
+    for k, jitter in enumerate(jitters):
+        if jitter is not None:
+            factors[k] = [np.nan if v is None else v for v in (getattr(jitter, op) for op in JITTER_OPS)]
+            order[k, : len(jitter.order)] = [JITTER_OPS.index(op) for op in jitter.order]
+    return np.array([j is not None for j in jitters], dtype=np.bool_), factors, order
+
+
+def unpack_jitter(factors: np.ndarray, order: np.ndarray) -> JitterParams:
+    """The :class:`JitterParams` of one row of :func:`pack_jitter`'s ``factors`` and ``order``.
+
+    Example:
+        >>> on, factors, order = pack_jitter([None, JitterParams(1.2, None, None, 0.05, ("hue", "brightness"))])
+        >>> on.tolist(), unpack_jitter(factors[1], order[1]).ops()
+        ([False, True], [('hue', 0.05), ('brightness', 1.2)])
+    """
+    values = [None if math.isnan(v) else v for v in factors.tolist()]
+    return JitterParams(*values, order=tuple(JITTER_OPS[j] for j in order.tolist() if j >= 0))
+
+
+def jitter_rules(
+    on: np.ndarray, factors: np.ndarray, order: np.ndarray
+) -> list[tuple[str, np.ndarray, str]]:
+    """The rules that a batch's packed jitter (:func:`pack_jitter`'s arrays) meets on every row, as
+    ``(field, ok, expected)``: ``ok`` is ``bool (N,)``, true on the rows that meet the rule (rows without jitter
+    always do), ``field`` the array it reads and ``expected`` the rule in words.
+
+    Factors finite (NaN for a skipped op) and non-negative, the hue's in [-0.5, 0.5]; an order that lists each op
+    with a factor once, then -1 padding. :meth:`ParamsBatch.validate` and
+    :meth:`~single_image_dataset.views.ViewParamsBatch.validate` check them.
+
+    Example:
+        >>> on, factors, order = pack_jitter([JitterParams(1.2, None, None, 0.7, ("hue", "brightness"))])
+        >>> [(field, ok.tolist()) for field, ok, _ in jitter_rules(on, factors, order)]
+        [('jitter_factors', [False]), ('jitter_order', [True])]
+    """
+    off = ~on
+    skipped = np.isnan(factors)
+    low, high = np.array([0.0, 0.0, 0.0, -0.5]), np.array([np.inf, np.inf, np.inf, 0.5])
+    in_range = skipped | (np.isfinite(factors) & (factors >= low) & (factors <= high))
+    listed = (order[:, :, None] == np.arange(len(JITTER_OPS))).sum(1)
+    padding = order < 0
+    ordered = (order >= -1).all(1) & (padding[:, :-1] <= padding[:, 1:]).all(1) & (listed == ~skipped).all(1)
+    return [
+        ("jitter_factors", off | in_range.all(1),
+         "finite factors (NaN or None for a skipped op), brightness, contrast and saturation >= 0 and hue in "
+         "[-0.5, 0.5]"),
+        ("jitter_order", off | ordered, "each op with a factor once, in the order applied"),
+    ]
+
+
+def check_arrays(batch: Any, shapes: Mapping[str, tuple[tuple[int, ...], type]], optional: Sequence[str] = ()) -> None:
+    """Check that each field of a struct-of-arrays batch is an array of its shape and dtype.
+
+    Args:
+        batch: the batch (a dataclass), named in the message by its class.
+        shapes: ``{field: (shape, dtype)}``.
+        optional: fields that may be ``None`` instead.
+
+    Raises:
+        ValueError: a field is not such an array; the message names it, the expected and the actual kind.
+    """
+    for name, (shape, dtype) in shapes.items():
+        value = getattr(batch, name)
+        if value is None and name in optional:
+            continue
+        if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype != dtype:
+            got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+            raise ValueError(
+                f"{type(batch).__name__}.{name} should be a {np.dtype(dtype)} array of shape {shape}, got {got}"
+            )
 
 
 # A ParamsBatch field as the SampleParams field it packs, where the two differ.

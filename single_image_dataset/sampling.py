@@ -24,17 +24,23 @@ if TYPE_CHECKING:
 
 try:
     from ._uniforms import sample_batch as _native_sample_batch
+    from ._uniforms import stream_blocks as _native_stream_blocks
     from ._uniforms import uniforms as _native_uniforms
 except ImportError:  # the optional extension was not built: numpy draws the same numbers
-    _native_sample_batch = _native_uniforms = None
+    _native_sample_batch = _native_stream_blocks = _native_uniforms = None
 
 __all__ = [
     "DEBUG_SIZE",
+    "index_array",
+    "jitter_arrays",
     "jitter_params",
     "sample_params",
     "sample_params_batch",
     "sample_resized_crop",
+    "sample_side",
     "source_sizes",
+    "uniform_blocks",
+    "uniform_in",
     "uniform_int",
     "uniform_stream",
 ]
@@ -105,10 +111,10 @@ def sample_params(
 
     if config.shear != 0:
         warp = "affine"
-        angle = _uniform(u[_ANGLE], -config.deg, config.deg)
-        shear = (_uniform(u[_SHEAR], -config.shear, config.shear), 0.0)
+        angle = uniform_in(u[_ANGLE], -config.deg, config.deg)
+        shear = (uniform_in(u[_SHEAR], -config.shear, config.shear), 0.0)
     elif config.deg != 0:
-        warp, angle, shear = "rotate", _uniform(u[_ANGLE], -config.deg, config.deg), (0.0, 0.0)
+        warp, angle, shear = "rotate", uniform_in(u[_ANGLE], -config.deg, config.deg), (0.0, 0.0)
     else:
         warp, angle, shear = None, 0.0, (0.0, 0.0)
 
@@ -130,6 +136,17 @@ def sample_params(
         jitter=jitter,
         source=source,
     )
+
+
+def sample_side(config: AugmentConfig) -> int:
+    """Side of the rendered samples: :data:`DEBUG_SIZE` in debug mode, else ``img_size``.
+
+    Example:
+        >>> from single_image_dataset import AugmentConfig
+        >>> sample_side(AugmentConfig(img_size=64)), sample_side(AugmentConfig(img_size=64, debug=True))
+        (64, 32)
+    """
+    return DEBUG_SIZE if config.debug else config.img_size
 
 
 def source_sizes(source_size: Size | Sequence[Size]) -> list[Size]:
@@ -174,6 +191,40 @@ def uniform_stream(entropy: tuple[int, ...]) -> Iterator[float]:
         yield from rng.random(64).tolist()
 
 
+def uniform_blocks(prefix: Sequence[int], indices: np.ndarray, suffix: Sequence[int], count: int) -> np.ndarray:
+    """The first ``count`` uniforms of many streams: row ``k`` is the start of
+    ``uniform_stream((*prefix, indices[k], *suffix))``.
+
+    With the package's C extension all rows are drawn natively in one call; without it (or for integers
+    of 64 bits or more) numpy draws the same numbers, stream by stream.
+
+    Args:
+        prefix: the entropy before the index, e.g. ``(seed, epoch)``.
+        indices: ``int64`` non-negative indices (:func:`index_array`).
+        suffix: the entropy after the index.
+        count: uniforms per stream.
+
+    Returns:
+        ``float64 (len(indices), count)``.
+
+    Example:
+        >>> u = uniform_blocks((0, 0), np.array([7, 9]), (1,), 3)
+        >>> u[1].tolist() == list(itertools.islice(uniform_stream((0, 0, 9, 1)), 3))
+        True
+    """
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    out = np.empty((len(indices), count))
+    if _native_stream_blocks is not None:
+        try:
+            _native_stream_blocks(tuple(prefix), indices, tuple(suffix), count, out)
+            return out
+        except OverflowError:  # integers of 64 bits or more: numpy's share
+            pass
+    for k, index in enumerate(indices.tolist()):
+        out[k] = np.random.default_rng(np.random.SeedSequence([*prefix, index, *suffix])).random(count)
+    return out
+
+
 def sample_resized_crop(
     stream: Iterator[float], region: tuple[int, int], area_range: tuple[float, float]
 ) -> tuple[int, int, int, int]:
@@ -198,8 +249,8 @@ def sample_resized_crop(
     log_lo, log_hi = math.log(RATIO_RANGE[0]), math.log(RATIO_RANGE[1])
     for _ in range(_MAX_ATTEMPTS):
         u_area, u_ratio = next(stream), next(stream)
-        target_area = area * _uniform(u_area, *area_range)
-        aspect = math.exp(_uniform(u_ratio, log_lo, log_hi))
+        target_area = area * uniform_in(u_area, *area_range)
+        aspect = math.exp(uniform_in(u_ratio, log_lo, log_hi))
         w = int(round(math.sqrt(target_area * aspect)))
         h = int(round(math.sqrt(target_area / aspect)))
         if 0 < w <= width and 0 < h <= height:
@@ -231,9 +282,9 @@ def jitter_params(strengths: tuple[float, ...], u_factors: Sequence[float], u_or
         if strength == 0:
             factors[name] = None
         elif name == "hue":
-            factors[name] = _uniform(u, -strength, strength)
+            factors[name] = uniform_in(u, -strength, strength)
         else:
-            factors[name] = _uniform(u, max(0.0, 1.0 - strength), 1.0 + strength)
+            factors[name] = uniform_in(u, max(0.0, 1.0 - strength), 1.0 + strength)
     # The ranks of i.i.d. uniforms are a uniformly random permutation, like torch.randperm(4); the
     # sort is stable, as numpy's argsort(kind="stable") that earlier versions used.
     ranked = sorted(range(len(JITTER_OPS)), key=u_order.__getitem__)
@@ -242,21 +293,35 @@ def jitter_params(strengths: tuple[float, ...], u_factors: Sequence[float], u_or
 
 
 @overload
-def _uniform(u: float, lo: float, hi: float) -> float: ...
+def uniform_in(u: float, lo: float, hi: float) -> float: ...
 @overload
-def _uniform(u: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray: ...
-def _uniform(u: float | np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> float | np.ndarray:
+def uniform_in(u: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray: ...
+def uniform_in(u: float | np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> float | np.ndarray:
+    """A value uniform in ``[lo, hi)`` from a uniform ``u`` in ``[0, 1)``: ``lo + (hi - lo) * u``, elementwise
+    for an array (the same IEEE arithmetic, so a batch draws what one sample draws).
+
+    Example:
+        >>> uniform_in(0.5, -0.1, 0.1), uniform_in(0.25, 0.0, 4.0)
+        (0.0, 1.0)
+    """
     value = lo + (hi - lo) * u
     return value if isinstance(value, np.ndarray) else float(value)
 
 
-def uniform_int(u: float, n: int) -> int:
-    """Uniform integer in ``[0, n)`` from a uniform ``u`` in ``[0, 1)``: ``floor(u * n)``, clamped below ``n``.
+@overload
+def uniform_int(u: float, n: int) -> int: ...
+@overload
+def uniform_int(u: np.ndarray, n: int | np.ndarray) -> np.ndarray: ...
+def uniform_int(u: float | np.ndarray, n: int | np.ndarray) -> int | np.ndarray:
+    """Uniform integer in ``[0, n)`` from a uniform ``u`` in ``[0, 1)``: ``floor(u * n)``, clamped below ``n``;
+    elementwise (``int64``) for an array, with the same truncation and clamp.
 
     Example:
         >>> uniform_int(0.0, 3), uniform_int(0.5, 3), uniform_int(0.9999999999999999, 3)
         (0, 1, 2)
     """
+    if isinstance(u, np.ndarray):
+        return np.minimum((u * n).astype(np.int64), n - 1)
     return min(int(u * n), n - 1)
 
 
@@ -288,7 +353,7 @@ def sample_params_batch(
         >>> batch.to_list() == [sample_params(cfg, (1000, 872), i) for i in (0, 5, 7)]
         True
     """
-    idx = _index_array(indices)
+    idx = index_array(indices)
     sizes = source_sizes(source_size)
     if _native_sample_batch is None or not 0 <= epoch < 2**63:
         return ParamsBatch.from_list([sample_params(config, sizes, int(i), epoch) for i in idx.tolist()])
@@ -311,29 +376,29 @@ def sample_params_batch(
         side = regions[source, 0]
         crop = np.stack(
             [
-                _uniform_int_array(u[:, _CROP_TOP], height - side + 1),
-                _uniform_int_array(u[:, _CROP_LEFT], width - side + 1),
+                uniform_int(u[:, _CROP_TOP], height - side + 1),
+                uniform_int(u[:, _CROP_LEFT], width - side + 1),
                 side,
                 side,
             ],
             axis=1,
         )
     if config.randinterp:
-        interpolation = _uniform_int_array(u[:, _INTERP], len(INTERPOLATIONS)).astype(np.int8)
+        interpolation = uniform_int(u[:, _INTERP], len(INTERPOLATIONS)).astype(np.int8)
     else:
         interpolation = np.full(n, INTERPOLATIONS.index("bicubic"), dtype=np.int8)
     angle, shear = np.zeros(n), np.zeros((n, 2))
     if config.shear != 0:
         warp = "affine"
-        angle = _uniform(u[:, _ANGLE], -config.deg, config.deg)
-        shear[:, 0] = _uniform(u[:, _SHEAR], -config.shear, config.shear)
+        angle = uniform_in(u[:, _ANGLE], -config.deg, config.deg)
+        shear[:, 0] = uniform_in(u[:, _SHEAR], -config.shear, config.shear)
     elif config.deg != 0:
-        warp, angle = "rotate", _uniform(u[:, _ANGLE], -config.deg, config.deg)
+        warp, angle = "rotate", uniform_in(u[:, _ANGLE], -config.deg, config.deg)
     else:
         warp = None
     vflip = (u[:, _VFLIP] < 0.5) if config.vflip else np.zeros(n, dtype=np.bool_)
     jitter_on = np.zeros(n, dtype=np.bool_) if config.debug else u[:, _JITTER_APPLY] < config.jitter_p
-    factors, order = _jitter_arrays(config.jitter, u[:, _JITTER_FACTORS], u[:, _JITTER_ORDER], jitter_on)
+    factors, order = jitter_arrays(config.jitter, u[:, _JITTER_FACTORS], u[:, _JITTER_ORDER], jitter_on)
     return ParamsBatch(
         crop=crop,
         resized_crop=boxes,
@@ -352,8 +417,13 @@ def sample_params_batch(
     )
 
 
-def _index_array(indices: Sequence[int] | np.ndarray) -> np.ndarray:
-    """``indices`` as a contiguous int64 array of non-negative values, with a clear error otherwise."""
+def index_array(indices: Sequence[int] | np.ndarray) -> np.ndarray:
+    """``indices`` as a contiguous ``int64`` array of non-negative values below 2**63.
+
+    Raises:
+        ValueError: an index is negative or not below 2**63, or ``indices`` is empty or not one-dimensional.
+        TypeError: ``indices`` holds something other than integers.
+    """
     array = np.asarray(indices)
     if array.ndim != 1:
         raise ValueError(f"indices should be a one-dimensional sequence of integers, got shape {array.shape}")
@@ -376,15 +446,22 @@ def _index_array(indices: Sequence[int] | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
-def _uniform_int_array(u: np.ndarray, n: int | np.ndarray) -> np.ndarray:
-    """:func:`uniform_int` elementwise: the same truncation and clamp."""
-    return np.minimum((u * n).astype(np.int64), n - 1)
-
-
-def _jitter_arrays(
+def jitter_arrays(
     strengths: tuple[float, ...], u_factors: np.ndarray, u_order: np.ndarray, on: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`jitter_params` for a batch: factors (NaN where skipped) and the op order (-1 padded)."""
+    """:func:`jitter_params` for a batch, as :class:`~single_image_dataset.params.ParamsBatch` holds it.
+
+    Args:
+        strengths: brightness, contrast, saturation and hue strengths.
+        u_factors: ``(N, 4)`` uniforms, one per op, for the factors.
+        u_order: ``(N, 4)`` uniforms whose ranks order the ops.
+        on: ``bool (N,)``: the rows whose jitter applies.
+
+    Returns:
+        ``(factors, order)``: ``float64 (N, 4)`` factors in :data:`~single_image_dataset.params.JITTER_OPS` order,
+        NaN for a skipped op and on rows that are off; ``int8 (N, 4)`` op indices in application order, padded
+        with -1. Row ``k`` is what :func:`jitter_params` draws from row ``k``'s uniforms.
+    """
     # Each op's range as jitter_params draws it (NaN for an op that is off), all columns at once.
     ranges = [
         (np.nan, np.nan) if strength == 0 else (-strength, strength) if name == "hue"
@@ -392,7 +469,7 @@ def _jitter_arrays(
         for name, strength in zip(JITTER_OPS, strengths, strict=True)
     ]
     lo, hi = np.array(ranges).T
-    factors = np.where(on[:, None], _uniform(u_factors, lo, hi), np.nan)
+    factors = np.where(on[:, None], uniform_in(u_factors, lo, hi), np.nan)
     # The ops in the order of their draws (a stable sort), the active ones first, keeping their order:
     # one sort, with the inactive ops' keys (draws in [0, 1)) moved past every active one's. Pad with -1.
     active = np.array([s != 0 for s in strengths]) & on[:, None]

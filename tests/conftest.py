@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -37,6 +38,14 @@ def assert_one_line_error(err: str, pattern: str, prog: str = PROG) -> None:
     assert err.endswith("\n") and err.count("\n") == 1, err
     assert err.startswith(f"{prog}: error: ") and "Traceback" not in err, err
     assert re.search(pattern, err), err
+
+
+def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical CDFs."""
+    grid = np.sort(np.concatenate([a, b]))
+    cdf_a = np.searchsorted(np.sort(a), grid, side="right") / len(a)
+    cdf_b = np.searchsorted(np.sort(b), grid, side="right") / len(b)
+    return float(np.abs(cdf_a - cdf_b).max())
 
 
 def png_header(width: int, height: int) -> bytes:

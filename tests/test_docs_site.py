@@ -82,3 +82,13 @@ def test_the_first_example_image_is_what_the_example_draws() -> None:
     assert drawn.shape == shipped.shape
     mse = np.mean((drawn - shipped) ** 2)
     assert mse == 0 or 10 * np.log10(255**2 / mse) >= 35, "regenerate the image with the README's first example"
+
+
+def test_the_views_preview_image_is_what_the_views_page_draws() -> None:
+    """docs/assets/views-preview.png is the grid the example of docs/views.md writes (up to library versions)."""
+    ds = single_image_dataset.SingleImageDataset(num_imgs=1000, img_size=128, views="dino")
+    drawn = np.asarray(single_image_dataset.preview_grid(ds, count=4), dtype=np.float64)
+    shipped = np.asarray(Image.open(DOCS / "assets" / "views-preview.png").convert("RGB"), dtype=np.float64)
+    assert drawn.shape == shipped.shape
+    mse = np.mean((drawn - shipped) ** 2)
+    assert mse == 0 or 10 * np.log10(255**2 / mse) >= 35, "regenerate the image with the example of docs/views.md"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ks_statistic
 from PIL import Image
 from torchvision import transforms as T
 
@@ -29,14 +30,6 @@ REGENERATE = "SID_REGENERATE_GOLDEN"
 
 def _draw(config: AugmentConfig, n: int = N, size: tuple[int, int] = HUBBLE_SIZE) -> list[SampleParams]:
     return [sample_params(config, size, i) for i in range(n)]
-
-
-def _ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical CDFs."""
-    grid = np.sort(np.concatenate([a, b]))
-    cdf_a = np.searchsorted(np.sort(a), grid, side="right") / len(a)
-    cdf_b = np.searchsorted(np.sort(b), grid, side="right") / len(b)
-    return float(np.abs(cdf_a - cdf_b).max())
 
 
 # For n = m = 4000 the KS statistic exceeds 0.044 with probability 0.001 under equal distributions.
@@ -145,7 +138,7 @@ class TestMatchesTorchvision:
         for k in range(4):  # top, left, height, width
             a = np.array([p.resized_crop[k] for p in ours], dtype=float)
             b = np.array([t[k] for t in theirs], dtype=float)
-            assert _ks_statistic(a, b) < KS_LIMIT, k
+            assert ks_statistic(a, b) < KS_LIMIT, k
 
     def test_affine(self, ours):
         with torch.random.fork_rng():
@@ -153,8 +146,8 @@ class TestMatchesTorchvision:
             theirs = [
                 T.RandomAffine.get_params([-30.0, 30.0], None, None, [-30.0, 30.0], [436, 436]) for _ in range(N_KS)
             ]
-        assert _ks_statistic(np.array([p.angle for p in ours]), np.array([t[0] for t in theirs])) < KS_LIMIT
-        assert _ks_statistic(np.array([p.shear[0] for p in ours]), np.array([t[3][0] for t in theirs])) < KS_LIMIT
+        assert ks_statistic(np.array([p.angle for p in ours]), np.array([t[0] for t in theirs])) < KS_LIMIT
+        assert ks_statistic(np.array([p.shear[0] for p in ours]), np.array([t[3][0] for t in theirs])) < KS_LIMIT
 
     def test_color_jitter(self, ours):
         with torch.random.fork_rng():
@@ -163,13 +156,13 @@ class TestMatchesTorchvision:
         for k, name in enumerate(("brightness", "contrast", "saturation", "hue"), start=1):
             a = np.array([getattr(p.jitter, name) for p in ours])
             b = np.array([t[k] for t in theirs])
-            assert _ks_statistic(a, b) < KS_LIMIT, name
+            assert ks_statistic(a, b) < KS_LIMIT, name
         # Position of each op in the order: uniform over 0..3 in both.
         names = ("brightness", "contrast", "saturation", "hue")
         for k, name in enumerate(names):
             a = np.array([p.jitter.order.index(name) for p in ours], dtype=float)
             b = np.array([list(t[0]).index(k) for t in theirs], dtype=float)
-            assert _ks_statistic(a, b) < KS_LIMIT, name
+            assert ks_statistic(a, b) < KS_LIMIT, name
 
 
 class TestPurity:
@@ -325,6 +318,55 @@ class TestUniformStream:
         with_native = [sample_params(cfg, HUBBLE_SIZE, i) for i in range(300)]
         monkeypatch.setattr(sampling, "_native_uniforms", None)
         assert [sample_params(cfg, HUBBLE_SIZE, i) for i in range(300)] == with_native
+
+
+class TestUniformBlocks:
+    """Many streams' first uniforms at once (the views' draw): numpy's streams, with or without the extension."""
+
+    # Five- and six-word entropies: the view streams' (seed, epoch, index, tag, view), with integers of two words.
+    CASES = [
+        ((0, 0), (2**64 - 1, 0)),
+        ((7, 3), (2**64 - 1, 5)),
+        ((2**63 - 1, 2**40), (2**64 - 1, 1)),
+        ((1,), ()),
+    ]
+
+    @pytest.mark.parametrize("native", [True, False], ids=["native", "numpy"])
+    @pytest.mark.parametrize("prefix, suffix", CASES)
+    def test_rows_are_numpys_streams(self, native, prefix, suffix, monkeypatch):
+        if not native:
+            monkeypatch.setattr(sampling, "_native_stream_blocks", None)
+        indices = np.array([0, 1, 2**32, 2**63 - 1, 12], dtype=np.int64)
+        rows = sampling.uniform_blocks(prefix, indices, suffix, 60)
+        for k, i in enumerate(indices.tolist()):
+            entropy = [*prefix, i, *suffix]
+            assert rows[k].tolist() == np.random.default_rng(np.random.SeedSequence(entropy)).random(60).tolist()
+
+    def test_a_zero_fifth_word_is_not_padding(self):
+        """SeedSequence pads entropy to four words with zeros; a fifth word of 0 still changes the stream."""
+        four = sampling.uniform_blocks((0, 0), np.array([3]), (2**64 - 1,), 4)
+        five = sampling.uniform_blocks((0, 0), np.array([3]), (2**64 - 1, 0), 4)
+        assert four.tolist() != five.tolist()
+
+    def test_wide_integers_go_to_numpy(self):
+        rows = sampling.uniform_blocks((2**64 + 1, 0), np.array([5]), (), 3)
+        assert rows[0].tolist() == np.random.default_rng(np.random.SeedSequence([2**64 + 1, 0, 5])).random(3).tolist()
+
+    @pytest.mark.parametrize(
+        "args, error, message",
+        [
+            (((1,) * 7, np.arange(2), (1,), 2, np.empty(4)), OverflowError, "at most 0 integers in suffix"),
+            (((1.5,), np.arange(2), (), 2, np.empty(4)), TypeError, "prefix should be a sequence of integers"),
+            (((1,), np.array([1, -2]), (), 2, np.empty(4)), ValueError, "indices should be non-negative, got -2"),
+            (((1,), np.arange(2, dtype=np.int32), (), 2, np.empty(4)), TypeError, "indices has item format 'i'"),
+            (((1,), np.arange(2), (), 2, np.empty(3)), ValueError, "out holds 24 bytes, expected 32"),
+            (((1,), np.arange(2), (), -1, np.empty(0)), ValueError, "block should be non-negative"),
+        ],
+    )
+    def test_bad_arguments(self, args, error, message):
+        native = pytest.importorskip("single_image_dataset._uniforms", reason="the C extension was not built")
+        with pytest.raises(error, match=f"^stream_blocks: {message}"):
+            native.stream_blocks(*args)
 
 
 class TestNativeSampleBatch:

@@ -244,7 +244,8 @@ def materialize(
         What was written and skipped, and how long it took.
 
     Raises:
-        ValueError: invalid arguments (an empty ``target`` included), or an unreadable manifest in ``target``.
+        ValueError: invalid arguments (an empty ``target`` included), a dataset with views or
+            ``per_source_classes``, or an unreadable manifest in ``target``.
         FileExistsError: ``target`` holds a different export (one rendered by a different renderer
             included), or files this library did not write.
         BlockingIOError: another export of a different dataset is writing into ``target``.
@@ -259,6 +260,11 @@ def materialize(
         raise ValueError(
             "materialize writes the paper's single class train/dummy, which would drop per_source_classes' targets; "
             "export a dataset with per_source_classes=False (the sources and their order are in the manifest)"
+        )
+    if getattr(dataset, "views", None) is not None:
+        raise ValueError(
+            "materialize writes one image per sample and would drop the dataset's views; export the dataset without "
+            "views= (a view is a function of its sample, views.ViewParams says which)"
         )
     encoding = _ImageEncoding(image_format, quality)
     return _export(

@@ -6,7 +6,7 @@ pyramid) and then renders any number of parameter records. It never draws random
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import torch
@@ -14,6 +14,8 @@ import torchvision.transforms.functional as F
 from PIL import Image
 
 from ..params import ParamsBatch, SampleParams
+from ..views.params import ViewParamsBatch
+from .functional import apply_view
 
 __all__ = ["Renderer", "available_backends", "check_device", "get_renderer", "register_renderer"]
 
@@ -47,6 +49,25 @@ class Renderer:
         """
         for k, params in enumerate(batch.to_list()):
             out[k].copy_(F.pil_to_tensor(self.render(params)))
+
+    def render_views(self, batch: ParamsBatch, views: Sequence[ViewParamsBatch], outs: Sequence[torch.Tensor]) -> None:
+        """Write view ``v`` of sample ``k`` into ``outs[v][k]``: every view of a batch of samples.
+
+        ``outs[v]`` is a ``uint8`` ``N x 3 x s_v x s_v`` tensor on :attr:`device` (``s_v = views[v].size``); row
+        ``k`` of ``views[v]`` is a view of the sample ``batch[k]``, its crop in that sample's pixels. The view is
+        defined on this renderer's sample: ``apply_view(render(batch[k]), views[v][k])``
+        (:func:`~single_image_dataset.render.functional.apply_view`). This default computes exactly that (so the
+        reference renderer's views are the oracle's); an override may compute it another way, within the
+        renderer's fidelity bound. Either way, image ``k`` is the same bytes whatever the rest of the batch.
+
+        This default renders each sample with :meth:`render`, then applies each view to it on the CPU; a renderer
+        with a faster way (views resampled from the sample in native code, or on the device) overrides it.
+        """
+        records = [view.to_list() for view in views]
+        for k, params in enumerate(batch.to_list()):
+            sample = self.render(params)
+            for rows, out in zip(records, outs, strict=True):
+                out[k].copy_(F.pil_to_tensor(apply_view(sample, rows[k])))
 
     def identity(self) -> dict[str, str]:
         """What, besides the parameters and the source, decides this renderer's pixels.
@@ -122,7 +143,7 @@ def check_device(device: torch.device | str) -> torch.device:
     """
     checked = _parse_device(device)
     if checked.type == "cpu":
-        return checked
+        return torch.device("cpu")  # as CPU tensors name it, "cpu:0" included
     module = getattr(torch, checked.type, None)  # torch.cuda, torch.xpu, torch.mps, ...
     if not (hasattr(module, "is_available") and module.is_available()):
         raise ValueError(
@@ -138,6 +159,10 @@ def check_device(device: torch.device | str) -> torch.device:
 
 def _parse_device(device: torch.device | str) -> torch.device:
     try:
-        return torch.device(device)
+        parsed = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device should be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+    # torch accepts "cpu:3", but its tensors are all on "cpu": such a device would differ from theirs.
+    if parsed.type == "cpu" and parsed.index not in (None, 0):
+        raise ValueError(f"device {str(parsed)!r} does not exist: the CPU is one device, 'cpu'")
+    return parsed

@@ -10,8 +10,9 @@ import torchvision.transforms.functional as F
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
-from ..params import JitterParams, SampleParams
+from ..params import SampleParams
 from .base import Renderer, register_renderer
+from .functional import apply_jitter
 
 __all__ = ["ReferenceRenderer", "apply_jitter"]
 
@@ -21,17 +22,14 @@ _INTERPOLATION = {
     "lanczos": InterpolationMode.LANCZOS,
 }
 
-_ADJUST = {
-    "brightness": F.adjust_brightness,
-    "contrast": F.adjust_contrast,
-    "saturation": F.adjust_saturation,
-    "hue": F.adjust_hue,
-}
-
 
 @register_renderer("reference")
 class ReferenceRenderer(Renderer):
-    """Renders with ``torchvision.transforms.functional``, one op per augmentation step."""
+    """Renders with ``torchvision.transforms.functional``, one op per augmentation step.
+
+    Its views are :meth:`Renderer.render_views`'s: each sample rendered here, then each view applied to it by
+    :func:`~single_image_dataset.render.functional.apply_view`, torchvision's functional ops: the oracle.
+    """
 
     def render(self, params: SampleParams) -> Image.Image:
         img = self.image
@@ -56,8 +54,3 @@ class ReferenceRenderer(Renderer):
         if params.jitter is not None:
             img = apply_jitter(img, params.jitter)
         return img
-
-
-def apply_jitter(img: Image.Image, jitter: JitterParams) -> Image.Image:
-    """torchvision's ``ColorJitter`` with fixed factors and order."""
-    return jitter.apply(img, _ADJUST)

@@ -7,8 +7,9 @@
  * numpy to build a SeedSequence and a Generator (the larger part of drawing a sample's parameters).
  * numpy's algorithms, as documented: SeedSequence's hash mixing of 32-bit words (pool of 4 words),
  * PCG64 (128-bit LCG, XSL-RR output) seeded from four 64-bit words of the pool (stream.c), and doubles
- * made from the top 53 bits of each output; and the batch of samples that sampling.sample_params_batch
- * draws from these streams (batch.c). _uniforms.c binds them to Python; tests/test_sampling.py compares
+ * made from the top 53 bits of each output; the batch of samples that sampling.sample_params_batch
+ * draws from these streams (batch.c); and the fixed blocks of many streams that differ in one word, which
+ * the views' sampler draws (blocks.c). _uniforms.c binds them to Python; tests/test_sampling.py compares
  * the stream with numpy.
  */
 
@@ -80,5 +81,22 @@ typedef struct {
 /* Draw the batch; returns -1, or the position k of the first sample whose box did not fit in
  * max_attempts attempts (the rows after it are not written). */
 ptrdiff_t sid_sample_batch(const sid_batch *batch);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Fixed blocks of many streams (blocks.c)                                                          */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* What sampling.uniform_blocks asks for: for each index i of `indices` (non-negative), the first `block`
+ * doubles of the stream of SeedSequence([*prefix, i, *suffix]) go to row k of `out` (count x block).
+ * prefix_len + 1 + suffix_len is at most SID_MAX_ENTROPY. */
+typedef struct {
+    uint64_t prefix[SID_MAX_ENTROPY], suffix[SID_MAX_ENTROPY];
+    int prefix_len, suffix_len;
+    const int64_t *indices;
+    ptrdiff_t count, block;
+    double *out;
+} sid_blocks;
+
+void sid_stream_blocks(const sid_blocks *blocks);
 
 #endif
