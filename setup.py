@@ -8,7 +8,7 @@
 - ``single_image_dataset.render._kernels``: the fast renderer's resampling, warp and colour jitter, the pure C
   kernels of ``render/kernels/`` behind the bindings of ``render/_kernels.c``; without it,
   backend="fast" renders with Pillow and OpenCV. FMA contraction is turned off so that the AVX2 and the
-  portable kernels give the same bytes.
+  portable kernels give the same bytes; errno is not set by math functions, so that they inline.
 
 The bindings check their buffers with the one checker of ``_buffers.h``.
 
@@ -19,7 +19,8 @@ import sys
 
 from setuptools import Extension, setup
 
-COMPILE_ARGS = ["/O2", "/fp:precise"] if sys.platform == "win32" else ["-O3", "-ffp-contract=off", "-fno-trapping-math"]
+GCC_ARGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno"]
+COMPILE_ARGS = ["/O2", "/fp:precise"] if sys.platform == "win32" else GCC_ARGS
 PACKAGE = "single_image_dataset"
 UNIFORMS = f"{PACKAGE}/uniforms"
 KERNELS = f"{PACKAGE}/render/kernels"

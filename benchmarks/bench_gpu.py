@@ -4,7 +4,7 @@ For each image size and batch size, in one run: samples per second of the whole 
 takes (``ds.params_batch(indices)`` on the CPU, then ``ds.render_batch`` on the device, with CUDA
 synchronised before each clock reading), the same for the rendering alone, the share of the step spent
 drawing parameters, the share that the rendering spends composing the maps on the CPU
-(``geometry.batch_maps``, ``source_box``, ``pyramid_level`` and ``covers_output``, timed on the side), the
+(``geometry.batch_output_to_resized``, ``source_box``, ``pyramid_level`` and ``covers_output``, timed on the side), the
 peak device memory of the step
 (``torch.cuda.max_memory_allocated``; n/a on the CPU) and the ratio to the fast CPU renderer on one core
 (``params_batch`` + ``render_batch`` of ``backend="fast"``, one thread, batches of 256, measured in the same
@@ -113,7 +113,7 @@ def _measure(ds: SingleImageDataset, batch: int, seconds: float) -> tuple[float,
 
 def _compose(params: ParamsBatch) -> None:
     """What the torch renderer composes on the CPU for a batch: the maps, the boxes, their levels, the fill."""
-    to_resized = geometry.batch_maps(params)[0]
+    to_resized = geometry.batch_output_to_resized(params)
     left, top, right, bottom = geometry.source_box(params)
     geometry.pyramid_level(right - left, bottom - top, params.resize, 12)  # the level count barely matters
     geometry.covers_output(to_resized, params.output_size, params.resize)

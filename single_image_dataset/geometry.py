@@ -33,6 +33,7 @@ __all__ = [
     "Affine",
     "affine_inverse",
     "batch_maps",
+    "batch_output_to_resized",
     "center_crop_offset",
     "compose",
     "covers_output",
@@ -138,11 +139,15 @@ def affine_inverse(center: tuple[_Value, _Value], angle: _Value, shear: tuple[_V
         (0.0, 1.0, 0.0, -1.0, 0.0, 10.0)
     """
     rot, sx, sy = _radians(angle), _radians(shear[0]), _radians(shear[1])
-    cos_rs, sin_rs, cos_sy, tan_sx = _cos(rot - sy), _sin(rot - sy), _cos(sy), _tan(sx)
+    cos_rot, sin_rot, tan_sx = _cos(rot), _sin(rot), _tan(sx)
+    if np.any(sy) if isinstance(sy, np.ndarray) else sy != 0.0:
+        cos_rs, sin_rs, cos_sy = _cos(rot - sy), _sin(rot - sy), _cos(sy)
+    else:  # no vertical shear (RandomAffine's usual case): rot - sy is rot and cos(sy) is 1, exactly
+        cos_rs, sin_rs, cos_sy = cos_rot, sin_rot, 1.0
     a = cos_rs / cos_sy
-    b = -cos_rs * tan_sx / cos_sy - _sin(rot)
+    b = -cos_rs * tan_sx / cos_sy - sin_rot
     c = sin_rs / cos_sy
-    d = -sin_rs * tan_sx / cos_sy + _cos(rot)
+    d = -sin_rs * tan_sx / cos_sy + cos_rot
     # [[a, b], [c, d]] has determinant 1 (a rotation times two shears), so its inverse is the
     # adjugate [[d, -b], [-c, a]]; conjugating by the translation to the centre moves the fixed point.
     cx, cy = center
@@ -245,6 +250,22 @@ def batch_maps(batch: ParamsBatch) -> tuple[Affine, Affine]:
         >>> all(tuple(float(v[k]) for v in maps[1]) == sample_maps(batch[k])[1] for k in range(6))
         True
     """
+    m = batch_output_to_resized(batch)
+    left, top, right, bottom = source_box(batch)
+    to_source = ((right - left) / batch.resize, 0.0, left.astype(np.float64), 0.0, (bottom - top) / batch.resize,
+                 top.astype(np.float64))
+    return m, compose(to_source, m)
+
+
+def batch_output_to_resized(batch: ParamsBatch) -> Affine:
+    """:func:`output_to_resized` of every row of ``batch`` at once (the first map of :func:`batch_maps`).
+
+    Example:
+        >>> from single_image_dataset import AugmentConfig, sample_params_batch
+        >>> batch = sample_params_batch(AugmentConfig(img_size=64), (1000, 872), range(3))
+        >>> tuple(float(v[2]) for v in batch_output_to_resized(batch)) == output_to_resized(batch[2])
+        True
+    """
     n = len(batch)
     side = float(batch.resize)
     offset = float(center_crop_offset(batch.resize, batch.output_size))
@@ -257,11 +278,7 @@ def batch_maps(batch: ParamsBatch) -> tuple[Affine, Affine]:
     angle = np.where(rotate, -batch.angle, batch.angle)
     shear = (np.where(rotate, 0.0, batch.shear[:, 0]), np.where(rotate, 0.0, batch.shear[:, 1]))
     m = _select(warped, lambda: compose(affine_inverse((side * 0.5, side * 0.5), angle, shear), m), m)
-    m = _rows(m, n)
-    left, top, right, bottom = source_box(batch)
-    to_source = ((right - left) / batch.resize, 0.0, left.astype(np.float64), 0.0, (bottom - top) / batch.resize,
-                 top.astype(np.float64))
-    return m, compose(to_source, m)
+    return _rows(m, n)
 
 
 def covers_output(to_resized: Affine, output_size: int, side: int) -> bool | np.ndarray:

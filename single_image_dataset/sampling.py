@@ -295,8 +295,8 @@ def jitter_params(strengths: tuple[float, ...], u_factors: Sequence[float], u_or
 @overload
 def uniform_in(u: float, lo: float, hi: float) -> float: ...
 @overload
-def uniform_in(u: np.ndarray, lo: float, hi: float) -> np.ndarray: ...
-def uniform_in(u: float | np.ndarray, lo: float, hi: float) -> float | np.ndarray:
+def uniform_in(u: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray: ...
+def uniform_in(u: float | np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> float | np.ndarray:
     """A value uniform in ``[lo, hi)`` from a uniform ``u`` in ``[0, 1)``: ``lo + (hi - lo) * u``, elementwise
     for an array (the same IEEE arithmetic, so a batch draws what one sample draws).
 
@@ -462,20 +462,18 @@ def jitter_arrays(
         NaN for a skipped op and on rows that are off; ``int8 (N, 4)`` op indices in application order, padded
         with -1. Row ``k`` is what :func:`jitter_params` draws from row ``k``'s uniforms.
     """
-    n = len(on)
-    factors = np.full((n, len(JITTER_OPS)), np.nan)
-    for j, (name, strength) in enumerate(zip(JITTER_OPS, strengths, strict=True)):
-        if strength == 0:
-            continue
-        if name == "hue":
-            factors[:, j] = uniform_in(u_factors[:, j], -strength, strength)
-        else:
-            factors[:, j] = uniform_in(u_factors[:, j], max(0.0, 1.0 - strength), 1.0 + strength)
-    factors[~on] = np.nan
-    ranked = np.argsort(u_order, axis=1, kind="stable")
-    active = np.array([s != 0 for s in strengths])[ranked] & on[:, None]
-    # Move the active ops to the front, keeping their order; pad with -1.
-    front = np.argsort(~active, axis=1, kind="stable")
-    order = np.take_along_axis(ranked, front, axis=1).astype(np.int8)
-    order[~np.take_along_axis(active, front, axis=1)] = -1
+    # Each op's range as jitter_params draws it (NaN for an op that is off), all columns at once.
+    ranges = [
+        (np.nan, np.nan) if strength == 0 else (-strength, strength) if name == "hue"
+        else (max(0.0, 1.0 - strength), 1.0 + strength)
+        for name, strength in zip(JITTER_OPS, strengths, strict=True)
+    ]
+    lo, hi = np.array(ranges).T
+    factors = np.where(on[:, None], uniform_in(u_factors, lo, hi), np.nan)
+    # The ops in the order of their draws (a stable sort), the active ones first, keeping their order:
+    # one sort, with the inactive ops' keys (draws in [0, 1)) moved past every active one's. Pad with -1.
+    active = np.array([s != 0 for s in strengths]) & on[:, None]
+    ranked = np.argsort(np.where(active, u_order, 2.0 + u_order), axis=1, kind="stable")
+    order = ranked.astype(np.int8)
+    order[~np.take_along_axis(active, ranked, axis=1)] = -1
     return factors, order

@@ -302,6 +302,25 @@ class TestMapsOfArrays:
 
 
 class TestBatchMaps:
+    def test_no_vertical_shear_takes_the_short_path_with_the_same_bits(self):
+        # A batch with some vertical shear runs the general formula for every row; a row without it
+        # must equal the scalar call, which takes the short path (three trigonometric calls fewer).
+        rng = np.random.default_rng(3)
+        angles, shear_x = rng.uniform(-180, 180, 64), rng.uniform(-60, 60, 64)
+        shear_y = np.where(np.arange(64) % 2 == 0, 0.0, rng.uniform(-30, 30, 64))
+        maps = g.affine_inverse((45.0, 45.0), angles, (shear_x, shear_y))
+        for k in range(0, 64, 2):
+            scalar = g.affine_inverse((45.0, 45.0), float(angles[k]), (float(shear_x[k]), 0.0))
+            assert tuple(float(v[k]) for v in maps) == scalar
+        assert not np.any(shear_y[::2]) and np.all(shear_y[1::2])
+
+    def test_the_map_to_the_resized_crop_alone_is_batch_maps_first(self):
+        from single_image_dataset import AugmentConfig, sample_params_batch
+
+        batch = sample_params_batch(AugmentConfig(img_size=64, vflip=True), (1000, 872), range(50))
+        for a, b in zip(g.batch_output_to_resized(batch), g.batch_maps(batch)[0], strict=True):
+            np.testing.assert_array_equal(a, b)
+
     def test_rows_are_the_scalar_maps_bit_for_bit(self):
         from single_image_dataset import AugmentConfig, sample_params_batch
 

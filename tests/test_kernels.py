@@ -261,10 +261,10 @@ class TestResize:
         filters = [Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS]
         crop = Image.fromarray(np.ascontiguousarray(texture[..., :3])).crop(box)
         theirs = np.asarray(crop.resize((side, side), filters[interpolation])).astype(int)
-        # 14-bit weights and down the columns first, where PIL has 22 bits and goes along the rows first:
-        # each pass may round to the other neighbouring level.
-        assert np.abs(ours - theirs).max() <= 2
-        assert np.abs(ours - theirs).mean() < 0.35
+        # 6-bit weights (PIL has 22) on noise of +-80 levels, and down the columns first where PIL goes
+        # along the rows first: each pass rounds to the level or the one beside it, within a few levels.
+        assert np.abs(ours - theirs).max() <= 5
+        assert np.abs(ours - theirs).mean() < 1.25
 
     def test_a_fractional_box_is_resized_as_pil_resizes_it(self, simd: str, texture: np.ndarray) -> None:
         # A pyramid level's box is fractional; PIL's resize(box=...) takes it so (and reads past its edge
@@ -274,7 +274,21 @@ class TestResize:
         ours = _render(texture, box, 64, identity, 64)[..., :3].astype(int)
         image = Image.fromarray(np.ascontiguousarray(texture[..., :3]))
         theirs = np.asarray(image.resize((64, 64), Image.Resampling.BICUBIC, box=box)).astype(int)
-        assert np.abs(ours - theirs)[3:-3, 3:-3].max() <= 2
+        assert np.abs(ours - theirs)[3:-3, 3:-3].max() <= 5
+
+    @pytest.mark.parametrize("interpolation", [0, 1, 2])
+    def test_a_flat_source_stays_flat(self, simd: str, interpolation: int) -> None:
+        # The weights sum to 1 exactly, also where the box's edge cuts the filter (small boxes,
+        # fractional edges, large enlargements and reductions).
+        flat = np.full((40, 50, 4), 255, np.uint8)
+        rng = np.random.default_rng(6)
+        for _ in range(30):
+            width, height = rng.uniform(0.6, 50), rng.uniform(0.6, 40)
+            left, top = rng.uniform(0, 50 - width), rng.uniform(0, 40 - height)
+            side = int(rng.integers(1, 70))
+            out = _render(flat, (left, top, left + width, top + height), side, (1.0, 0, 0, 0, 1.0, 0), side,
+                          interpolation)
+            assert (out[..., :3] == 255).all(), (left, top, width, height, side)
 
     def test_avx2_and_portable_give_the_same_bytes(self, texture: np.ndarray) -> None:
         if not kernels.set_simd(True):

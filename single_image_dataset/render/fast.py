@@ -134,8 +134,8 @@ class FastRenderer(Renderer):
     Two implementations (``implementation``; :func:`implementation` names the default):
 
     - ``"native"``, the native kernels (the default wherever the package's C extension was built):
-      the resize in 14-bit fixed point, the warp in 1/64 pixel steps with the fill in the same pass, and
-      the jitter fused into one or two passes in which brightness, contrast and saturation are PIL's
+      the resize with 6-bit weights on bytes, the warp in 1/64 pixel steps with the fill in the same
+      pass, and the jitter fused into one or two passes in which brightness, contrast and saturation are PIL's
       arithmetic exactly and the hue PIL's 8-bit HSV round trip up to a level at rounding boundaries.
       An AVX2 version is used where the CPU has it and gives the same bytes as the portable C version;
     - ``"opencv"`` (the default where the extension could not be compiled): Pillow's own resize of
@@ -218,7 +218,7 @@ class FastRenderer(Renderer):
     def render_batch(self, batch: ParamsBatch, out: torch.Tensor) -> None:
         """The whole batch in one call of the native kernels, written straight into ``out``'s planes.
 
-        The maps of all samples are composed at once (:func:`~single_image_dataset.geometry.batch_maps`,
+        The maps of all samples are composed at once (:func:`~single_image_dataset.geometry.batch_output_to_resized`,
         the same numbers as one sample's); each image is rendered and jittered in a small buffer of
         RGBX pixels and split into ``out``'s three planes. Debug mode (a PIL resize after the warp) and
         the OpenCV implementation render sample by sample.
@@ -226,7 +226,7 @@ class FastRenderer(Renderer):
         if self.implementation != "native" or batch.debug_size is not None:
             super().render_batch(batch, out)
             return
-        to_resized = geometry.batch_maps(batch)[0]
+        to_resized = geometry.batch_output_to_resized(batch)
         left, top, right, bottom = geometry.source_box(batch)
         level = geometry.pyramid_level(right - left, bottom - top, batch.resize, len(self._levels))
         boxes = np.stack([left, top, right, bottom], axis=1).astype(np.float64)

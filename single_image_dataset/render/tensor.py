@@ -26,10 +26,13 @@ __all__ = ["TorchRenderer"]
 
 # A larger batch is rendered in slices of at most this many pixels of the resize's first pass (a
 # bound on it: the resized crop's side times the columns of its box): it bounds the working memory
-# (of the order of 30 bytes per such pixel) and changes no pixel, since samples never interact.
+# (of the order of 50 bytes per such pixel, the level's windows included) and changes no pixel, since
+# samples never interact.
 _SLICE_PIXELS = 2**22
 # PIL's filters by index into INTERPOLATIONS (bilinear, bicubic, lanczos): their support.
 _SUPPORT = (1.0, 2.0, 3.0)
+# The resize reads a square window of its level whose side is a multiple of this many pixels (_windows).
+_WINDOW_STEP = 32
 # The contrast's grey mean is summed in fixed point with this many fraction bits (see _grey_mean).
 _MEAN_BITS = 16
 # torchvision's rgb_to_grayscale weights on tensors (ITU-R 601-2).
@@ -47,15 +50,16 @@ class TorchRenderer(Renderer):
     """Renders whole batches with torch operations on ``device``: the fast renderer's recipe, batched.
 
     For a batch it computes every sample's map and box on the CPU in float64
-    (:func:`~single_image_dataset.geometry.batch_maps`, bit for bit the per-sample maps), sends them and
+    (:func:`~single_image_dataset.geometry.batch_output_to_resized`, bit for bit the per-sample maps), sends them and
     the jitter factors to the device as one small table and then renders there:
 
     - **resize:** the reference's resize of the crop box to the resized crop, from the level of the
       fast renderer's pyramid (:func:`~single_image_dataset.render.pyramid.build_pyramid`, uploaded
       once as float32) that :func:`~single_image_dataset.geometry.pyramid_level` picks: PIL's filter
       weights, computed on the device in float64, cut at the box rounded out to whole pixels, applied
-      down the columns then along the rows by gathers (one per tap), each pass rounded to levels and
-      clamped as PIL's bytes are;
+      to a square window of the level around the box as two matrix products per sample (down the
+      columns, then along the rows; batched over the samples whose windows have the same side, a
+      multiple of 32 pixels), then clamped and rounded to levels as PIL's bytes are;
     - **warp:** one ``grid_sample`` (bilinear) of the resized crops, each behind a replicated border of
       one pixel as PIL repeats its edge; the vertical flip is part of the map;
     - **black fill:** a pixel whose centre maps outside the resized crop is 0, decided with the fast
@@ -102,6 +106,7 @@ class TorchRenderer(Renderer):
         super().__init__(image)
         self.device = check_device(device)
         self._pyramid, self._levels = _upload_pyramid(image, self.device)
+        self._padding = self._pyramid.shape[1] - int(self._levels[-1, 0] + self._levels[-1, 1] * self._levels[-1, 2])
 
     def __getstate__(self) -> dict[str, Any]:
         # The pyramid lives on the device and is quick to rebuild: pickle the image and the device only.
@@ -135,7 +140,7 @@ class TorchRenderer(Renderer):
 
     def _render(self, batch: ParamsBatch, out: torch.Tensor) -> None:
         """Render ``batch`` into ``out``: the maps, boxes and row groups on the CPU, the pixels on the device."""
-        to_resized = geometry.batch_maps(batch)[0]
+        to_resized = geometry.batch_output_to_resized(batch)
         left, top, right, bottom = geometry.source_box(batch)
         level = geometry.pyramid_level(right - left, bottom - top, batch.resize, len(self._levels))
         reduction = np.ldexp(1.0, -level)  # 0.5 ** level, exactly, as the fast renderer's
@@ -147,12 +152,21 @@ class TorchRenderer(Renderer):
         )
         fill = np.flatnonzero(~np.asarray(geometry.covers_output(to_resized, batch.output_size, batch.resize)))
         groups = _jitter_groups(batch)
-        table_on_device, fill_rows, *group_rows = _upload(table, [fill] + [rows for _, rows in groups], self.device)
-        # The taps and columns a pass needs at most in this batch, from the boxes on the CPU (a bound, so
-        # that the device need not report them): the extra taps weigh 0, the extra columns go unread.
-        shape = _resize_shape(box, self._levels[level], batch.resize, batch.interpolation)
-
-        images = _resize(self._pyramid, table_on_device, batch.resize, shape)
+        windows = _windows(box, self._levels[level])
+        sizes = np.unique(windows)
+        table_on_device, fill_rows, *rows_on_device = _upload(
+            table, [fill] + [np.flatnonzero(windows == size) for size in sizes] + [rows for _, rows in groups],
+            self.device,
+        )
+        window_rows, group_rows = rows_on_device[: len(sizes)], rows_on_device[len(sizes) :]
+        if sizes[-1] > self._padding:  # the windows' runs past the last level need as many pixels of padding
+            self._pyramid = F.pad(self._pyramid, (0, int(sizes[-1]) - self._padding))
+            self._padding = int(sizes[-1])
+        taps = _taps(box, batch.resize, batch.interpolation)
+        images = torch.empty((len(batch), 3, batch.resize, batch.resize), dtype=torch.float32, device=self.device)
+        for size, rows in zip(sizes.tolist(), window_rows, strict=True):
+            images.index_copy_(0, rows, _resize(self._pyramid, table_on_device.index_select(0, rows), batch.resize,
+                                                size, taps))
         coords = torch.arange(batch.output_size, dtype=torch.float64, device=self.device) + 0.5
         # From the resized crop to grid_sample's normalised coordinates of the crop behind its border of one pixel.
         scale = 2.0 / (batch.resize + 2)
@@ -194,57 +208,61 @@ def _upload_pyramid(image: Image.Image, device: torch.device) -> tuple[torch.Ten
     return pyramid, np.concatenate([offsets[:, None], shapes], axis=1)
 
 
-def _resize_shape(box: np.ndarray, levels: np.ndarray, side: int, interpolation: np.ndarray) -> tuple[int, int, int]:
-    """The most taps along x and along y, and the most columns the first pass reads, of a batch's resizes.
-
-    PIL's bound on a resize's taps (``ceil(support) * 2 + 1``), and the columns of each box rounded out.
-    """
+def _taps(box: np.ndarray, side: int, interpolation: np.ndarray) -> tuple[int, int]:
+    """The most taps of an output along x and along y in a batch's resizes (PIL's bound, ``ceil(support) * 2 + 1``)."""
     support = np.asarray(_SUPPORT)[interpolation]
-    taps = [int(np.max(np.ceil(support * np.maximum((box[:, 2 + a] - box[:, a]) / side, 1.0)) * 2 + 1)) for a in (0, 1)]
-    columns = np.minimum(np.ceil(box[:, 2]), levels[:, 2]) - np.floor(box[:, 0])
-    return taps[0], taps[1], int(columns.max())
+    x, y = (int(np.max(np.ceil(support * np.maximum((box[:, 2 + a] - box[:, a]) / side, 1.0)) * 2 + 1)) for a in (0, 1))
+    return x, y
 
 
-def _resize(pyramid: torch.Tensor, table: torch.Tensor, side: int, shape: tuple[int, int, int]) -> torch.Tensor:
+def _windows(box: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """The side of the square window of its level that each sample's resize reads: its box rounded out,
+    rounded up to a multiple of :data:`_WINDOW_STEP` pixels.
+
+    A sample's window depends on its own box only, so that the matrices of its resize have the same
+    shape in any batch (and its sums the same order), while the samples of a batch that share a
+    window share the matrix products.
+    """
+    extent = np.minimum(np.ceil(box[:, 2:]), levels[:, [2, 1]]) - np.floor(box[:, :2])
+    return (_WINDOW_STEP * np.ceil(extent.max(axis=1) / _WINDOW_STEP)).astype(np.int64)
+
+
+def _resize(pyramid: torch.Tensor, table: torch.Tensor, side: int, window: int, taps: tuple[int, int]) -> torch.Tensor:
     """The resized crops ``N x 3 x side x side``: PIL's resize of each sample's box of its pyramid level.
 
-    Down the columns first (only those the box covers, ``shape[2]`` at most), into whole levels as PIL's
-    bytes are, then along the rows. Each pass sums its taps in order, in float32 (a product, then a
-    sum: no fused multiply-add whose rounding could depend on where a sample sits in the batch); taps
-    beyond a sample's own weigh 0 and change no sum.
+    Each sample's filter weights, as a ``side x window`` matrix per axis (PIL's taps of its box, ``taps``
+    at most along x and along y, in place), multiply the ``window x window`` pixels of its level from
+    the box's first row and column (rows past the level repeat its last one, columns past it run on
+    into the pyramid's next pixels: they weigh 0), down the columns then along the rows, in float32,
+    as batched matrix products; then clamped and rounded to levels.
     """
-    taps_x, taps_y, columns = shape
-    n = len(table)
     offset, height, width = table[:, _LEVEL].unbind(1)
     first_x, first_y = table[:, _FIRST].unbind(1)
     filters = table[:, _FILTER]
     box = table[:, _BOX]
-    rows, weights_y = _taps(box[:, 1], box[:, 3], first_y, torch.minimum(torch.ceil(box[:, 3]), height), side,
-                            filters, taps_y)
-    cols, weights_x = _taps(box[:, 0], box[:, 2], first_x, torch.minimum(torch.ceil(box[:, 2]), width), side,
-                            filters, taps_x)
-    # Pass 1: grid row q, level columns first_x .. first_x + columns - 1, a contiguous run of the
-    # pyramid's pixels (runs past a sample's box go unread; the pyramid ends in padding for them).
-    runs = pyramid.unfold(1, columns, 1)  # 3 x (P - columns + 1) x columns, a view
-    start = (offset + first_x)[:, None]
-    down = torch.zeros((3, n, side, columns), dtype=torch.float32, device=table.device)
-    for t in range(taps_y):
-        down += weights_y[:, :, t][None, :, :, None] * runs[:, (start + rows[:, :, t] * width[:, None]).to(torch.int64)]
-    # Pass 2: along the rows of that.
-    across = torch.zeros((3, n, side, side), dtype=torch.float32, device=table.device)
-    for t in range(taps_x):
-        index = (cols[:, :, t] - first_x[:, None]).to(torch.int64)[None, :, None, :].expand(3, n, side, side)
-        across += weights_x[:, :, t][None, :, None, :] * torch.gather(down, 3, index)
-    return across.clamp_(0, 255).add_(0.5).floor_().permute(1, 0, 2, 3)
+    weights_y = _weights(box[:, 1], box[:, 3], first_y, torch.minimum(torch.ceil(box[:, 3]), height), side, filters,
+                         taps[1], window)
+    weights_x = _weights(box[:, 0], box[:, 2], first_x, torch.minimum(torch.ceil(box[:, 2]), width), side, filters,
+                         taps[0], window)
+    # Row r of a sample's window: a run of `window` pixels of the pyramid.
+    rows = torch.minimum(first_y[:, None] + torch.arange(window, dtype=torch.float64, device=table.device),
+                         height[:, None] - 1)
+    starts = (offset[:, None] + rows * width[:, None] + first_x[:, None]).to(torch.int64)
+    index = (starts[:, :, None] + torch.arange(window, device=table.device)).flatten()
+    pixels = pyramid.index_select(1, index).view(3, len(table), window, window)
+    down = torch.matmul(weights_y, pixels)  # 3 x N x side x window
+    across = torch.matmul(down, weights_x.transpose(1, 2))  # 3 x N x side x side
+    return across.clamp_(0, 255).add_(0.5).floor_().transpose(0, 1)
 
 
-def _taps(
-    b0: torch.Tensor, b1: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, side: int, filters: torch.Tensor, count: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """PIL's taps of the resize of ``[b0, b1)`` onto ``side`` pixels, reading pixels ``[lo, hi)`` only.
+def _weights(
+    b0: torch.Tensor, b1: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, side: int, filters: torch.Tensor,
+    count: int, window: int,
+) -> torch.Tensor:
+    """PIL's weights of the resize of ``[b0, b1)`` onto ``side`` pixels, reading pixels ``[lo, hi)`` only.
 
-    Returns the pixel of each tap, ``N x side x count`` (float64, clamped into ``[lo, hi)``), and its
-    weight (float32, normalised, 0 for the taps past a sample's own).
+    Returns, per sample, the ``side x window`` float32 matrix whose row ``q`` holds output ``q``'s
+    weights (normalised, from at most ``count`` taps) on pixels ``lo .. lo + window - 1``.
     """
     scale = ((b1 - b0) / side)[:, None, None]
     filterscale = scale.clamp(min=1.0)
@@ -256,20 +274,35 @@ def _taps(
     stop = torch.minimum(torch.trunc(center + support + 0.5), hi[:, None, None])
     pixel = start + torch.arange(count, dtype=torch.float64, device=b0.device)
     x = (pixel - center + 0.5) / filterscale
-    weight = torch.where(pixel < stop, _filter(filters[:, None, None], x), 0.0)
+    weight = torch.where(pixel < stop, _filter(filters, x), 0.0)
     total = weight.sum(dim=2, keepdim=True)
-    weight = torch.where(total != 0, weight / torch.where(total != 0, total, 1.0), 0.0)
-    return torch.minimum(pixel, hi[:, None, None] - 1), weight.to(torch.float32)
+    weight = torch.where(total != 0, weight / torch.where(total != 0, total, 1.0), 0.0).to(torch.float32)
+    # Into place; taps past a sample's own (clamped onto its last pixel) add 0, exactly.
+    place = (torch.minimum(pixel, hi[:, None, None] - 1) - lo[:, None, None]).to(torch.int64)
+    dense = torch.zeros((len(b0), side, window), dtype=torch.float32, device=b0.device)
+    return dense.scatter_add_(2, place, weight)
 
 
 def _filter(filters: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """PIL's bilinear (0), bicubic (1, a = -0.5) and Lanczos (2, 3 lobes) filters, per sample."""
+    """PIL's bilinear (0), bicubic (1, a = -0.5) and Lanczos (2, 3 lobes) filters, per sample (``filters``, ``N``).
+
+    Each filter is evaluated only where some sample uses it (elementwise: the same numbers either way).
+    """
     a = x.abs()
-    bilinear = (1.0 - a).clamp(min=0.0)
-    bicubic = torch.where(a < 1.0, (1.5 * a - 2.5) * a * a + 1.0,
-                          torch.where(a < 2.0, (((a - 5.0) * a + 8.0) * a - 4.0) * -0.5, 0.0))
-    lanczos = torch.where(a < 3.0, torch.sinc(x) * torch.sinc(x / 3.0), 0.0)
-    return torch.where(filters == 0, bilinear, torch.where(filters == 1, bicubic, lanczos))
+    chosen = filters.to(torch.int64)[:, None, None].expand_as(x)
+    weight = torch.zeros_like(x)
+    for index, used in enumerate(torch.bincount(filters.to(torch.int64), minlength=3).tolist()):
+        if not used:
+            continue
+        if index == 0:
+            value = (1.0 - a).clamp(min=0.0)
+        elif index == 1:
+            value = torch.where(a < 1.0, (1.5 * a - 2.5) * a * a + 1.0,
+                                torch.where(a < 2.0, (((a - 5.0) * a + 8.0) * a - 4.0) * -0.5, 0.0))
+        else:
+            value = torch.where(a < 3.0, torch.sinc(x) * torch.sinc(x / 3.0), 0.0)
+        weight = torch.where(chosen == index, value, weight)
+    return weight
 
 
 def _jitter_groups(batch: ParamsBatch) -> list[tuple[int, np.ndarray]]:

@@ -63,9 +63,10 @@ void sid_warp(const warp_job *job, int simd);
  * map to_resized from output pixel centres to the grid's continuous coordinates) and fills with 0 the
  * pixels whose centre maps outside [0, side)^2. sid_render does the same, but resizes only the grid
  * points that the warp reads (around the image of the output square, rounded outwards): PIL's
- * coefficients, in 14-bit fixed point, cut at the box rounded outwards to whole pixels, one pass down
+ * coefficients, in 6-bit fixed point, cut at the box rounded outwards to whole pixels, one pass down
  * the columns, then one along the rows (each rounded to bytes, as PIL's), then warp.c's warp. The
- * source may be a level of a pyramid, the box given in its pixels. */
+ * source may be a level of a pyramid, the box given in its pixels; the vector code is fastest for
+ * reductions below 3.5 (the pyramid keeps them below 2) and runs larger ones with the portable code. */
 
 enum { SID_BILINEAR = 0, SID_BICUBIC = 1, SID_LANCZOS = 2 };
 

@@ -18,17 +18,19 @@
 
 static const double PI = 3.14159265358979323846;
 
-static double bilinear_filter(double x) {
-    x = fabs(x);
-    return x < 1.0 ? 1.0 - x : 0.0;
+/* Single precision, the branches as selects, so that the compiler vectorises them over the outputs
+ * (the weights end up in 6-bit fixed point). */
+static inline float bilinear_filter(float x) {
+    x = fabsf(x);
+    return x < 1.0f ? 1.0f - x : 0.0f;
 }
 
-static double bicubic_filter(double x) {
-    const double a = -0.5;
-    x = fabs(x);
-    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
-    if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
-    return 0.0;
+static inline float bicubic_filter(float x) {
+    const float a = -0.5f;
+    x = fabsf(x);
+    const float near = ((a + 2.0f) * x - (a + 3.0f)) * x * x + 1.0f, far = (((x - 5.0f) * x + 8.0f) * x - 4.0f) * a;
+    const float outer = x < 2.0f ? far : 0.0f;
+    return x < 1.0f ? near : outer;
 }
 
 static double sinc(double x) {
@@ -37,10 +39,9 @@ static double sinc(double x) {
     return sin(x) / x;
 }
 
-static double lanczos_filter(double x) { return -3.0 <= x && x < 3.0 ? sinc(x) * sinc(x / 3.0) : 0.0; }
+static float lanczos_filter(float x) { return -3.0f <= x && x < 3.0f ? (float)(sinc(x) * sinc(x / 3.0)) : 0.0f; }
 
 static const double SUPPORT[] = {1.0, 2.0, 3.0};
-
 
 /* The most taps an output of a resize of `length` pixels onto `side` can have (PIL's ksize). */
 static int max_taps(double length, int side, int filter) {
@@ -48,178 +49,241 @@ static int max_taps(double length, int side, int filter) {
     return (int)ceil(support) * 2 + 1;
 }
 
+/* Weights in fixed point with WEIGHT_BITS fraction bits, as signed bytes: the vector code multiplies
+ * them with the pixels' bytes, a pair of taps per instruction (maddubs), into 16-bit sums. Their
+ * absolute values sum to less than 2 (128), so that no sum can leave 16 bits (255 times 127 at most). */
+#define WEIGHT_BITS 6
+#define WEIGHT_ONE (1 << WEIGHT_BITS)
+
+/* The floats of scratch memory that axis_taps needs for `outputs` outputs of at most `stride` taps. */
+static size_t taps_scratch(int outputs, int stride) { return (size_t)outputs * (stride + 7); }
+
+/* An output's weight, float `w` times `norm` (1 over the sum), in fixed point, rounded half up (the
+ * offset makes the truncation a floor) and within a byte. */
+static inline int fixed_weight(float w, float norm) {
+    const int v = (int)(w * norm * (float)WEIGHT_ONE + 256.5f) - 256;
+    return v < -128 ? -128 : v > 127 ? 127 : v;
+}
+
 /* The taps of outputs q0 .. q1 - 1 of PIL's resize of [b0, b1) onto `side` pixels, reading only pixels
  * [lo, hi): output q (clamped to [0, side - 1], so that the grid's border repeats its edge as the
- * bilinear warp reads it) reads pixels first[i] .. first[i] + count[i] - 1 with the weights
- * coef[i * stride ...]: PIL's, normalised, in Q14 (16384 is 1) and adjusted so that they sum to 16384
- * exactly, so that a flat region stays flat. `w` holds `stride` doubles of scratch. */
-static void axis_taps(double b0, double b1, int side, int lo, int hi, int filter, int q0, int q1, int stride,
-                      int *first, int *count, int16_t *coef, double *w) {
+ * bilinear warp reads it) reads pixels first[i] .. first[i] + count[i] - 1, tap t with the weight
+ * coef[t * (q1 - q0) + i] (0 for t from count[i] to `stride`): PIL's filter, normalised, made to sum
+ * to 1 exactly (so that a flat region stays flat) at the tap nearest the centre, the largest. A
+ * filter that the box's edge cuts so steeply that their absolute values would sum to 2 or more
+ * loses its negative lobes. Output by output, but loop by loop over all the outputs, with selects
+ * for the branches, so that the compiler vectorises the loops. */
+static inline __attribute__((always_inline)) void axis_taps_body(double b0, double b1, int side, int lo, int hi,
+                                                                 int filter, int q0, int q1, int stride, int *first,
+                                                                 int *count, int8_t *coef, float *scratch) {
+    const int m = q1 - q0;
     const double scale = (b1 - b0) / side, filterscale = scale > 1.0 ? scale : 1.0;
-    const double support = SUPPORT[filter] * filterscale, inv = 1.0 / filterscale;
-    for (int i = 0; i < q1 - q0; i++) {
-        int q = q0 + i < 0 ? 0 : q0 + i >= side ? side - 1 : q0 + i;
-        double center = b0 + (q + 0.5) * scale, sum = 0.0;
-        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
+    const double support = SUPPORT[filter] * filterscale;
+    const float inv = (float)(1.0 / filterscale);
+    double *center = (double *)scratch; /* loops of one type each, so that they vectorise */
+    float *at = scratch + 2 * m, *norm = at + m, *w = norm + m; /* w[t * m + i]: tap t of output i */
+    int *total = (int *)(w + (size_t)stride * m), *absolute = total + m, *nearest = absolute + m;
+    for (int i = 0; i < m; i++) {
+        const int q = q0 + i < 0 ? 0 : q0 + i >= side ? side - 1 : q0 + i;
+        center[i] = b0 + (q + 0.5) * scale;
+    }
+    for (int i = 0; i < m; i++) {
+        int xmin = (int)(center[i] - support + 0.5), xmax = (int)(center[i] + support + 0.5);
         xmin = xmin < lo ? lo : xmin;
         xmax = xmax > hi ? hi : xmax;
-        int n = xmax - xmin;
-        n = n > stride ? stride : n;
-        const double at = xmin - center + 0.5;
+        first[i] = xmin;
+        count[i] = xmax - xmin < stride ? xmax - xmin : stride;
+    }
+    for (int i = 0; i < m; i++) {
+        at[i] = (float)(first[i] - center[i] + 0.5); /* tap t is at t + at[i] from the centre */
+        norm[i] = 0.0f;
+        total[i] = absolute[i] = 0;
+    }
+    for (int t = 0; t < stride; t++) {
+        float *wt = w + (size_t)t * m;
         switch (filter) { /* one loop per filter, so that the choice is not made per tap */
         case SID_BILINEAR:
-            for (int x = 0; x < n; x++) sum += w[x] = bilinear_filter((x + at) * inv);
+            for (int i = 0; i < m; i++) {
+                const float v = bilinear_filter(((float)t + at[i]) * inv);
+                wt[i] = t < count[i] ? v : 0.0f;
+            }
             break;
         case SID_BICUBIC:
-            for (int x = 0; x < n; x++) sum += w[x] = bicubic_filter((x + at) * inv);
+            for (int i = 0; i < m; i++) {
+                const float v = bicubic_filter(((float)t + at[i]) * inv);
+                wt[i] = t < count[i] ? v : 0.0f;
+            }
             break;
         default:
-            for (int x = 0; x < n; x++) sum += w[x] = lanczos_filter((x + at) * inv);
+            for (int i = 0; i < m; i++) {
+                const float v = lanczos_filter(((float)t + at[i]) * inv);
+                wt[i] = t < count[i] ? v : 0.0f;
+            }
         }
-        int16_t *c = coef + (size_t)i * stride;
-        int total = 0, largest = 0;
-        const double to_q14 = sum != 0.0 ? 16384.0 / sum : 0.0;
-        for (int x = 0; x < n; x++) {
-            /* rounded half up; the offset makes the truncation a floor (weights are above -2) */
-            c[x] = (int16_t)((int)(w[x] * to_q14 + 32768.5) - 32768);
-            total += c[x];
-            largest = w[x] > w[largest] ? x : largest;
-        }
-        if (sum != 0.0 && n > 0) c[largest] = (int16_t)(c[largest] + 16384 - total);
-        first[i] = xmin;
-        count[i] = n;
+        for (int i = 0; i < m; i++) norm[i] += wt[i];
     }
+    for (int i = 0; i < m; i++) {
+        norm[i] = norm[i] != 0.0f ? 1.0f / norm[i] : 0.0f;
+        const int near = (int)(0.5f - at[i]); /* the tap nearest the centre, the largest */
+        nearest[i] = near < 0 ? 0 : near >= count[i] ? count[i] - 1 : near;
+    }
+    for (int t = 0; t < stride; t++) {
+        const float *wt = w + (size_t)t * m;
+        int8_t *ct = coef + (size_t)t * m;
+        for (int i = 0; i < m; i++) {
+            const int v = fixed_weight(wt[i], norm[i]);
+            ct[i] = (int8_t)v;
+            total[i] += v;
+            absolute[i] += v < 0 ? -v : v;
+        }
+    }
+    for (int i = 0; i < m; i++) {
+        if (norm[i] == 0.0f || absolute[i] + abs(WEIGHT_ONE - total[i]) < 2 * WEIGHT_ONE) continue;
+        total[i] = 0; /* rare: drop the negative lobes */
+        for (int t = 0; t < count[i]; t++) {
+            const int v = w[(size_t)t * m + i] > 0.0f ? fixed_weight(w[(size_t)t * m + i], norm[i]) : 0;
+            total[i] += coef[(size_t)t * m + i] = (int8_t)(v > WEIGHT_ONE ? WEIGHT_ONE : v);
+        }
+    }
+    for (int t = 0; t < stride; t++) { /* the remainder at the nearest tap: the weights sum to 1 */
+        int8_t *ct = coef + (size_t)t * m;
+        for (int i = 0; i < m; i++) {
+            const int remainder = norm[i] != 0.0f && t == nearest[i] ? WEIGHT_ONE - total[i] : 0;
+            ct[i] = (int8_t)(ct[i] + remainder);
+        }
+    }
+}
+
+static void axis_taps_c(double b0, double b1, int side, int lo, int hi, int filter, int q0, int q1, int stride,
+                        int *first, int *count, int8_t *coef, float *scratch) {
+    axis_taps_body(b0, b1, side, lo, hi, filter, q0, q1, stride, first, count, coef, scratch);
+}
+
+#if SID_X86
+SID_AVX2 static void axis_taps_avx2(double b0, double b1, int side, int lo, int hi, int filter, int q0, int q1,
+                                    int stride, int *first, int *count, int8_t *coef, float *scratch) {
+    axis_taps_body(b0, b1, side, lo, hi, filter, q0, q1, stride, first, count, coef, scratch);
+}
+#endif
+
+/* axis_taps, compiled for AVX2 where `simd` (the same operations, so the same numbers: the build turns
+ * off FMA contraction), so that its loops are vectorised 8 wide. */
+static void axis_taps(double b0, double b1, int side, int lo, int hi, int filter, int q0, int q1, int stride,
+                      int *first, int *count, int8_t *coef, float *scratch, int simd) {
+#if SID_X86
+    if (simd) {
+        axis_taps_avx2(b0, b1, side, lo, hi, filter, q0, q1, stride, first, count, coef, scratch);
+        return;
+    }
+#else
+    (void)simd;
+#endif
+    axis_taps_c(b0, b1, side, lo, hi, filter, q0, q1, stride, first, count, coef, scratch);
 }
 
 /* ------------------------------------------------------------------------------------------------ */
 /* One pass: rows of the output as weighted sums of rows of the input                               */
 /* ------------------------------------------------------------------------------------------------ */
 
-/* The arithmetic, in 16-bit integers as the vector code does it: an input value v is widened to
- * v << 7, each tap adds (v << 7) * c rounded to 15 fraction bits (a pixel value with 6 fraction bits),
- * and the sum is rounded and clamped to 0..255. The sum of a pixel's weights is at most 1.3 for
- * PIL's filters, so no 16-bit sum can overflow. */
-static inline int mulhrs(int a, int b) { return (a * b + 0x4000) >> 15; }
-
-static inline uint8_t clamp8(int acc) {
-    int r = (acc + 32) >> 6;
-    return (uint8_t)(r < 0 ? 0 : r > 255 ? 255 : r);
-}
-
-static void widen_c(const uint8_t *in, int16_t *out, int n) {
-    for (int v = 0; v < n; v++) out[v] = (int16_t)(in[v] << 7);
-}
-
-static void combine_c(const int16_t *const *in, const int16_t *c, int count, uint8_t *out, int from, int n) {
-    for (int v = from; v < n; v++) {
-        int acc = 0;
-        for (int t = 0; t < count; t++) acc += mulhrs(in[t][v], c[t]);
-        out[v] = clamp8(acc);
+/* The arithmetic: the sum of the taps' products (pixel byte times weight), rounded to whole levels
+ * and clamped to 0..255. The vector code gets the same numbers in 16 bits (see WEIGHT_BITS). */
+static void combine_c(const uint8_t *const *in, const int8_t *c, int count, uint8_t *out, int n) {
+    for (int v = 0; v < n; v++) {
+        int acc = WEIGHT_ONE / 2;
+        for (int t = 0; t < count; t++) acc += in[t][v] * c[t];
+        const int r = acc >> WEIGHT_BITS; /* a floor */
+        out[v] = (uint8_t)(r < 0 ? 0 : r > 255 ? 255 : r);
     }
 }
 
 #if SID_X86
-/* Both vector loops below end with one vector that may overlap the previous ones, for a row whose
- * length is not a multiple of 16 values: a value depends on its position alone, so those computed
- * twice are computed the same. Rows shorter than one vector go through the portable code. */
-SID_AVX2 static inline void widen16(const uint8_t *in, int16_t *out) {
-    __m256i wide = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)in));
-    _mm256_storeu_si256((__m256i *)out, _mm256_slli_epi16(wide, 7));
-}
-
-SID_AVX2 static void widen_avx2(const uint8_t *in, int16_t *out, int n) {
-    if (n < 16) {
-        widen_c(in, out, n);
-        return;
+/* 32 values of the output at `at` from `pairs` pairs of input rows: each pair interleaved byte by
+ * byte, multiplied by its two weights and summed in one instruction (maddubs). unpacklo/unpackhi take
+ * the low and high halves of each 128-bit lane, which packus puts back in order. */
+SID_AVX2 static inline void combine32(const uint8_t *const *in, const __m256i *w, int pairs, uint8_t *out, int at) {
+    __m256i lo = _mm256_set1_epi16(WEIGHT_ONE / 2), hi = lo;
+    for (int p = 0; p < pairs; p++) {
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(in[2 * p] + at));
+        const __m256i b = _mm256_loadu_si256((const __m256i *)(in[2 * p + 1] + at));
+        lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(a, b), w[p]));
+        hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(a, b), w[p]));
     }
-    for (int v = 0; v + 16 <= n; v += 16) widen16(in + v, out + v);
-    widen16(in + n - 16, out + n - 16);
+    lo = _mm256_srai_epi16(lo, WEIGHT_BITS);
+    hi = _mm256_srai_epi16(hi, WEIGHT_BITS);
+    _mm256_storeu_si256((__m256i *)(out + at), _mm256_packus_epi16(lo, hi)); /* packus clamps to 0..255 */
 }
 
-SID_AVX2 static inline __m256i combine16(const int16_t *const *in, const int16_t *c, int count, int v) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int t = 0; t < count; t++)
-        acc = _mm256_add_epi16(acc, _mm256_mulhrs_epi16(_mm256_loadu_si256((const __m256i *)(in[t] + v)),
-                                                        _mm256_set1_epi16(c[t])));
-    return _mm256_srai_epi16(_mm256_add_epi16(acc, _mm256_set1_epi16(32)), 6);
-}
-
-SID_AVX2 static void combine_avx2(const int16_t *const *in, const int16_t *c, int count, uint8_t *out, int n) {
-    if (n < 16) {
-        combine_c(in, c, count, out, 0, n);
-        return;
-    }
-    const __m256i half = _mm256_set1_epi16(32);
+/* A row of n >= 32 values; the loop ends with one block that may overlap the previous ones, for a
+ * row whose length is not a multiple of 32: a value depends on its position alone, so those computed
+ * twice are computed the same. Inlined with a constant `pairs` for the common counts, so that the
+ * rows' pointers and weights stay in registers. */
+SID_AVX2 static inline void combine_row_avx2(const uint8_t *const *in, const __m256i *w, int pairs, uint8_t *out,
+                                             int n) {
     int v = 0;
-    for (; v + 64 <= n; v += 64) {
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-        for (int t = 0; t < count; t++) {
-            const __m256i w = _mm256_set1_epi16(c[t]);
-            const __m256i *p = (const __m256i *)(in[t] + v);
-            a0 = _mm256_add_epi16(a0, _mm256_mulhrs_epi16(_mm256_loadu_si256(p), w));
-            a1 = _mm256_add_epi16(a1, _mm256_mulhrs_epi16(_mm256_loadu_si256(p + 1), w));
-            a2 = _mm256_add_epi16(a2, _mm256_mulhrs_epi16(_mm256_loadu_si256(p + 2), w));
-            a3 = _mm256_add_epi16(a3, _mm256_mulhrs_epi16(_mm256_loadu_si256(p + 3), w));
-        }
-        a0 = _mm256_srai_epi16(_mm256_add_epi16(a0, half), 6);
-        a1 = _mm256_srai_epi16(_mm256_add_epi16(a1, half), 6);
-        a2 = _mm256_srai_epi16(_mm256_add_epi16(a2, half), 6);
-        a3 = _mm256_srai_epi16(_mm256_add_epi16(a3, half), 6);
-        /* packus saturates to 0..255, as clamp8 clamps; it interleaves 64-bit groups, which the permutation undoes */
-        _mm256_storeu_si256((__m256i *)(out + v), _mm256_permute4x64_epi64(_mm256_packus_epi16(a0, a1), 0xD8));
-        _mm256_storeu_si256((__m256i *)(out + v + 32), _mm256_permute4x64_epi64(_mm256_packus_epi16(a2, a3), 0xD8));
+    for (; v + 32 <= n; v += 32) combine32(in, w, pairs, out, v);
+    if (v < n) combine32(in, w, pairs, out, n - 32);
+}
+
+/* The most pairs of taps of the vector code: 16 taps, a reduction by up to 3.5 with the bicubic filter
+ * (the pyramid keeps reductions below 2). More go through the portable code. */
+#define MAX_PAIRS 8
+
+/* Rows shorter than one block go through the portable code. */
+SID_AVX2 static void combine_avx2(const uint8_t *const *in, const int8_t *c, int count, uint8_t *out, int n) {
+    if (n < 32 || count > 2 * MAX_PAIRS) {
+        combine_c(in, c, count, out, n);
+        return;
     }
-    for (; v < n; v += 16) {
-        int at = v + 16 <= n ? v : n - 16;
-        __m128i packed = _mm256_castsi256_si128(_mm256_permute4x64_epi64(
-            _mm256_packus_epi16(combine16(in, c, count, at), _mm256_setzero_si256()), 0xD8));
-        _mm_storeu_si128((__m128i *)(out + at), packed);
+    const int pairs = count / 2;
+    __m256i w[MAX_PAIRS];
+    for (int p = 0; p < pairs; p++) /* c[2 p] in the low byte of each 16-bit lane, c[2 p + 1] in the high one */
+        w[p] = _mm256_set1_epi16((int16_t)((c[2 * p] & 255) | (c[2 * p + 1] << 8)));
+    switch (pairs) {
+    case 1: combine_row_avx2(in, w, 1, out, n); break;
+    case 2: combine_row_avx2(in, w, 2, out, n); break;
+    case 3: combine_row_avx2(in, w, 3, out, n); break;
+    case 4: combine_row_avx2(in, w, 4, out, n); break;
+    default: combine_row_avx2(in, w, pairs, out, n);
     }
 }
 #endif
 
-/* Output row i (of `rows`) is the sum over its taps t of coef[i * stride + t] times input row
+/* Output row i (of `rows`) is the sum over its taps t of coef[t * coef_stride + i] times input row
  * first[i] + t, over the pixels span[2 i] .. span[2 i + 1] - 1 of the x0 .. x0 + width - 1 of each
- * input row (an empty span skips the row). Input rows are widened once, whole, into a ring of
- * `ring_rows` rows (a power of two, at least the most taps of any output; first[i] and
- * first[i] + count[i] never decrease, so a row leaves the ring only after its last use), and
- * prefetched a few rows ahead: a source larger than the cache would otherwise make each new row
- * wait for memory. */
+ * input row (an empty span skips the row), with the padding tap of axis_taps. With `prefetch`,
+ * the input rows that the next output rows will read are prefetched: a source larger than the cache
+ * would otherwise make each new row wait for memory. */
 #define PREFETCH_ROWS 4
 
-static void combine_rows(const uint32_t *src, ptrdiff_t src_stride, int source_rows, int x0, int width, int rows,
-                         const int *first, const int *count, const int16_t *coef, int stride, const int *span,
-                         int16_t *ring, int ring_rows, const int16_t **taps, uint32_t *dst, ptrdiff_t dst_stride,
-                         int simd) {
-    const int n = 4 * width;
-    int next = first[0];
+static void combine_rows(const uint32_t *src, ptrdiff_t src_stride, int source_rows, int x0, int rows,
+                         const int *first, const int *count, const int8_t *coef, int coef_stride, const int *span,
+                         int prefetch,
+                         const uint8_t **taps, int8_t *weights, uint32_t *dst, ptrdiff_t dst_stride, int simd) {
+    const ptrdiff_t row_bytes = 4 * src_stride;
+    int fetched = 0; /* the rows below were prefetched or read */
     for (int i = 0; i < rows; i++) {
         if (span[2 * i] >= span[2 * i + 1]) continue;
-        const int end = first[i] + count[i];
-        for (int y = next > first[i] ? next : first[i]; y < end; y++) {
-            const uint8_t *in = (const uint8_t *)(src + y * src_stride + x0);
-            if (y + PREFETCH_ROWS < source_rows)
-                for (int b = 0; b < n; b += 64) __builtin_prefetch(in + PREFETCH_ROWS * 4 * src_stride + b);
-            int16_t *out = ring + (size_t)(y & (ring_rows - 1)) * n;
-#if SID_X86
-            if (simd) {
-                widen_avx2(in, out, n);
-                continue;
-            }
-#endif
-            widen_c(in, out, n);
+        const int from = 4 * span[2 * i], values = 4 * span[2 * i + 1] - from, n = count[i];
+        const uint8_t *base = (const uint8_t *)(src + first[i] * src_stride + x0) + from;
+        if (prefetch) {
+            const int end = first[i] + n, ahead = end + PREFETCH_ROWS < source_rows ? end + PREFETCH_ROWS : source_rows;
+            for (int y = fetched > end ? fetched : end; y < ahead; y++)
+                for (int b = 0; b < values; b += 64) __builtin_prefetch(base + (y - first[i]) * row_bytes + b);
+            fetched = fetched > ahead ? fetched : ahead;
         }
-        next = end > next ? end : next;
-        const int from = 4 * span[2 * i], values = 4 * span[2 * i + 1] - from;
-        for (int t = 0; t < count[i]; t++) taps[t] = ring + (size_t)((first[i] + t) & (ring_rows - 1)) * n + from;
+        const int paired = (n + 1) & ~1; /* in pairs; an odd tap with a padding one, weight 0, on row 0 */
+        for (int t = 0; t < paired; t++) {
+            taps[t] = base + (t < n ? t : 0) * row_bytes;
+            weights[t] = coef[(size_t)t * coef_stride + i];
+        }
         uint8_t *out = (uint8_t *)(dst + i * dst_stride) + from;
 #if SID_X86
         if (simd) {
-            combine_avx2(taps, coef + (size_t)i * stride, count[i], out, values);
+            combine_avx2(taps, weights, paired, out, values);
             continue;
         }
 #endif
-        combine_c(taps, coef + (size_t)i * stride, count[i], out, 0, values);
+        combine_c(taps, weights, paired, out, values);
     }
 }
 
@@ -297,44 +361,87 @@ static void needed(const double *row, int size, int side, int *q0, int *q1) {
     }
 }
 
+/* floor(x) for |x| < 2^51, without a call (floor() is one where SSE4.1 is not assumed) or a conversion:
+ * adding and taking away 1.5 2^52 rounds to the nearest integer. */
+static inline double floor_small(double x) {
+    const double magic = 6755399441055744.0, t = (x + magic) - magic;
+    return t > x ? t - 1.0 : t;
+}
+
 /* For each grid index q = q0 .. q0 + count - 1 along one axis (u), a span of grid indices along the
  * other (v): span[2 j] .. span[2 j + 1] - 1, relative to v0 and within [0, nv), from the extent
  * [low, high] in v of the parallelogram `corner` (u, v of its corners, in order) within u in
- * [q - reach, q + reach]: floor(low) - below .. floor(high) + above - 1. */
-static void spans(const double corner[4][2], int axis, double reach, double below, double above, int q0, int count,
-                  int v0, int nv, int *span) {
+ * [q - reach, q + reach]: floor(low) - below .. floor(high) + above - 1. The parallelogram is
+ * convex, so that extent is the one of its edges clipped to the band: each edge, a segment, gives
+ * its v at the ends of its clipped u range. Edge by edge over all the bands, so that the compiler
+ * vectorises the loops; `scratch` holds 2 count doubles. */
+static inline __attribute__((always_inline)) void spans_body(const double corner[4][2], int axis, double reach, double below, double above, int q0,
+                              int count, int v0, int nv, int *span, double *scratch) {
     const int other = 1 - axis;
-    double slope[4];
+    double *low = scratch, *high = scratch + count;
+    for (int j = 0; j < count; j++) {
+        low[j] = INFINITY;
+        high[j] = -INFINITY;
+    }
     for (int k = 0; k < 4; k++) {
         const double *p = corner[k], *r = corner[(k + 1) % 4];
-        slope[k] = p[axis] != r[axis] ? (r[other] - p[other]) / (r[axis] - p[axis]) : 0.0;
+        const double pu = p[axis], pv = p[other], ru = r[axis], rv = r[other];
+        const double slope = pu != ru ? (rv - pv) / (ru - pu) : 0.0;
+        const double umin = pu < ru ? pu : ru, umax = pu < ru ? ru : pu;
+        for (int j = 0; j < count; j++) {
+            const double from = q0 + j - reach, to = q0 + j + reach;
+            const double a = from > umin ? from : umin, b = to < umax ? to : umax;
+            /* v at u = a and u = b; exactly the corner's at a corner */
+            const double va = a == ru ? rv : pv + (a - pu) * slope, vb = b == ru ? rv : pv + (b - pu) * slope;
+            const double least = va < vb ? va : vb, most = va < vb ? vb : va;
+            const int crosses = a <= b; /* & rather than &&: no branch, so that the loop vectorises */
+            low[j] = crosses & (least < low[j]) ? least : low[j];
+            high[j] = crosses & (most > high[j]) ? most : high[j];
+        }
+    }
+    for (int j = 0; j < count; j++) { /* the span, still as doubles (a loop of one type: it vectorises) */
+        const int crossed = low[j] <= high[j];
+        /* within 8 of [v0, v0 + nv] before the floor (INFINITY where no edge crossed): the span, clamped to
+         * [0, nv], is the same (below and above are at most 4) */
+        const double first = v0 - 8.0, last = v0 + nv + 8.0;
+        const double l = low[j] < first ? first : low[j] > last ? last : low[j];
+        const double h = high[j] < first ? first : high[j] > last ? last : high[j];
+        double a = floor_small(l) - below - v0, b = floor_small(h) + above - v0;
+        a = a < 0.0 ? 0.0 : a > nv ? nv : a;
+        b = b > nv ? nv : b < a ? a : b;
+        low[j] = crossed ? a : 0.0;
+        high[j] = crossed ? b : 0.0;
     }
     for (int j = 0; j < count; j++) {
-        const double bounds[2] = {q0 + j - reach, q0 + j + reach};
-        double low = INFINITY, high = -INFINITY;
-        for (int k = 0; k < 4; k++) {
-            const double *p = corner[k], *r = corner[(k + 1) % 4];
-            if (p[axis] >= bounds[0] && p[axis] <= bounds[1]) {
-                low = p[other] < low ? p[other] : low;
-                high = p[other] > high ? p[other] : high;
-            }
-            for (int e = 0; e < 2; e++) {
-                if ((p[axis] - bounds[e]) * (r[axis] - bounds[e]) < 0.0) {
-                    double v = p[other] + (bounds[e] - p[axis]) * slope[k];
-                    low = v < low ? v : low;
-                    high = v > high ? v : high;
-                }
-            }
-        }
-        int lo = 0, hi = 0;
-        if (low <= high) {
-            double a = floor(low) - below - v0, b = floor(high) + above - v0;
-            lo = a < 0.0 ? 0 : a > nv ? nv : (int)a;
-            hi = b < 0.0 ? 0 : b > nv ? nv : (int)b;
-        }
-        span[2 * j] = lo;
-        span[2 * j + 1] = hi > lo ? hi : lo;
+        span[2 * j] = (int)low[j];
+        span[2 * j + 1] = (int)high[j];
     }
+}
+
+static void spans_c(const double corner[4][2], int axis, double reach, double below, double above, int q0, int count,
+                    int v0, int nv, int *span, double *scratch) {
+    spans_body(corner, axis, reach, below, above, q0, count, v0, nv, span, scratch);
+}
+
+#if SID_X86
+SID_AVX2 static void spans_avx2(const double corner[4][2], int axis, double reach, double below, double above, int q0,
+                                int count, int v0, int nv, int *span, double *scratch) {
+    spans_body(corner, axis, reach, below, above, q0, count, v0, nv, span, scratch);
+}
+#endif
+
+/* spans, compiled for AVX2 where `simd`, as axis_taps. */
+static void spans(const double corner[4][2], int axis, double reach, double below, double above, int q0, int count,
+                  int v0, int nv, int *span, double *scratch, int simd) {
+#if SID_X86
+    if (simd) {
+        spans_avx2(corner, axis, reach, below, above, q0, count, v0, nv, span, scratch);
+        return;
+    }
+#else
+    (void)simd;
+#endif
+    spans_c(corner, axis, reach, below, above, q0, count, v0, nv, span, scratch);
 }
 
 /* Whether every output pixel centre maps inside [0, side)^2 (geometry.covers_output's test). */
@@ -369,40 +476,44 @@ int sid_render(const render_job *job, sid_workspace *ws, int simd) {
     const int lox = (int)floor(box[0]), loy = (int)floor(box[1]);
     const int hix = (int)ceil(box[2]) < job->width ? (int)ceil(box[2]) : job->width;
     const int hiy = (int)ceil(box[3]) < job->height ? (int)ceil(box[3]) : job->height;
+    /* the most taps of an output, rounded up to pairs */
     int kx = max_taps(box[2] - box[0], side, job->filter), ky = max_taps(box[3] - box[1], side, job->filter);
-    kx = kx < hix - lox ? kx : hix - lox;
-    ky = ky < hiy - loy ? ky : hiy - loy;
+    kx = ((kx < hix - lox ? kx : hix - lox) + 1) & ~1;
+    ky = ((ky < hiy - loy ? ky : hiy - loy) + 1) & ~1;
 
     /* Lay out the scratch memory (a first pass counts it), growing the workspace when needed. */
     int *xfirst = NULL, *xcount = NULL, *yfirst = NULL, *ycount = NULL;
-    int16_t *xcoef = NULL, *ycoef = NULL, *ring = NULL;
-    const int16_t **taps = NULL;
-    double *weights = NULL;
+    int8_t *xcoef = NULL, *ycoef = NULL;
+    const uint8_t **taps = NULL;
+    int8_t *weights = NULL;
+    float *scratch = NULL;
     int *xspan = NULL, *yspan = NULL;
     uint32_t *rows = NULL, *columns = NULL, *grid = NULL;
-    int width = 0, ring_rows = 1;
-    while (ring_rows < kx || ring_rows < ky) ring_rows *= 2;
+    int width = 0;
+    const int most = kx > ky ? kx : ky;
+    /* the taps of nqx (nqy) outputs and more, up to a multiple of 32 outputs: the vectorised loops of
+     * axis_taps then have no scalar remainder (the extra outputs, of the clamped edge, go unread) */
+    const int mx = (nqx + 31) & ~31, my = (nqy + 31) & ~31;
     for (int layout = 0; layout < 2; layout++) {
         size_t offset = 0;
-        xfirst = carve(ws, &offset, sizeof(int) * nqx);
-        xcount = carve(ws, &offset, sizeof(int) * nqx);
-        xcoef = carve(ws, &offset, sizeof(int16_t) * nqx * kx);
-        yfirst = carve(ws, &offset, sizeof(int) * nqy);
-        ycount = carve(ws, &offset, sizeof(int) * nqy);
-        ycoef = carve(ws, &offset, sizeof(int16_t) * nqy * ky);
-        taps = carve(ws, &offset, sizeof(int16_t *) * ring_rows);
-        weights = carve(ws, &offset, sizeof(double) * ring_rows);
+        xfirst = carve(ws, &offset, sizeof(int) * mx);
+        xcount = carve(ws, &offset, sizeof(int) * mx);
+        xcoef = carve(ws, &offset, (size_t)mx * kx);
+        yfirst = carve(ws, &offset, sizeof(int) * my);
+        ycount = carve(ws, &offset, sizeof(int) * my);
+        ycoef = carve(ws, &offset, (size_t)my * ky);
+        taps = carve(ws, &offset, sizeof(uint8_t *) * (most + 1));
+        weights = carve(ws, &offset, (size_t)most + 1);
+        scratch = carve(ws, &offset, sizeof(float) * taps_scratch(mx > my ? mx : my, most));
         xspan = carve(ws, &offset, sizeof(int) * 2 * nqx);
         yspan = carve(ws, &offset, sizeof(int) * 2 * nqy);
         if (layout == 1) {
-            axis_taps(box[0], box[2], side, lox, hix, job->filter, qx0, qx1, kx, xfirst, xcount, xcoef, weights);
-            axis_taps(box[1], box[3], side, loy, hiy, job->filter, qy0, qy1, ky, yfirst, ycount, ycoef, weights);
+            axis_taps(box[0], box[2], side, lox, hix, job->filter, qx0, qx0 + mx, kx, xfirst, xcount, xcoef, scratch, simd);
+            axis_taps(box[1], box[3], side, loy, hiy, job->filter, qy0, qy0 + my, ky, yfirst, ycount, ycoef, scratch, simd);
             width = xfirst[nqx - 1] + xcount[nqx - 1] - xfirst[0];
         } else {
             width = hix - lox; /* at most; the exact width needs the taps */
         }
-        size_t wide = (size_t)4 * (width > nqy ? width : nqy);
-        ring = carve(ws, &offset, sizeof(int16_t) * wide * ring_rows);
         rows = carve(ws, &offset, sizeof(uint32_t) * (size_t)nqy * width);
         columns = carve(ws, &offset, sizeof(uint32_t) * (size_t)nqy * width);
         grid = carve(ws, &offset, sizeof(uint32_t) * (size_t)nqy * nqx);
@@ -430,8 +541,8 @@ int sid_render(const render_job *job, sid_workspace *ws, int simd) {
      * distance 2 and v distance 3 of the parallelogram, so yspan, the grid columns within distance 3 of
      * it along grid row i, holds them all: the first pass computes each grid row where the second
      * one reads it. */
-    spans(corner, 0, 2.0, 1.0, 3.0, qx0, nqx, qy0, nqy, xspan);
-    spans(corner, 1, 3.0, 3.0, 4.0, qy0, nqy, qx0, nqx, yspan);
+    spans(corner, 0, 2.0, 1.0, 3.0, qx0, nqx, qy0, nqy, xspan, (double *)scratch, simd);
+    spans(corner, 1, 3.0, 3.0, 4.0, qy0, nqy, qx0, nqx, yspan, (double *)scratch, simd);
     for (int i = 0; i < nqy; i++) {
         if (yspan[2 * i] < yspan[2 * i + 1]) {
             const int last = yspan[2 * i + 1] - 1;
@@ -443,11 +554,10 @@ int sid_render(const render_job *job, sid_workspace *ws, int simd) {
     /* The resize: along the columns of the source into `rows` (grid row i, source column x0 + j), then
      * transposed, along the columns of that into `grid`, which holds the resized crop transposed:
      * grid[j * nqy + i] is grid point (qx0 + j, qy0 + i). */
-    combine_rows(job->src, job->width, job->height, x0, width, nqy, yfirst, ycount, ycoef, ky, yspan, ring, ring_rows,
-                 taps, rows, width, simd);
+    combine_rows(job->src, job->width, job->height, x0, nqy, yfirst, ycount, ycoef, my, yspan, 1, taps, weights, rows,
+                 width, simd);
     transpose(rows, nqy, width, columns, simd);
-    combine_rows(columns, nqy, width, 0, nqy, nqx, xfirst, xcount, xcoef, kx, xspan, ring, ring_rows, taps, grid, nqy,
-                 simd);
+    combine_rows(columns, nqy, width, 0, nqx, xfirst, xcount, xcoef, mx, xspan, 0, taps, weights, grid, nqy, simd);
 
     /* The warp reads the transposed grid: output pixel (x, y) maps to X = a (x + 0.5) + b (y + 0.5) + c
      * along the resized crop's columns, whose grid index X - 0.5 - qx0 is the row of `grid`; likewise Y. */

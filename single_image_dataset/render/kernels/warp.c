@@ -153,15 +153,16 @@ SID_AVX2 static inline __m256i load_pairs(const uint32_t *base, const int32_t *i
     return _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1);
 }
 
-/* Pixels [x0, x1) of a row, x1 - x0 a multiple of 8 and at most WARP_CHUNK; `checked`: test each
- * pixel's bounds. Two passes: the source offsets and weights of every pixel first, then the reads and
+/* Pixels [x0, x1) of a row, 8 <= x1 - x0 <= WARP_CHUNK, in blocks of 8, the last of which may overlap
+ * the one before (a pixel's value depends on its x alone, so those written twice are written the
+ * same); `checked`: test each pixel's bounds. Two passes: the source offsets and weights of every pixel first, then the reads and
  * the interpolation. Split so, each pass is a short chain of operations per block of pixels, which
  * the core overlaps across blocks; in one pass the chain from coordinates to loads to output is too
  * long for that. */
 #define WARP_CHUNK 256
 
-SID_AVX2 static inline void warp_run_avx2(const warp_job *j, float fbx, float fby, uint32_t *row, int x0, int x1,
-                                          int checked) {
+SID_AVX2 static inline __attribute__((always_inline)) void warp_run_avx2(const warp_job *j, float fbx, float fby,
+                                                                         uint32_t *row, int x0, int x1, int checked) {
     const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256 ax = _mm256_set1_ps(j->m[0]), ay = _mm256_set1_ps(j->m[3]), s64 = _mm256_set1_ps(64.0f);
     const __m256 bx = _mm256_set1_ps(fbx), by = _mm256_set1_ps(fby);
@@ -174,7 +175,7 @@ SID_AVX2 static inline void warp_run_avx2(const warp_job *j, float fbx, float fb
     int32_t outside[WARP_CHUNK] __attribute__((aligned(32)));
     const int n = x1 - x0;
     for (int k = 0; k < n; k += 8) {
-        __m256 xs = _mm256_add_ps(_mm256_set1_ps((float)(x0 + k)), iota);
+        __m256 xs = _mm256_add_ps(_mm256_set1_ps((float)(x0 + (k + 8 <= n ? k : n - 8))), iota);
         __m256 u = _mm256_add_ps(_mm256_mul_ps(ax, xs), bx), v = _mm256_add_ps(_mm256_mul_ps(ay, xs), by);
         /* cvtps2dq gives INT32_MIN out of range, as round_to_int does. */
         __m256i uu = _mm256_cvtps_epi32(_mm256_mul_ps(u, s64)), vv = _mm256_cvtps_epi32(_mm256_mul_ps(v, s64));
@@ -191,7 +192,7 @@ SID_AVX2 static inline void warp_run_avx2(const warp_job *j, float fbx, float fb
         _mm256_store_si256((__m256i *)(offsets + k),
                            _mm256_andnot_si256(bad, _mm256_add_epi32(_mm256_mullo_epi32(iv, stride), iu)));
         _mm256_store_si256((__m256i *)(weights + k), w);
-        _mm256_store_si256((__m256i *)(outside + k), bad);
+        if (checked) _mm256_store_si256((__m256i *)(outside + k), bad);
     }
     for (int k = 0; k < n; k += 8) {
         __m256i r0 = lerp4_avx2(load_pairs(j->src, offsets + k), load_pairs(below, offsets + k),
@@ -199,8 +200,8 @@ SID_AVX2 static inline void warp_run_avx2(const warp_job *j, float fbx, float fb
         __m256i r1 = lerp4_avx2(load_pairs(j->src, offsets + k + 4), load_pairs(below, offsets + k + 4),
                                 _mm_load_si128((const __m128i *)(weights + k + 4)));
         __m256i pixels = _mm256_permute4x64_epi64(_mm256_packus_epi16(r0, r1), 0xD8);
-        __m256i bad = _mm256_load_si256((const __m256i *)(outside + k));
-        _mm256_storeu_si256((__m256i *)(row + x0 + k), _mm256_andnot_si256(bad, pixels));
+        if (checked) pixels = _mm256_andnot_si256(_mm256_load_si256((const __m256i *)(outside + k)), pixels);
+        _mm256_storeu_si256((__m256i *)(row + x0 + (k + 8 <= n ? k : n - 8)), pixels);
     }
 }
 
@@ -214,12 +215,16 @@ SID_AVX2 static void warp_avx2(const warp_job *j) {
             warp_pixels_c(j, bx, by, row, lo, hi);
             continue;
         }
-        /* Whole chunks, then the last 8 pixels, which may overlap the previous chunk: a pixel's value
-         * depends on its x alone, so those written twice are written the same. */
-        int checked = !span_in_bounds(j, bx, by, lo, hi), whole = lo + ((hi - lo) & ~7);
-        for (int x = lo; x < whole; x += WARP_CHUNK)
-            warp_run_avx2(j, bx, by, row, x, x + WARP_CHUNK < whole ? x + WARP_CHUNK : whole, checked);
-        if (whole < hi) warp_run_avx2(j, bx, by, row, hi - 8, hi, checked);
+        /* Chunks; a last one shorter than 8 pixels overlaps the one before, as blocks do. */
+        const int checked = !span_in_bounds(j, bx, by, lo, hi);
+        for (int x = lo; x < hi; x += WARP_CHUNK) {
+            const int end = x + WARP_CHUNK < hi ? x + WARP_CHUNK : hi;
+            /* inlined twice, so that the bounds tests are compiled out where the span needs none */
+            if (checked)
+                warp_run_avx2(j, bx, by, row, end - x < 8 ? end - 8 : x, end, 1);
+            else
+                warp_run_avx2(j, bx, by, row, end - x < 8 ? end - 8 : x, end, 0);
+        }
     }
 }
 #endif
