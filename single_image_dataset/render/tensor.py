@@ -9,6 +9,7 @@ the package here.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,10 +20,11 @@ from PIL import Image
 
 from .. import geometry
 from ..params import JITTER_OPS, ParamsBatch, SampleParams
+from ..views.params import ViewParamsBatch
 from .base import Renderer, check_device, register_renderer
 from .pyramid import build_pyramid
 
-__all__ = ["TorchRenderer"]
+__all__ = ["TorchRenderer", "adjust_jitter"]
 
 # A larger batch is rendered in slices of at most this many pixels of the resize's first pass (a
 # bound on it: the resized crop's side times the columns of its box): it bounds the working memory
@@ -176,6 +178,33 @@ class TorchRenderer(Renderer):
             images.index_copy_(0, rows, _ADJUST[JITTER_OPS[op]](images.index_select(0, rows), factors))
         # Clamped, then rounded half up: the conversion to uint8 truncates.
         out.copy_(images.clamp_(0, 255).add_(0.5))
+
+    def render_views(self, batch: ParamsBatch, views: Sequence[ViewParamsBatch], outs: Sequence[torch.Tensor]) -> None:
+        """Every view of the batch on :attr:`device`: the samples as :meth:`render_batch` renders them, then each
+        view of all of them at once (:func:`~single_image_dataset.render.tensor_views.render_views`)."""
+        from .tensor_views import render_views  # it uses this module's jitter
+
+        side = batch.image_size
+        samples = torch.empty((len(batch), 3, side, side), dtype=torch.uint8, device=self.device)
+        self.render_batch(batch, samples)
+        render_views(samples, views, outs)
+
+
+def adjust_jitter(images: torch.Tensor, batch: ParamsBatch | ViewParamsBatch) -> torch.Tensor:
+    """Each image's colour jitter in its own order, in place, as the renderer jitters its samples.
+
+    ``images`` is ``N x 3 x H x W`` float32 on the ``0..255`` scale, row ``k`` jittered with row ``k`` of
+    ``batch`` (its ``jitter_order`` and ``jitter_factors``; rows without jitter are left as they are), with
+    torchvision's tensor semantics, each op clamped to ``[0, 255]`` and not rounded. Returns ``images``.
+    """
+    groups = _jitter_groups(batch)
+    if groups:
+        # a copy: a drawn batch's arrays are read-only, which torch.from_numpy warns of
+        factors, *group_rows = _upload(np.array(batch.jitter_factors), [rows for _, rows in groups], images.device)
+        for (op, _), rows in zip(groups, group_rows, strict=True):
+            adjusted = _ADJUST[JITTER_OPS[op]](images.index_select(0, rows), factors[:, op].index_select(0, rows))
+            images.index_copy_(0, rows, adjusted)
+    return images
 
 
 def _upload_pyramid(image: Image.Image, device: torch.device) -> tuple[torch.Tensor, np.ndarray]:
