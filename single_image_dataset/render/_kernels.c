@@ -283,19 +283,23 @@ typedef struct {
     int side, size;
 } sample_batch;
 
-/* NULL if `codes` (4 op codes) are ops padded with -1, contrast at most once; else the problem, and the code
- * at fault in *bad. */
-static const char *ops_problem(const int8_t *codes, int *bad) {
+/* Check the 4 op codes of sample k: ops padded with -1, contrast at most once. 0, or -1 with a ValueError naming
+ * `func`, `what` (a prefix such as "views[1]: ", or "") and the sample. */
+static int check_ops(const int8_t *codes, Py_ssize_t k, const char *func, const char *what) {
     int contrasts = 0;
     for (int q = 0; q < 4; q++) {
         int code = codes[q], after_padding = q > 0 && codes[q - 1] < 0 && code >= 0;
         if (code < -1 || code > OP_HUE || after_padding) {
-            *bad = code;
-            return "is unknown or follows -1";
+            PyErr_Format(PyExc_ValueError, "%s: %sop %d of sample %zd is unknown or follows -1", func, what, code, k);
+            return -1;
         }
         contrasts += code == OP_CONTRAST;
     }
-    return contrasts > 1 ? "contrast may appear once per sample" : NULL;
+    if (contrasts > 1) {
+        PyErr_Format(PyExc_ValueError, "%s: %scontrast may appear once per sample, twice in sample %zd", func, what, k);
+        return -1;
+    }
+    return 0;
 }
 
 /* The ops of one row (codes -1 padded, values as add_op takes them), ready for sid_jitter; count 0 for none. */
@@ -370,12 +374,7 @@ static int get_samples(sample_batch *s, PyObject *levels_obj, PyObject *level_ob
             PyErr_Format(PyExc_ValueError, "%s: sample %zd: %s", func, k, problem);
             return -1;
         }
-        int bad = 0;
-        problem = ops_problem(codes + 4 * k, &bad);
-        if (problem != NULL) {
-            PyErr_Format(PyExc_ValueError, "%s: op %d of sample %zd %s", func, bad, k, problem);
-            return -1;
-        }
+        if (check_ops(codes + 4 * k, k, func, "") < 0) return -1;
     }
     return 0;
 }
@@ -488,6 +487,8 @@ static int get_view(view_batch *view, PyObject *spec, Py_ssize_t v, Py_ssize_t n
     const int64_t *crop = (const int64_t *)view->held[0].buf;
     const uint8_t *flags = (const uint8_t *)view->held[1].buf;
     const int8_t *codes = (const int8_t *)view->held[2].buf;
+    char what[40];
+    PyOS_snprintf(what, sizeof(what), "views[%zd]: ", v);
     for (Py_ssize_t k = 0; k < n; k++) {
         const int64_t *c = crop + 4 * k;
         if (!(c[0] >= 0 && c[1] >= 0 && c[2] >= 1 && c[3] >= 1 && c[0] <= side - c[2] && c[1] <= side - c[3])) {
@@ -502,12 +503,7 @@ static int get_view(view_batch *view, PyObject *spec, Py_ssize_t v, Py_ssize_t n
                 return -1;
             }
         }
-        int bad = 0;
-        const char *problem = ops_problem(codes + 4 * k, &bad);
-        if (problem != NULL) {
-            PyErr_Format(PyExc_ValueError, "render_views: views[%zd]: op %d of sample %zd %s", v, bad, k, problem);
-            return -1;
-        }
+        if (check_ops(codes + 4 * k, k, "render_views", what) < 0) return -1;
     }
     return 0;
 }

@@ -101,9 +101,9 @@ def resize_weights(start: torch.Tensor, length: torch.Tensor, size: int, side: i
     a float. ``start`` and ``length`` are whole numbers of pixels as float64 tensors.
 
     Example:
-        >>> w = resize_weights(torch.tensor([1.0]), torch.tensor([4.0]), 2, 6)
-        >>> w[0].tolist()
-        [[0.0, 0.375, 0.375, 0.25, 0.0, 0.0], [0.0, 0.0, 0.25, 0.375, 0.375, 0.0]]
+        >>> w = resize_weights(torch.tensor([1.0]), torch.tensor([4.0]), 2, 6)  # pixels 1-4 of 6 onto 2
+        >>> (w[0] * 2**22).tolist()
+        [[0.0, 1797559.0, 1797559.0, 599186.0, 0.0, 0.0], [0.0, 0.0, 599186.0, 1797559.0, 1797559.0, 0.0]]
     """
     device = start.device
     scale = (length / size)[:, None]
