@@ -196,7 +196,7 @@ static inline int reflect(int i, int n) { return i < 0 ? -i : i >= n ? 2 * n - 2
 static void blur_c(const float *const *at, const float *k, int h, uint8_t *levels, float *out, int from, int n) {
     for (int x = from; x < n; x++) {
         float acc = k[h] * at[h][x];
-        for (int t = 0; t < h; t++) acc = fmaf(k[t], at[t][x] + at[2 * h - t][x], acc);
+        for (int t = 0; t < h; t++) acc += k[t] * (at[t][x] + at[2 * h - t][x]);
         if (levels) {
             acc = nearbyintf(acc);
             levels[x] = (uint8_t)(acc <= 0.0f ? 0.0f : acc >= 255.0f ? 255.0f : acc);
@@ -215,8 +215,8 @@ SID_AVX2 static inline void blur_blocks(const float *const *at, const float *k, 
         const __m256 w = _mm256_set1_ps(k[t]);
         const float *left = at[t] + x, *right = at[2 * h - t] + x;
         for (int b = 0; b < blocks; b++)
-            acc[b] = _mm256_fmadd_ps(w, _mm256_add_ps(_mm256_loadu_ps(left + 8 * b), _mm256_loadu_ps(right + 8 * b)),
-                                     acc[b]);
+            acc[b] = _mm256_add_ps(acc[b], _mm256_mul_ps(w, _mm256_add_ps(_mm256_loadu_ps(left + 8 * b),
+                                                                          _mm256_loadu_ps(right + 8 * b))));
     }
 }
 
