@@ -17,9 +17,16 @@ Example:
 """
 
 from .config import IMAGENET_TRAIN_SIZE, MAX_IMG_SIZE, AugmentConfig
-from .dataset import SMALL_SOURCE_RATIO, SingleImageDataset, SmallSourceWarning
+from .dataset import SMALL_SOURCE_RATIO, SampleBatch, SingleImageDataset, SmallSourceWarning
 from .export import materialize, materialize_video
-from .loader import BatchLoader, batch_loader
+from .loader import (
+    MAX_BATCH_SIZE,
+    BatchLoader,
+    EpochRandomSampler,
+    EpochSequentialSampler,
+    batch_loader,
+    collate_batch,
+)
 from .params import JitterParams, ParamsBatch, SampleParams
 from .preview import preview_grid, save_preview
 from .render import Renderer, available_backends, get_renderer, register_renderer
@@ -34,18 +41,22 @@ __all__ = [
     "DEFAULT_IMAGE",
     "HUBBLE_IMAGE",
     "IMAGENET_TRAIN_SIZE",
+    "MAX_BATCH_SIZE",
     "MAX_IMG_SIZE",
     "NUM_ROTATIONS",
     "SMALL_SOURCE_RATIO",
     "AugmentConfig",
     "BatchLoader",
     "ClipParams",
+    "EpochRandomSampler",
+    "EpochSequentialSampler",
     "FakeVideoDataset",
     "JitterParams",
     "ParamsBatch",
     "PseudoLabelled",
     "Renderer",
     "RotationLabels",
+    "SampleBatch",
     "SampleParams",
     "SingleImageDataset",
     "SmallSourceWarning",
@@ -55,6 +66,7 @@ __all__ = [
     "ViewParamsBatch",
     "available_backends",
     "batch_loader",
+    "collate_batch",
     "decode_mp4",
     "encode_mp4",
     "get_renderer",

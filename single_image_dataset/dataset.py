@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
-import math
 import operator
 import os
 import warnings
@@ -17,9 +16,9 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as F
 from PIL import Image
-from torch.utils.data import get_worker_info
 from torchvision.datasets import VisionDataset
 
+from .batch_memory import new_batch
 from .config import AugmentConfig
 from .crops import check_fit, crop_region
 from .params import ParamsBatch, SampleParams
@@ -31,6 +30,7 @@ from .views import View, ViewParams, ViewParamsBatch, check_views, sample_view_p
 __all__ = [
     "OUTPUTS",
     "SMALL_SOURCE_RATIO",
+    "SampleBatch",
     "SingleImageDataset",
     "SmallSourceWarning",
     "check_index",
@@ -364,7 +364,7 @@ class SingleImageDataset(VisionDataset):
         side = params.image_size
         shape = (len(params), 3, side, side)
         if out is None:
-            out = _new_batch(shape, device)
+            out = new_batch(shape, device)
         else:
             _check_out(out, shape, device)
         self._by_source(params, [out], lambda renderer, rows, outs: renderer.render_batch(params[rows], outs[0]))
@@ -431,7 +431,7 @@ class SingleImageDataset(VisionDataset):
         device = self._built_renderers()[0].device
         shapes = [(len(params), 3, view.size, view.size) for view in views]
         if outs is None:
-            outs = [_new_batch(shape, device) for shape in shapes]
+            outs = [new_batch(shape, device) for shape in shapes]
         else:
             if len(outs) != len(views):
                 raise ValueError(f"outs should hold one tensor per view ({len(views)}), got {len(outs)}")
@@ -523,28 +523,24 @@ class SingleImageDataset(VisionDataset):
             return self._finish(self._render_batch(ParamsBatch.from_list([params]))[0], self.target(params))
         return self._finish(self._built_renderers()[params.source].render(params), self.target(params))
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
-        """Samples ``indices`` as a list of ``(image, target)``, what ``DataLoader`` asks for a batch.
+    def __getitems__(self, indices: Sequence[int]) -> SampleBatch | list[tuple[Any, Any]]:
+        """Samples ``indices``, what ``DataLoader`` asks for a batch: sample ``k`` is ``self[indices[k]]``.
 
-        Without a ``transform`` the batch is drawn and rendered in one go (:meth:`render_indices`;
-        tensors are views of one ``N x 3 x S x S`` tensor); with one, sample by sample. Either way
-        sample ``k`` is ``self[indices[k]]``. With ``views``, sample ``k`` is ``([view_0, ..., view_{V-1}],
-        target)``, every view of the batch rendered in one go (:meth:`render_views`).
+        Without a ``transform`` the batch is drawn and rendered in one go (:meth:`render_indices`, or with ``views``
+        :meth:`render_views`) and returned as a :class:`SampleBatch`, which ``default_collate`` reads as the list of
+        samples and :func:`~single_image_dataset.collate_batch` takes whole; with one, it is the list of samples,
+        made one by one.
         """
-        if self.views is not None:
-            return self._view_items(indices)
         if self.transform is not None:
             return [self[i] for i in indices]
-        images, targets, _ = self.render_indices(indices)
-        samples = [F.to_pil_image(image) for image in images] if self.output == "pil" else images
-        return [self._finish(image, t) for image, t in zip(samples, targets.tolist(), strict=True)]
-
-    def _view_items(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
-        """``__getitems__`` with views: every view of the batch rendered at once, split per sample."""
-        params = self.params_batch(indices)
-        views = self.render_views(params, self.view_params_batch(indices))
-        targets = self.target(params).tolist()
-        return [self._finish_views([view[k] for view in views], targets[k]) for k in range(len(params))]
+        if self.views is None:
+            images, targets, _ = self.render_indices(indices)
+        else:
+            params = self.params_batch(indices)
+            images, targets = self.render_views(params, self.view_params_batch(indices)), self.target(params)
+        if self.target_transform is not None:
+            return SampleBatch(images, [self.target_transform(t) for t in targets.tolist()], self.output)
+        return SampleBatch(images, targets, self.output)
 
     def _finish_views(self, views: list[torch.Tensor], target: Any) -> tuple[list[Any], Any]:
         """``([views as PIL images or tensors], target_transform(target))``."""
@@ -630,6 +626,62 @@ class SingleImageDataset(VisionDataset):
             on_device = torch.from_numpy(rows).to(outs[0].device)
             for out, part in zip(outs, parts, strict=True):
                 out[on_device] = part
+
+class SampleBatch(Sequence[tuple[Any, Any]]):
+    """Samples drawn and rendered together: what :meth:`SingleImageDataset.__getitems__` returns for a batch.
+
+    As a sequence it is the list of samples ``(image, target)`` (with ``views``, ``([view_0, ..., view_{V-1}],
+    target)``), each equal to ``dataset[i]``, which is how ``DataLoader``'s ``default_collate`` reads it;
+    :func:`~single_image_dataset.collate_batch` (the collate of :class:`~single_image_dataset.BatchLoader`) takes
+    ``images`` whole instead, without a copy.
+
+    Attributes:
+        images: the ``uint8`` images, ``N x 3 x S x S``, in one tensor; with ``views``, one such tensor per view
+            (``N x 3 x s_v x s_v``), in a list.
+        targets: the ``int64`` class indices (an array), or the ``target_transform`` of each (a list).
+        output: the dataset's ``output``: an image of sample ``k`` is row ``k`` of its tensor for ``"tensor"``,
+            and that image as a PIL image for ``"pil"``.
+
+    Example:
+        >>> ds = SingleImageDataset(num_imgs=10, img_size=32, output="tensor")
+        >>> batch = ds.__getitems__([3, 1, 4])
+        >>> tuple(batch.images.shape), batch.targets.tolist(), len(batch)
+        ((3, 3, 32, 32), [0, 0, 0], 3)
+        >>> image, target = batch[2]
+        >>> bool((image == ds[4][0]).all()), target
+        (True, 0)
+    """
+
+    def __init__(self, images: torch.Tensor | list[torch.Tensor], targets: np.ndarray | list[Any], output: str) -> None:
+        self.images = images
+        self.targets = targets
+        self.output = output
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    @overload
+    def __getitem__(self, k: int) -> tuple[Any, Any]: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[tuple[Any, Any]]: ...
+    def __getitem__(self, k: int | slice) -> tuple[Any, Any] | list[tuple[Any, Any]]:
+        if isinstance(k, slice):
+            return [self[j] for j in range(len(self))[k]]
+        if isinstance(self.images, list):
+            image: Any = [self._image(view[k]) for view in self.images]
+        else:
+            image = self._image(self.images[k])
+        target = self.targets[k]
+        return image, int(target) if isinstance(self.targets, np.ndarray) else target
+
+    def _image(self, image: torch.Tensor) -> Any:
+        return F.to_pil_image(image.cpu()) if self.output == "pil" else image
+
+    def __repr__(self) -> str:
+        tensors = self.images if isinstance(self.images, list) else [self.images]
+        shapes = ", ".join(str(tuple(t.shape)) for t in tensors)
+        return f"SampleBatch({len(self)} samples, images {shapes}, output={self.output!r})"
+
 
 def check_index(index: int, length: int) -> int:
     """``index`` as the non-negative index it names in a dataset of ``length`` samples (negative ones count
@@ -743,15 +795,6 @@ def _warn_small_sources(config: AugmentConfig, names: Sequence[str], sizes: Sequ
             SmallSourceWarning,
             stacklevel=3,
         )
-
-
-def _new_batch(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """An empty ``uint8`` batch on ``device``; in a ``DataLoader`` worker, in shared memory, so that it reaches
-    the main process without a copy (as ``default_collate`` allocates its batches)."""
-    if get_worker_info() is None or device.type != "cpu":
-        return torch.empty(shape, dtype=torch.uint8, device=device)
-    storage = torch.empty(0, dtype=torch.uint8)._typed_storage()._new_shared(math.prod(shape))
-    return torch.empty(0, dtype=torch.uint8).new(storage).view(shape)
 
 
 def _check_out(out: torch.Tensor, shape: tuple[int, ...], device: torch.device) -> None:

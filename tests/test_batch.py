@@ -282,11 +282,12 @@ class TestBatchLoader:
             images, targets = _collect(loader)
             assert torch.equal(images, expected) and torch.equal(targets, torch.zeros(200, dtype=torch.int64))
 
-    def test_shuffle_with_generator(self):
+    def test_shuffle_with_generator_is_a_dataloaders_order(self):
         ds = _dataset("fast")
-        generator = torch.Generator().manual_seed(3)
-        order = torch.randperm(200, generator=torch.Generator().manual_seed(3))
-        images, _ = _collect(batch_loader(ds, 32, shuffle=True, generator=generator))
+        images, _ = _collect(batch_loader(ds, 32, shuffle=True, generator=torch.Generator().manual_seed(3)))
+        plain = DataLoader(range(200), batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(3))
+        order = torch.cat(list(plain))
+        assert sorted(order.tolist()) == list(range(200))
         assert torch.equal(images, _pil_tensors(ds, order.tolist()))
 
     def test_distributed_sampler_ranks_partition_the_epoch(self):
@@ -344,7 +345,7 @@ class TestBatchLoader:
     @pytest.mark.parametrize(
         "kwargs, error, match",
         [
-            ({"batch_size": 0}, ValueError, "batch_size should be a positive integer"),
+            ({"batch_size": 0}, ValueError, "batch_size should be an integer in \\[1, 16777216\\]"),
             ({"dtype": torch.int32}, ValueError, "dtype should be torch.uint8 or a floating"),
             ({"mean": (0.5, 0.5, 0.5)}, ValueError, "given together"),
             ({"mean": (0.5,) * 3, "std": (0.2,) * 3}, ValueError, "floating dtype"),

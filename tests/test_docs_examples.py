@@ -10,7 +10,7 @@ The rule, for every fenced block of those files (a test id names the file and th
   the repository's) and nothing else, so whatever an example writes is its own;
 * a block's language is one of :data:`LANGUAGES`, so that an example cannot escape the rule by its spelling.
 
-Three markers, an HTML comment on the line right before the fence, change how a block is checked, and nothing
+Four markers, an HTML comment on the line right before the fence, change how a block is checked, and nothing
 else is exempt (an unknown marker fails):
 
 * ``<!-- needs-user-data -->``: the block needs the reader's own files (a photograph, a cluster's shared folder).
@@ -21,11 +21,17 @@ else is exempt (an unknown marker fails):
   block runs in its own process for :data:`LONG_RUN_SECONDS` and must neither fail nor exit non-zero in that time.
   These tests are marked ``slow``.
 * ``<!-- output -->``: the block (``text``) is what the Python block right before it prints, exactly.
+* ``<!-- integration -->``: the block uses a framework of the ``integrations`` extra (:data:`INTEGRATIONS`), starts
+  it, and may start processes (Lightning DDP). It runs as written in its own process and must exit with status 0
+  within :data:`INTEGRATION_SECONDS`. These tests are marked ``slow``, and skipped where a framework the block
+  imports is not installed.
 """
 
 from __future__ import annotations
 
+import ast
 import doctest
+import importlib.util
 import os
 import re
 import shlex
@@ -42,7 +48,10 @@ from single_image_dataset.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
-MARKERS = ("needs-user-data", "long-run", "output")
+MARKERS = ("needs-user-data", "long-run", "output", "integration")
+#: The frameworks of the ``integrations`` extra, whose examples are skipped where they are not installed.
+INTEGRATIONS = ("lightning", "accelerate", "timm", "lightly")
+INTEGRATION_SECONDS = 300
 LANGUAGES = ("python", "sh", "bash", "text", "diff", "bibtex", "toml", "json")
 COMMAND = "single-image-dataset"
 LONG_RUN_SECONDS = 20
@@ -123,8 +132,8 @@ def _id(block: Block) -> str:
 
 
 def _marks(block: Block) -> list[pytest.MarkDecorator]:
-    """A long-run block's tests are slow."""
-    return [pytest.mark.slow] if block.marker == "long-run" else []
+    """A long-run or integration block's tests are slow."""
+    return [pytest.mark.slow] if block.marker in ("long-run", "integration") else []
 
 
 @pytest.fixture
@@ -171,6 +180,8 @@ def test_python_block(block: Block, clone: Path, capsys: pytest.CaptureFixture[s
         compile(block.code, name, "exec")
     elif block.marker == "long-run":
         _run_for_a_while([sys.executable, "-c", block.code], clone, name)
+    elif block.marker == "integration":
+        _run_integration(block.code, clone, name)
     else:
         exec(compile(block.code, name, "exec"), {"__name__": "__main__"})
         if block.output is not None:
@@ -190,6 +201,24 @@ def test_command(block: Block, command: tuple[str, ...], clone: Path, capsys: py
     if block.marker == "long-run":
         argv += SHORT_RUN
     assert main(argv) == 0, f"{shlex.join(command)} failed: {capsys.readouterr().err}"
+
+
+def _run_integration(code: str, cwd: Path, name: str) -> None:
+    """Run ``code`` in a process of its own, to its end; skipped where a framework it imports is missing."""
+    imported = {
+        alias.name.split(".")[0] if isinstance(node, ast.Import) else (node.module or "").split(".")[0]
+        for node in ast.walk(ast.parse(code))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    for module in sorted(imported & set(INTEGRATIONS)):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (pip install -e '.[integrations]')")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=INTEGRATION_SECONDS
+    )
+    assert done.returncode == 0, f"{name} exited with status {done.returncode}:\n{done.stderr[-4000:]}"
 
 
 def _run_for_a_while(argv: list[str], cwd: Path, name: str) -> None:

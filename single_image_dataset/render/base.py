@@ -143,7 +143,7 @@ def check_device(device: torch.device | str) -> torch.device:
     """
     checked = _parse_device(device)
     if checked.type == "cpu":
-        return checked
+        return torch.device("cpu")  # as CPU tensors name it, "cpu:0" included
     module = getattr(torch, checked.type, None)  # torch.cuda, torch.xpu, torch.mps, ...
     if not (hasattr(module, "is_available") and module.is_available()):
         raise ValueError(
@@ -159,6 +159,10 @@ def check_device(device: torch.device | str) -> torch.device:
 
 def _parse_device(device: torch.device | str) -> torch.device:
     try:
-        return torch.device(device)
+        parsed = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device should be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+    # torch accepts "cpu:3", but its tensors are all on "cpu": such a device would differ from theirs.
+    if parsed.type == "cpu" and parsed.index not in (None, 0):
+        raise ValueError(f"device {str(parsed)!r} does not exist: the CPU is one device, 'cpu'")
+    return parsed
