@@ -11,7 +11,7 @@ samples, then :func:`render_views` makes the views with batched tensor operation
   the passes (:func:`~single_image_dataset.render.functional.pil_vertical_first`): the resize is Pillow's, byte for
   byte, and no pixel depends on the batch, on any device;
 - **flip:** the rows of ``W_x`` reversed;
-- **colour jitter:** the renderer's own (:func:`~single_image_dataset.render.tensor.adjust_jitter`: torchvision's
+- **colour jitter:** the renderer's own (:func:`~single_image_dataset.render.tensor_jitter.adjust_jitter`: torchvision's
   tensor semantics), rounded to levels;
 - **grayscale:** PIL's integer luma, to three channels;
 - **blur:** torchvision's Gaussian kernel for each sample's sigma
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from ..views.params import ViewParamsBatch
 from .functional import SOLARIZE_THRESHOLD, gaussian_kernels, pil_vertical_first
-from .tensor import adjust_jitter
+from .tensor_jitter import adjust_jitter
 
 __all__ = ["render_views", "resize_weights"]
 
