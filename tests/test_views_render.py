@@ -141,16 +141,24 @@ class TestWhatTheyFollow:
         assert torch.equal(ours, ours.flip(1))  # symmetric, as the blur's folding takes it
 
 
-CASES = [
-    pytest.param((64, 64, QUICK_PHOTOS, 1), id="64px-quick"),
-    pytest.param((64, 64, None, 2), id="64px", marks=pytest.mark.slow),
-    pytest.param((224, 256, None, 2), id="224px", marks=pytest.mark.slow),
-]
+def _fidelity_cases() -> list:
+    """(backend, (view px, sample px, photographs or None for all, samples per photograph)): a quick look at both
+    sizes (the torch renderer's 224 px views take about 3 s on one CPU core, so they are slow), all photographs in the
+    slow runs."""
+    cases = []
+    for backend in BACKENDS:
+        cases += [
+            pytest.param(backend, (64, 64, QUICK_PHOTOS, 1), id=f"{backend}-64px-quick"),
+            pytest.param(backend, (224, 256, ("fine_lines",), 1), id=f"{backend}-224px-quick",
+                         marks=[pytest.mark.slow] if backend == "torch" else []),
+            pytest.param(backend, (64, 64, None, 2), id=f"{backend}-64px", marks=pytest.mark.slow),
+            pytest.param(backend, (224, 256, None, 2), id=f"{backend}-224px", marks=pytest.mark.slow),
+        ]
+    return cases
 
 
-@pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("ops", OPS)
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("backend", "case"), _fidelity_cases())
 def test_fidelity_to_the_reference(backend: str, ops: str, case: tuple) -> None:
     """Mean PSNR of the views against the reference's over varied photographs (benchmarks/fidelity_views.py): 64 px
     views of 64 px samples, and 224 px views of 256 px samples."""
