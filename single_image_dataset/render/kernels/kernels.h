@@ -90,10 +90,6 @@ typedef struct {
 int sid_render(const render_job *job, sid_workspace *ws, int simd);
 void sid_workspace_free(sid_workspace *ws);
 
-/* PIL's filter `filter` (SID_BILINEAR, SID_BICUBIC or SID_LANCZOS) at x, and its support. */
-double sid_filter(int filter, double x);
-double sid_filter_support(int filter);
-
 /* ------------------------------------------------------------------------------------------------ */
 /* Colour jitter (jitter.c): torchvision's adjust_* on a PIL image, i.e. PIL's ImageEnhance and HSV   */
 /* arithmetic                                                                                        */

@@ -474,16 +474,3 @@ void sid_workspace_free(sid_workspace *ws) {
     ws->mem = NULL;
     ws->capacity = 0;
 }
-
-double sid_filter(int filter, double x) {
-    switch (filter) {
-    case SID_BILINEAR:
-        return bilinear_filter(x);
-    case SID_BICUBIC:
-        return bicubic_filter(x);
-    default:
-        return lanczos_filter(x);
-    }
-}
-
-double sid_filter_support(int filter) { return SUPPORT[filter]; }

@@ -22,13 +22,20 @@
 #define PRECISION_BITS 22
 #define HALF (1 << (PRECISION_BITS - 1))
 
-/* PIL's precompute_coeffs and normalize_coeffs_8bpc for a resize of pixels [0, in) onto `out` pixels with
- * `filter`: output q reads pixels first[q] .. first[q] + count[q] - 1 with the weights coef[q * stride ...]
- * (`stride` at least PIL's ksize). The same double-precision operations in the same order as PIL's. `w` holds
- * `stride` doubles of scratch. */
-static void pil_taps(int in, int out, int filter, int stride, int *first, int *count, int32_t *coef, double *w) {
+/* PIL's bilinear filter (Resample.c: bilinear_filter), in double precision as PIL evaluates it; its support is 1.
+ * The views' own, apart from the samples' resize in resample.c, whose arithmetic is tuned for speed. */
+static double bilinear(double x) {
+    x = x < 0.0 ? -x : x;
+    return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+/* PIL's precompute_coeffs and normalize_coeffs_8bpc for a bilinear resize of pixels [0, in) onto `out` pixels:
+ * output q reads pixels first[q] .. first[q] + count[q] - 1 with the weights coef[q * stride ...] (`stride` at
+ * least PIL's ksize). The same double-precision operations in the same order as PIL's. `w` holds `stride`
+ * doubles of scratch. */
+static void pil_taps(int in, int out, int stride, int *first, int *count, int32_t *coef, double *w) {
     const double scale = (double)in / out, filterscale = scale < 1.0 ? 1.0 : scale;
-    const double support = sid_filter_support(filter) * filterscale, ss = 1.0 / filterscale;
+    const double support = filterscale, ss = 1.0 / filterscale;
     for (int q = 0; q < out; q++) {
         const double center = (q + 0.5) * scale;
         int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
@@ -36,7 +43,7 @@ static void pil_taps(int in, int out, int filter, int stride, int *first, int *c
         xmax = (xmax > in ? in : xmax) - xmin;
         double ww = 0.0;
         for (int x = 0; x < xmax; x++) {
-            w[x] = sid_filter(filter, (x + xmin - center + 0.5) * ss);
+            w[x] = bilinear((x + xmin - center + 0.5) * ss);
             ww += w[x];
         }
         int32_t *c = coef + (size_t)q * stride;
@@ -313,9 +320,8 @@ int sid_view(const view_job *job, sid_workspace *ws, int simd) {
     const int size = job->size, side = job->side, width = job->width, height = job->height;
     const size_t pixels = (size_t)size * size;
     /* PIL's bound on the taps of an output (ksize) */
-    const double support = sid_filter_support(SID_BILINEAR), sx = (double)width / size, sy = (double)height / size;
-    const int kx = (int)ceil(support * (sx > 1.0 ? sx : 1.0)) * 2 + 1;
-    const int ky = (int)ceil(support * (sy > 1.0 ? sy : 1.0)) * 2 + 1;
+    const double sx = (double)width / size, sy = (double)height / size;
+    const int kx = (int)ceil(sx > 1.0 ? sx : 1.0) * 2 + 1, ky = (int)ceil(sy > 1.0 ? sy : 1.0) * 2 + 1;
     const int reach = job->blur_taps > 1 ? blur_reach(job->blur, job->blur_taps) : 0;
     const int kmax = kx > ky ? kx : ky, longer = height > size ? height : size;
     /* The scratch: per axis the taps' first pixels, counts and weights; the weights of one output in double;
@@ -350,8 +356,8 @@ int sid_view(const view_job *job, sid_workspace *ws, int simd) {
     uint32_t *view = part[8];
     const void **at = part[9];
 
-    pil_taps(width, size, SID_BILINEAR, kx, xfirst, xcount, xcoef, part[4]);
-    pil_taps(height, size, SID_BILINEAR, ky, yfirst, ycount, ycoef, part[4]);
+    pil_taps(width, size, kx, xfirst, xcount, xcoef, part[4]);
+    pil_taps(height, size, ky, yfirst, ycount, ycoef, part[4]);
     /* Each pass is a weighted sum of rows; the one along the crop's rows runs on its transpose, and flips by
      * writing output column q at size - 1 - q. */
     const uint32_t *crop = job->sample + (size_t)job->top * side + job->left;
