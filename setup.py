@@ -51,6 +51,7 @@ setup(
                 f"{KERNELS}/warp.c",
                 f"{KERNELS}/jitter.c",
                 f"{KERNELS}/planes.c",
+                f"{KERNELS}/views.c",
             ],
             include_dirs=[PACKAGE, KERNELS],
             depends=[f"{PACKAGE}/_buffers.h", f"{KERNELS}/kernels.h"],

@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 
 import numpy as np
+import PIL
 import pytest
 import torchvision.transforms.functional as F
 from PIL import Image
@@ -430,3 +431,129 @@ class TestRenderBatchKernel:
         with pytest.raises(ValueError, match=message):
             kernels.render_batch([(level, 6, 6)], args["level"], args["boxes"], args["filters"], args["side"],
                                  args["maps"], args["ops"], args["values"], args["out"], 4)
+
+
+def _view_spec(size: int = 4, n: int = 1, **change: object) -> tuple:
+    """A valid view of ``n`` samples for ``render_views`` (its arguments in order), fields replaced by ``change``."""
+    spec = {"size": size, "taps": 1, "crops": np.tile(np.array([[0, 0, 6, 6]], dtype=np.int64), (n, 1)),
+            "flags": np.zeros((n, 5), dtype=np.uint8), "ops": np.full((n, 4), -1, dtype=np.int8),
+            "values": np.zeros((n, 4)), "kernels": np.ones((n, 1), dtype=np.float32),
+            "out": np.empty((n, 3, size, size), dtype=np.uint8), **change}
+    return tuple(spec.values())
+
+
+def _render_views(level: np.ndarray, views: list[tuple], n: int = 1) -> None:
+    """The kernels' ``render_views`` of ``n`` samples, each ``level`` (square, RGBX) resized onto itself."""
+    side = level.shape[0]
+    kernels.render_views([(level, side, side)], np.zeros(n, dtype=np.int64), np.tile([[0.0, 0, side, side]], (n, 1)),
+                         np.ones(n, dtype=np.int8), side, np.tile([[1.0, 0, 0, 0, 1, 0]], (n, 1)),
+                         np.full((n, 4), -1, dtype=np.int8), np.zeros((n, 4)), side, views)
+
+
+@needs_kernels
+class TestRenderViewsKernel:
+    """``render_views``: the samples of ``render_batch``, then each view made from them (render/kernels/views.c)."""
+
+    def test_a_whole_crop_of_its_own_size_is_the_sample(self, simd: str) -> None:
+        # A resize onto the same size copies; the flip, grayscale and solarization are then plain to see.
+        rng = np.random.default_rng(0)
+        for side in (1, 7, 33):
+            level = rng.integers(0, 256, (side, side, 4), dtype=np.uint8)
+            crop = np.array([[0, 0, side, side]], dtype=np.int64)
+            flags = np.array([[0, 0, 0, 0, 0], [1, 0, 0, 1, 0], [0, 1, 0, 0, 0]], dtype=np.uint8)
+            outs = [_view_spec(side, crops=crop, flags=flags[i : i + 1]) for i in range(3)]
+            _render_views(level, outs)
+            rgb = level[..., :3].transpose(2, 0, 1).astype(int)
+            np.testing.assert_array_equal(outs[0][-1][0], rgb)
+            flipped = rgb[..., ::-1]
+            np.testing.assert_array_equal(outs[1][-1][0], np.where(flipped >= 128, 255 - flipped, flipped))
+            luma = (rgb[0] * 19595 + rgb[1] * 38470 + rgb[2] * 7471 + 0x8000) >> 16
+            np.testing.assert_array_equal(outs[2][-1][0], np.stack([luma] * 3))
+
+    def test_the_resize_is_pillows_in_its_pass_order(self, simd: str, texture: np.ndarray) -> None:
+        from single_image_dataset.render.functional import pil_vertical_first
+
+        rng = np.random.default_rng(1)
+        level = np.ascontiguousarray(texture[:128, :128])
+        orders = set()
+        for _ in range(30):
+            size = int(rng.integers(1, 129))
+            height, width = (int(v) for v in rng.integers(1, 129, 2))
+            top, left = int(rng.integers(0, 129 - height)), int(rng.integers(0, 129 - width))
+            flip = int(rng.integers(0, 2))
+            down_first = int(pil_vertical_first(height, width, size))
+            orders.add(down_first)
+            spec = _view_spec(size, crops=np.array([[top, left, height, width]], dtype=np.int64),
+                              flags=np.array([[flip, 0, 0, 0, down_first]], dtype=np.uint8))
+            _render_views(level, [spec])
+            crop = Image.fromarray(np.ascontiguousarray(level[..., :3])).crop((left, top, left + width, top + height))
+            theirs = np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR)).transpose(2, 0, 1)
+            np.testing.assert_array_equal(spec[-1][0], theirs[..., ::-1] if flip else theirs)
+        assert orders == ({0, 1} if int(PIL.__version__.split(".")[0]) >= 13 else {0})
+
+    def test_avx2_and_portable_give_the_same_bytes(self) -> None:
+        if not kernels.set_simd(True):
+            pytest.skip("this CPU has no AVX2: only the portable kernels run here")
+        from single_image_dataset import SingleImageDataset, ViewParamsBatch
+
+        rng = np.random.default_rng(2)
+        noise = Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8))
+        ds = SingleImageDataset(noise, num_imgs=100, img_size=57, backend="fast", jitter_p=1.0)
+        n = 12
+        params = ds.params_batch(range(n))
+        for size in (1, 5, 8, 9, 31, 33, 57):  # below a vector, one, and tails
+            views = []
+            for taps in sorted({1, 2 * (size // 20) + 1, size - 1 + size % 2}):  # none, SimCLR's, the largest
+                top, left = rng.integers(0, 40, n), rng.integers(0, 40, n)
+                height, width = rng.integers(1, 58 - top), rng.integers(1, 58 - left)
+                order = np.array([rng.permutation(4) for _ in range(n)], dtype=np.int8)
+                views.append(ViewParamsBatch(
+                    crop=np.stack([top, left, height, width], axis=1), size=size, hflip=rng.random(n) < 0.5,
+                    jitter_on=rng.random(n) < 0.7, jitter_factors=np.stack(
+                        [rng.uniform(0.2, 1.8, n), rng.uniform(0.2, 1.8, n), rng.uniform(0.2, 1.8, n),
+                         rng.uniform(-0.5, 0.5, n)], axis=1), jitter_order=order,
+                    grayscale=rng.random(n) < 0.3, blur_kernel=taps, solarize=rng.random(n) < 0.3,
+                    blur_sigma=np.where(rng.random(n) < 0.6, rng.uniform(0.1, 2, n), np.nan)))
+            for view in views:
+                view.jitter_factors[~view.jitter_on] = np.nan
+                view.jitter_order[~view.jitter_on] = -1
+            outs = []
+            for flag in (True, False):
+                kernels.set_simd(flag)
+                outs.append(ds.render_views(params, views))
+            kernels.set_simd(True)
+            for vector, portable in zip(*outs, strict=True):
+                np.testing.assert_array_equal(vector.numpy(), portable.numpy())
+
+    @pytest.mark.parametrize(
+        "change, message",
+        [
+            ({"crops": np.array([[0, 0, 7, 6]], dtype=np.int64)}, r"views\[0\]: the crop of sample 0 should be .* "
+                                                                  r"inside the 6 px sample"),
+            ({"crops": np.array([[0, 0, 0, 6]], dtype=np.int64)}, "height and width at least 1"),
+            ({"crops": np.array([[-1, 0, 2, 2]], dtype=np.int64)}, "the crop of sample 0"),
+            ({"flags": np.array([[0, 2, 0, 0, 0]], dtype=np.uint8)},
+             r"views\[0\]: the flags of sample 0 should be 0 or 1"),
+            ({"taps": 2, "kernels": np.ones((1, 2), dtype=np.float32)}, "an odd number of taps below twice the size"),
+            ({"taps": 9, "kernels": np.ones((1, 9), dtype=np.float32)}, "got size 4 and 9 taps"),
+            ({"size": 0, "out": np.empty((1, 3, 0, 0), dtype=np.uint8)}, "a size from 1 to 32768"),
+            ({"ops": np.array([[1, 1, -1, -1]], dtype=np.int8)},
+             r"views\[0\]: contrast may appear once per sample, twice in sample 0"),
+            ({"ops": np.array([[5, -1, -1, -1]], dtype=np.int8)}, "op 5 of sample 0 is unknown"),
+            ({"out": np.empty((1, 3, 4, 5), dtype=np.uint8)}, "out holds 60 bytes, expected 48"),
+            ({"flags": np.zeros((1, 4), dtype=np.uint8)}, "flags holds 4 bytes, expected 5"),
+            ({"kernels": np.ones((1, 1), dtype=np.float64)}, "kernels holds 8 bytes, expected 4"),
+        ],
+    )
+    def test_bad_views(self, change: dict, message: str) -> None:
+        with pytest.raises(ValueError, match=message):
+            _render_views(np.zeros((6, 6, 4), dtype=np.uint8), [_view_spec(**change)])
+
+    def test_bad_containers(self) -> None:
+        level = np.zeros((6, 6, 4), dtype=np.uint8)
+        with pytest.raises(TypeError, match="writable"):
+            _render_views(level, [_view_spec(out=bytes(48))])
+        with pytest.raises(TypeError, match="views should be a sequence"):
+            _render_views(level, 3)
+        with pytest.raises(TypeError):
+            _render_views(level, [_view_spec()[:-1]])

@@ -495,8 +495,8 @@ class TestDatasetViews:
             View(size=64, jitter=(0.8, 0.8, 0.8, 0.2), blur_p=0.5, solarize_p=0.5),
             View(size=24, scale=(0.05, 0.4), grayscale_p=0.5, solarize_p=0.5),
         ]
-        plain = SingleImageDataset(num_imgs=40, img_size=64)
-        ds = SingleImageDataset(num_imgs=40, img_size=64, views=chosen)
+        plain = SingleImageDataset(num_imgs=40, img_size=64, backend="reference")
+        ds = SingleImageDataset(num_imgs=40, img_size=64, views=chosen, backend="reference")
         ops_seen = set()
         for i in range(12 if preset != "dino" else 5):
             sample, _ = plain[i]
@@ -616,7 +616,7 @@ class TestDatasetViews:
     def test_only_what_the_dataset_did_not_draw_is_validated(self, monkeypatch):
         from single_image_dataset import ParamsBatch
 
-        ds = SingleImageDataset(views="byol", **SMALL)
+        ds = SingleImageDataset(views="byol", backend="reference", **SMALL)  # no native checks behind validate
         params, drawn = ds.params_batch(range(4)), ds.view_params_batch(range(4))
         checked = []
         monkeypatch.setattr(ParamsBatch, "validate", lambda self, sizes=None: checked.append("samples"))

@@ -272,83 +272,152 @@ typedef struct {
     int height, width;
 } level_buffer;
 
+/* A batch of samples as render_batch and render_views take it: the pyramid, and per sample its level, box,
+ * filter, map and jitter. */
+typedef struct {
+    PyObject *levels_seq;
+    Py_ssize_t num_levels, got_levels, n;
+    level_buffer levels[MAX_LEVELS];
+    Py_buffer held[6]; /* level, boxes, filters, maps, ops, values */
+    int got;
+    int side, size;
+} sample_batch;
+
+/* Check the 4 op codes of sample k: ops padded with -1, contrast at most once. 0, or -1 with a ValueError naming
+ * `func`, `what` (a prefix such as "views[1]: ", or "") and the sample. */
+static int check_ops(const int8_t *codes, Py_ssize_t k, const char *func, const char *what) {
+    int contrasts = 0;
+    for (int q = 0; q < 4; q++) {
+        int code = codes[q], after_padding = q > 0 && codes[q - 1] < 0 && code >= 0;
+        if (code < -1 || code > OP_HUE || after_padding) {
+            PyErr_Format(PyExc_ValueError, "%s: %sop %d of sample %zd is unknown or follows -1", func, what, code, k);
+            return -1;
+        }
+        contrasts += code == OP_CONTRAST;
+    }
+    if (contrasts > 1) {
+        PyErr_Format(PyExc_ValueError, "%s: %scontrast may appear once per sample, twice in sample %zd", func, what, k);
+        return -1;
+    }
+    return 0;
+}
+
+/* The ops of one row (codes -1 padded, values as add_op takes them), ready for sid_jitter; count 0 for none. */
+static jitter_ops row_ops(const int8_t *codes, const double *values) {
+    jitter_ops ops = {0};
+    for (int q = 0; q < 4 && codes[q] >= 0; q++) add_op(&ops, codes[q], values[q]);
+    if (ops.count) pad_ops(&ops);
+    return ops;
+}
+
+static void release_samples(sample_batch *s) {
+    for (int i = 0; i < s->got; i++) PyBuffer_Release(&s->held[i]);
+    for (Py_ssize_t i = 0; i < s->got_levels; i++) PyBuffer_Release(&s->levels[i].view);
+    Py_XDECREF(s->levels_seq);
+    s->got = 0;
+    s->got_levels = 0;
+    s->levels_seq = NULL;
+}
+
+/* Get and check the samples' buffers (errors name `func`); 0, or -1 with an exception set. Release with
+ * release_samples either way. */
+static int get_samples(sample_batch *s, PyObject *levels_obj, PyObject *level_obj, PyObject *boxes_obj,
+                       PyObject *filters_obj, int side, PyObject *maps_obj, PyObject *ops_obj, PyObject *values_obj,
+                       int size, const char *func) {
+    s->got = 0;
+    s->got_levels = 0;
+    s->side = side;
+    s->size = size;
+    s->levels_seq = PySequence_Fast(levels_obj, "levels should be a sequence");
+    if (s->levels_seq == NULL) return -1;
+    s->num_levels = PySequence_Fast_GET_SIZE(s->levels_seq);
+    if (s->num_levels < 1 || s->num_levels > MAX_LEVELS || side < 1 || side > MAX_SIDE || size < 1 ||
+        size > MAX_SIDE) {
+        PyErr_Format(PyExc_ValueError, "%s: 1 to 40 levels, and a side and a size from 1 to 32768", func);
+        return -1;
+    }
+    for (; s->got_levels < s->num_levels; s->got_levels++) {
+        level_buffer *l = &s->levels[s->got_levels];
+        PyObject *src;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(s->levels_seq, s->got_levels), "Oii:level", &src, &l->height,
+                              &l->width))
+            return -1;
+        if (l->height < 1 || l->width < 1 || (Py_ssize_t)l->height * l->width > INT32_MAX) {
+            PyErr_Format(PyExc_ValueError, "%s: a level should be at least 1x1 and below 2**31 pixels", func);
+            return -1;
+        }
+        if (sid_get_buffer(src, &l->view, 0, NULL, 4, (Py_ssize_t)l->height * l->width, func, "a level") < 0)
+            return -1;
+    }
+    const Py_ssize_t n = s->n = PyObject_Length(level_obj);
+    if (n < 0) return -1;
+    PyObject *objs[6] = {level_obj, boxes_obj, filters_obj, maps_obj, ops_obj, values_obj};
+    const char *names[6] = {"level", "boxes", "filters", "maps", "ops", "values"};
+    const Py_ssize_t itemsizes[6] = {8, 8, 1, 8, 1, 8}, items[6] = {n, 4 * n, n, 6 * n, 4 * n, 4 * n};
+    for (; s->got < 6; s->got++)
+        if (sid_get_buffer(objs[s->got], &s->held[s->got], 0, NULL, itemsizes[s->got], items[s->got], func,
+                           names[s->got]) < 0)
+            return -1;
+    const int64_t *lv = (const int64_t *)s->held[0].buf;
+    const double *b = (const double *)s->held[1].buf, *f = (const double *)s->held[3].buf;
+    const int8_t *filter = (const int8_t *)s->held[2].buf, *codes = (const int8_t *)s->held[4].buf;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (lv[k] < 0 || lv[k] >= s->num_levels) {
+            PyErr_Format(PyExc_ValueError, "%s: level %lld of sample %zd does not exist", func, (long long)lv[k], k);
+            return -1;
+        }
+        double box[4];
+        for (int i = 0; i < 4; i++) box[i] = ldexp(b[4 * k + i], -(int)lv[k]);
+        const char *problem = check_geometry(box, filter[k], f + 6 * k, s->levels[lv[k]].height,
+                                             s->levels[lv[k]].width);
+        if (problem != NULL) {
+            PyErr_Format(PyExc_ValueError, "%s: sample %zd: %s", func, k, problem);
+            return -1;
+        }
+        if (check_ops(codes + 4 * k, k, func, "") < 0) return -1;
+    }
+    return 0;
+}
+
+/* Render sample k and apply its jitter into `scratch` (size x size RGBX pixels), without the GIL; 0, or -1 where
+ * scratch memory could not be allocated. */
+static int render_sample(const sample_batch *s, Py_ssize_t k, uint32_t *scratch) {
+    const int64_t level = ((const int64_t *)s->held[0].buf)[k];
+    const level_buffer *l = &s->levels[level];
+    const double *b = (const double *)s->held[1].buf;
+    render_job j;
+    j.src = (const uint32_t *)l->view.buf;
+    j.height = l->height;
+    j.width = l->width;
+    for (int i = 0; i < 4; i++) j.box[i] = ldexp(b[4 * k + i], -(int)level);
+    j.filter = ((const int8_t *)s->held[2].buf)[k];
+    j.side = s->side;
+    memcpy(j.to_resized, (const double *)s->held[3].buf + 6 * k, sizeof(j.to_resized));
+    j.dst = scratch;
+    j.size = s->size;
+    if (sid_render(&j, &workspace, use_simd)) return -1;
+    jitter_ops ops = row_ops((const int8_t *)s->held[4].buf + 4 * k, (const double *)s->held[5].buf + 4 * k);
+    if (ops.count) sid_jitter(scratch, (ptrdiff_t)s->size * s->size, &ops, use_simd);
+    return 0;
+}
+
 static PyObject *py_render_batch(PyObject *self, PyObject *args) {
     PyObject *levels_obj, *level_obj, *boxes_obj, *filters_obj, *maps_obj, *ops_obj, *values_obj, *out_obj;
     int side, size;
     if (!PyArg_ParseTuple(args, "OOOOiOOOOi:render_batch", &levels_obj, &level_obj, &boxes_obj, &filters_obj, &side,
                           &maps_obj, &ops_obj, &values_obj, &out_obj, &size))
         return NULL;
-    PyObject *levels_seq = PySequence_Fast(levels_obj, "render_batch: levels should be a sequence");
-    if (levels_seq == NULL) return NULL;
-    Py_ssize_t num_levels = PySequence_Fast_GET_SIZE(levels_seq), got_levels = 0;
-    level_buffer levels[MAX_LEVELS];
-    Py_buffer level, boxes, filters, maps, ops, values, out;
-    int got = 0; /* how many of the seven batch buffers are held */
+    sample_batch s;
+    Py_buffer out;
+    int got_out = 0;
     PyObject *result = NULL;
     uint32_t *scratch = NULL;
-    if (num_levels < 1 || num_levels > MAX_LEVELS || side < 1 || side > MAX_SIDE || size < 1 || size > MAX_SIDE) {
-        PyErr_SetString(PyExc_ValueError, "render_batch: 1 to 40 levels, and a side and a size from 1 to 32768");
+    if (get_samples(&s, levels_obj, level_obj, boxes_obj, filters_obj, side, maps_obj, ops_obj, values_obj, size,
+                    "render_batch") < 0)
         goto done;
-    }
-    for (; got_levels < num_levels; got_levels++) {
-        level_buffer *l = &levels[got_levels];
-        PyObject *src;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(levels_seq, got_levels), "Oii:render_batch level", &src,
-                              &l->height, &l->width))
-            goto done;
-        if (l->height < 1 || l->width < 1 || (Py_ssize_t)l->height * l->width > INT32_MAX) {
-            PyErr_SetString(PyExc_ValueError, "render_batch: a level should be at least 1x1 and below 2**31 pixels");
-            goto done;
-        }
-        if (sid_get_buffer(src, &l->view, 0, NULL, 4, (Py_ssize_t)l->height * l->width, "render_batch", "a level") < 0)
-            goto done;
-    }
-    Py_ssize_t n = PyObject_Length(level_obj);
-    if (n < 0) goto done;
-    Py_ssize_t pixels = (Py_ssize_t)size * size;
-    if (sid_get_buffer(level_obj, &level, 0, NULL, 8, n, "render_batch", "level") < 0) goto done;
-    got++;
-    if (sid_get_buffer(boxes_obj, &boxes, 0, NULL, 8, 4 * n, "render_batch", "boxes") < 0) goto done;
-    got++;
-    if (sid_get_buffer(filters_obj, &filters, 0, NULL, 1, n, "render_batch", "filters") < 0) goto done;
-    got++;
-    if (sid_get_buffer(maps_obj, &maps, 0, NULL, 8, 6 * n, "render_batch", "maps") < 0) goto done;
-    got++;
-    if (sid_get_buffer(ops_obj, &ops, 0, NULL, 1, 4 * n, "render_batch", "ops") < 0) goto done;
-    got++;
-    if (sid_get_buffer(values_obj, &values, 0, NULL, 8, 4 * n, "render_batch", "values") < 0) goto done;
-    got++;
-    if (sid_get_buffer(out_obj, &out, 1, NULL, 1, 3 * pixels * n, "render_batch", "out") < 0) goto done;
-    got++;
-    const int64_t *lv = (const int64_t *)level.buf;
-    const int8_t *codes = (const int8_t *)ops.buf, *filter = (const int8_t *)filters.buf;
-    const double *vals = (const double *)values.buf, *b = (const double *)boxes.buf, *f = (const double *)maps.buf;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        if (lv[k] < 0 || lv[k] >= num_levels) {
-            PyErr_Format(PyExc_ValueError, "render_batch: level %lld of sample %zd does not exist", (long long)lv[k], k);
-            goto done;
-        }
-        double box[4];
-        for (int i = 0; i < 4; i++) box[i] = ldexp(b[4 * k + i], -(int)lv[k]);
-        const char *problem = check_geometry(box, filter[k], f + 6 * k, levels[lv[k]].height, levels[lv[k]].width);
-        if (problem != NULL) {
-            PyErr_Format(PyExc_ValueError, "render_batch: sample %zd: %s", k, problem);
-            goto done;
-        }
-        int contrasts = 0;
-        for (int q = 0; q < 4; q++) {
-            int code = codes[4 * k + q], after_padding = q > 0 && codes[4 * k + q - 1] < 0 && code >= 0;
-            if (code < -1 || code > OP_HUE || after_padding) {
-                PyErr_Format(PyExc_ValueError, "render_batch: op %d of sample %zd is unknown or follows -1", code, k);
-                goto done;
-            }
-            contrasts += code == OP_CONTRAST;
-        }
-        if (contrasts > 1) {
-            PyErr_SetString(PyExc_ValueError, "render_batch: contrast may appear once per sample");
-            goto done;
-        }
-    }
+    const Py_ssize_t pixels = (Py_ssize_t)size * size;
+    if (sid_get_buffer(out_obj, &out, 1, NULL, 1, 3 * pixels * s.n, "render_batch", "out") < 0) goto done;
+    got_out = 1;
     scratch = PyMem_RawMalloc((size_t)pixels * 4);
     if (scratch == NULL) {
         PyErr_NoMemory();
@@ -357,25 +426,8 @@ static PyObject *py_render_batch(PyObject *self, PyObject *args) {
     uint8_t *dst = (uint8_t *)out.buf;
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < n && !failed; k++) {
-        const level_buffer *l = &levels[lv[k]];
-        render_job j;
-        j.src = (const uint32_t *)l->view.buf;
-        j.height = l->height;
-        j.width = l->width;
-        for (int i = 0; i < 4; i++) j.box[i] = ldexp(b[4 * k + i], -(int)lv[k]);
-        j.filter = filter[k];
-        j.side = side;
-        memcpy(j.to_resized, f + 6 * k, sizeof(j.to_resized));
-        j.dst = scratch;
-        j.size = size;
-        failed = sid_render(&j, &workspace, use_simd);
-        jitter_ops jops = {0};
-        for (int q = 0; q < 4 && codes[4 * k + q] >= 0; q++) add_op(&jops, codes[4 * k + q], vals[4 * k + q]);
-        if (jops.count) {
-            pad_ops(&jops);
-            sid_jitter(scratch, pixels, &jops, use_simd);
-        }
+    for (Py_ssize_t k = 0; k < s.n && !failed; k++) {
+        failed = render_sample(&s, k, scratch);
         uint8_t *image = dst + 3 * pixels * k;
         sid_to_planes(scratch, pixels, image, image + pixels, image + 2 * pixels, use_simd);
     }
@@ -388,10 +440,153 @@ static PyObject *py_render_batch(PyObject *self, PyObject *args) {
     Py_INCREF(result);
 done:
     PyMem_RawFree(scratch);
-    Py_buffer *held[7] = {&level, &boxes, &filters, &maps, &ops, &values, &out};
-    for (int i = 0; i < got; i++) PyBuffer_Release(held[i]);
-    for (Py_ssize_t i = 0; i < got_levels; i++) PyBuffer_Release(&levels[i].view);
-    Py_DECREF(levels_seq);
+    if (got_out) PyBuffer_Release(&out);
+    release_samples(&s);
+    return result;
+}
+
+PyDoc_STRVAR(render_views_doc,
+"render_views(levels, level, boxes, filters, side, maps, ops, values, size, views)\n--\n\n"
+"Render a batch of N samples as render_batch does (without writing them), and write their views. `views` is a\n"
+"sequence of (view_size, taps, crops, flags, ops, values, kernels, out), one per view: `crops` int64 N x 4\n"
+"(top, left, height, width inside the size x size sample), `flags` uint8 N x 5 (0 or 1: hflip, grayscale,\n"
+"blur, solarize, and whether the resize goes down the columns first), `ops` and `values` the view's jitter\n"
+"as for render_batch, `kernels` float32 N x taps (the blur's symmetric kernel of each row that blurs; taps odd\n"
+"and below 2 view_size) and `out` a writable uint8 buffer of N x 3 x view_size x view_size. View k of each\n"
+"is its crop of sample k resized with PIL's\n"
+"antialiased bilinear filter to view_size, then flipped, jittered, turned gray, blurred and solarized where\n"
+"its flags and ops say (kernels.h, sid_view).");
+
+typedef struct {
+    int size, taps;
+    Py_buffer held[6]; /* crops, flags, ops, values, kernels, out */
+    int got;
+} view_batch;
+
+/* Get and check view `v`'s buffers for n samples of `side` px; 0, or -1 with an exception set. Release its
+ * buffers (held[0 .. got - 1]) either way. */
+static int get_view(view_batch *view, PyObject *spec, Py_ssize_t v, Py_ssize_t n, int side) {
+    PyObject *objs[6];
+    view->got = 0;
+    if (!PyArg_ParseTuple(spec, "iiOOOOOO:view", &view->size, &view->taps, &objs[0], &objs[1], &objs[2], &objs[3],
+                          &objs[4], &objs[5]))
+        return -1;
+    const int size = view->size, taps = view->taps;
+    if (size < 1 || size > MAX_SIDE || taps < 1 || taps % 2 == 0 || taps > 2 * size - 1) {
+        PyErr_Format(PyExc_ValueError, "render_views: views[%zd]: a size from 1 to 32768 and an odd number of taps "
+                     "below twice the size, got size %d and %d taps", v, size, taps);
+        return -1;
+    }
+    const char *names[6] = {"crops", "flags", "ops", "values", "kernels", "out"};
+    const Py_ssize_t pixels = (Py_ssize_t)size * size;
+    const Py_ssize_t itemsizes[6] = {8, 1, 1, 8, 4, 1}, items[6] = {4 * n, 5 * n, 4 * n, 4 * n, taps * n, 3 * pixels * n};
+    for (; view->got < 6; view->got++)
+        if (sid_get_buffer(objs[view->got], &view->held[view->got], view->got == 5, NULL, itemsizes[view->got],
+                           items[view->got], "render_views", names[view->got]) < 0)
+            return -1;
+    const int64_t *crop = (const int64_t *)view->held[0].buf;
+    const uint8_t *flags = (const uint8_t *)view->held[1].buf;
+    const int8_t *codes = (const int8_t *)view->held[2].buf;
+    char what[40];
+    PyOS_snprintf(what, sizeof(what), "views[%zd]: ", v);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        const int64_t *c = crop + 4 * k;
+        if (!(c[0] >= 0 && c[1] >= 0 && c[2] >= 1 && c[3] >= 1 && c[0] <= side - c[2] && c[1] <= side - c[3])) {
+            PyErr_Format(PyExc_ValueError, "render_views: views[%zd]: the crop of sample %zd should be (top, left, "
+                         "height, width) inside the %d px sample, height and width at least 1", v, k, side);
+            return -1;
+        }
+        for (int i = 0; i < 5; i++) {
+            if (flags[5 * k + i] > 1) {
+                PyErr_Format(PyExc_ValueError, "render_views: views[%zd]: the flags of sample %zd should be 0 or 1",
+                             v, k);
+                return -1;
+            }
+        }
+        if (check_ops(codes + 4 * k, k, "render_views", what) < 0) return -1;
+    }
+    return 0;
+}
+
+/* View k of `view` of the rendered sample `sample` (side x side RGBX), without the GIL. */
+static int render_view(const view_batch *view, Py_ssize_t k, const uint32_t *sample, int side) {
+    const int64_t *crop = (const int64_t *)view->held[0].buf + 4 * k;
+    const uint8_t *flags = (const uint8_t *)view->held[1].buf + 5 * k;
+    const Py_ssize_t pixels = (Py_ssize_t)view->size * view->size;
+    uint8_t *image = (uint8_t *)view->held[5].buf + 3 * pixels * k;
+    view_job j;
+    j.sample = sample;
+    j.side = side;
+    j.top = (int)crop[0];
+    j.left = (int)crop[1];
+    j.height = (int)crop[2];
+    j.width = (int)crop[3];
+    j.size = view->size;
+    j.hflip = flags[0];
+    j.grayscale = flags[1];
+    j.solarize = flags[3];
+    j.vertical_first = flags[4];
+    j.jitter = row_ops((const int8_t *)view->held[2].buf + 4 * k, (const double *)view->held[3].buf + 4 * k);
+    j.blur = (const float *)view->held[4].buf + (Py_ssize_t)view->taps * k;
+    j.blur_taps = flags[2] ? view->taps : 0;
+    j.planes[0] = image;
+    j.planes[1] = image + pixels;
+    j.planes[2] = image + 2 * pixels;
+    return sid_view(&j, &workspace, use_simd);
+}
+
+static PyObject *py_render_views(PyObject *self, PyObject *args) {
+    PyObject *levels_obj, *level_obj, *boxes_obj, *filters_obj, *maps_obj, *ops_obj, *values_obj, *views_obj;
+    int side, size;
+    if (!PyArg_ParseTuple(args, "OOOOiOOOiO:render_views", &levels_obj, &level_obj, &boxes_obj, &filters_obj, &side,
+                          &maps_obj, &ops_obj, &values_obj, &size, &views_obj))
+        return NULL;
+    sample_batch s;
+    PyObject *result = NULL, *views_seq = NULL;
+    view_batch *views = NULL;
+    Py_ssize_t num_views = 0, got_views = 0;
+    uint32_t *scratch = NULL;
+    if (get_samples(&s, levels_obj, level_obj, boxes_obj, filters_obj, side, maps_obj, ops_obj, values_obj, size,
+                    "render_views") < 0)
+        goto done;
+    views_seq = PySequence_Fast(views_obj, "render_views: views should be a sequence");
+    if (views_seq == NULL) goto done;
+    num_views = PySequence_Fast_GET_SIZE(views_seq);
+    views = PyMem_Calloc(num_views ? (size_t)num_views : 1, sizeof(view_batch));
+    if (views == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; got_views < num_views; got_views++)
+        if (get_view(&views[got_views], PySequence_Fast_GET_ITEM(views_seq, got_views), got_views, s.n, size) < 0) {
+            got_views++; /* release what it got */
+            goto done;
+        }
+    scratch = PyMem_RawMalloc((size_t)size * size * 4);
+    if (scratch == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < s.n && !failed; k++) {
+        failed = render_sample(&s, k, scratch);
+        for (Py_ssize_t v = 0; v < num_views && !failed; v++) failed = render_view(&views[v], k, scratch, size);
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyMem_RawFree(scratch);
+    for (Py_ssize_t v = 0; v < got_views; v++)
+        for (int i = 0; i < views[v].got; i++) PyBuffer_Release(&views[v].held[i]);
+    PyMem_Free(views);
+    Py_XDECREF(views_seq);
+    release_samples(&s);
     return result;
 }
 
@@ -414,6 +609,7 @@ static PyMethodDef methods[] = {
     {"render", py_render, METH_VARARGS, render_doc},
     {"jitter", py_jitter, METH_VARARGS, jitter_doc},
     {"render_batch", py_render_batch, METH_VARARGS, render_batch_doc},
+    {"render_views", py_render_views, METH_VARARGS, render_views_doc},
     {"set_simd", py_set_simd, METH_O, set_simd_doc},
     {"simd", py_simd, METH_NOARGS, simd_doc},
     {NULL, NULL, 0, NULL},

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,9 @@ from torch.utils.data import get_worker_info
 
 from .. import geometry
 from ..params import INTERPOLATIONS, JITTER_OPS, ParamsBatch, SampleParams, hue_steps
+from ..views.params import ViewParamsBatch
 from .base import Renderer, register_renderer
+from .functional import gaussian_kernels, pil_vertical_first
 from .pyramid import build_pyramid
 
 try:
@@ -235,6 +238,27 @@ class FastRenderer(Renderer):
         _kernels.render_batch(self._levels, level, boxes, batch.interpolation, batch.resize, maps, ops, values,
                               out.numpy(), batch.output_size)
 
+    def render_views(self, batch: ParamsBatch, views: Sequence[ViewParamsBatch], outs: Sequence[torch.Tensor]) -> None:
+        """Every view of the batch in one call of the native kernels, written straight into ``outs``' planes.
+
+        Each sample is rendered (and jittered) as :meth:`render_batch` renders it, into a small buffer of RGBX
+        pixels, and each of its views is made from that buffer: the crop resized to the view's side with PIL's
+        antialiased bilinear filter exactly as ``F.resized_crop`` resizes it on a PIL image (22-bit weights,
+        along the rows then down the columns, each pass rounded to bytes), the flip in the same pass, the
+        view's jitter with the sample's jitter kernels, PIL's grayscale, the split into planes, torchvision's
+        Gaussian blur (its float32 kernel, :func:`~single_image_dataset.render.functional.gaussian_kernels`,
+        along the rows then down the columns in single precision, reflected at the edges, rounded half to
+        even) and the solarization. So a view is byte for byte
+        :func:`~single_image_dataset.render.functional.apply_view` of :meth:`render`'s sample but for the
+        blur (a level on a rounding boundary of torchvision's float sums can move by one) and the jitter's hue
+        (as for the samples). Debug mode and the OpenCV implementation take the default path.
+        """
+        if self.implementation != "native" or batch.debug_size is not None:
+            super().render_views(batch, views, outs)
+            return
+        specs = [_view_arguments(view, out) for view, out in zip(views, outs, strict=True)]
+        _kernels.render_views(self._levels, *_sample_arguments(batch, len(self._levels)), specs)
+
 
 def _render_native(
     level: tuple[np.ndarray, int, int], box: tuple[float, ...], to_resized: geometry.Affine, params: SampleParams
@@ -279,6 +303,31 @@ def _finish(image: Image.Image, pixels: tuple[Any, Any] | np.ndarray) -> Image.I
     if not isinstance(pixels, tuple):
         image.frombytes(pixels, "raw", "RGBX")
     return image
+
+
+def _sample_arguments(batch: ParamsBatch, num_levels: int) -> tuple[Any, ...]:
+    """A batch's samples as the kernels' ``render_views`` takes them after a pyramid of ``num_levels`` levels:
+    each sample's level, box, filter, side, map and jitter, and the output side."""
+    to_resized = geometry.batch_maps(batch)[0]
+    left, top, right, bottom = geometry.source_box(batch)
+    boxes = np.stack([left, top, right, bottom], axis=1).astype(np.float64)
+    level = geometry.pyramid_level(right - left, bottom - top, batch.resize, num_levels)
+    ops, values = _batch_jitter(batch)
+    return (level, boxes, batch.interpolation, batch.resize, np.stack(to_resized, axis=1), ops, values,
+            batch.output_size)
+
+
+def _view_arguments(view: ViewParamsBatch, out: torch.Tensor) -> tuple[Any, ...]:
+    """One view of a batch as the kernels' ``render_views`` takes it: its side, the blur's taps, each row's crop,
+    flags (flip, grayscale, blur, solarize, Pillow's pass order), jitter and blur kernel, and where to write."""
+    blur = ~np.isnan(view.blur_sigma)
+    down_first = pil_vertical_first(view.crop[:, 2], view.crop[:, 3], view.size)
+    flags = np.stack([view.hflip, view.grayscale, blur, view.solarize, down_first], axis=1).astype(np.uint8)
+    kernels = np.zeros((len(view), view.blur_kernel), dtype=np.float32)
+    if blur.any():
+        kernels[blur] = gaussian_kernels(view.blur_sigma[blur], view.blur_kernel).numpy()
+    ops, values = _batch_jitter(view)
+    return (view.size, view.blur_kernel, np.ascontiguousarray(view.crop), flags, ops, values, kernels, out.numpy())
 
 
 def _batch_jitter(batch: ParamsBatch) -> tuple[np.ndarray, np.ndarray]:

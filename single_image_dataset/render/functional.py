@@ -7,6 +7,9 @@ with a faster path is tested against it.
 
 from __future__ import annotations
 
+import numpy as np
+import PIL
+import torch
 import torchvision.transforms.functional as F
 from PIL import Image
 from torchvision.transforms import InterpolationMode
@@ -14,10 +17,13 @@ from torchvision.transforms import InterpolationMode
 from ..params import JitterParams
 from ..views.params import ViewParams
 
-__all__ = ["SOLARIZE_THRESHOLD", "apply_jitter", "apply_view"]
+__all__ = ["SOLARIZE_THRESHOLD", "apply_jitter", "apply_view", "gaussian_kernels", "pil_vertical_first"]
 
 #: Pixels at or above it are inverted by a view's solarization (BYOL's threshold of 0.5, in 8 bits).
 SOLARIZE_THRESHOLD = 128
+
+# Pillow 13 resizes down the columns first where the height shrinks much more than the width (#9549).
+_PIL_MAY_GO_DOWN_FIRST = int(PIL.__version__.split(".")[0]) >= 13
 
 _ADJUST = {
     "brightness": F.adjust_brightness,
@@ -61,3 +67,39 @@ def apply_view(sample: Image.Image, view: ViewParams) -> Image.Image:
     if view.solarize:
         img = F.solarize(img, SOLARIZE_THRESHOLD)
     return img
+
+
+def gaussian_kernels(
+    sigma: np.ndarray | torch.Tensor, taps: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """The 1-d kernels of ``F.gaussian_blur([taps] * 2, [s] * 2)`` for each sigma ``s``: ``N x taps`` float32.
+
+    Row ``k`` is bit for bit torchvision's kernel for ``sigma[k]`` (the same float32 operations: the positions
+    ``linspace(-(taps - 1) / 2, (taps - 1) / 2)``, ``exp(-0.5 (x / sigma) ** 2)``, divided by their sum), which
+    ``gaussian_blur`` applies along both axes as their outer product; it is symmetric.
+
+    Example:
+        >>> gaussian_kernels(np.array([1.0]), 3)
+        tensor([[0.2741, 0.4519, 0.2741]])
+    """
+    half = (taps - 1) * 0.5
+    x = torch.linspace(-half, half, steps=taps, dtype=torch.float32, device=device)
+    sigma = torch.as_tensor(sigma, device=device).to(torch.float32)
+    pdf = torch.exp(-0.5 * (x / sigma[:, None]).pow(2))
+    return pdf / pdf.sum(dim=1, keepdim=True)
+
+
+def pil_vertical_first(height: np.ndarray | int, width: np.ndarray | int, size: int) -> np.ndarray | bool:
+    """Whether the installed Pillow resizes a ``height`` x ``width`` image to ``size`` x ``size`` down the columns
+    first, rather than along the rows first.
+
+    Each of its two passes rounds to bytes, so the order shows in the pixels. Pillow 13 goes down the columns
+    first where the height shrinks by more than twice as many pixels as the width (python-pillow/Pillow#9549);
+    earlier versions always go along the rows first. The renderers that resize views as Pillow does follow it.
+
+    Example:
+        >>> bool(pil_vertical_first(200, 100, 64)) == (int(PIL.__version__.split(".")[0]) >= 13)
+        True
+    """
+    shrinks = np.logical_and(np.greater(height, size), np.subtract(height, size) > 2 * np.subtract(width, size))
+    return np.logical_and(shrinks, _PIL_MAY_GO_DOWN_FIRST)

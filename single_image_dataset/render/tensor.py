@@ -9,6 +9,7 @@ the package here.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,11 @@ from PIL import Image
 
 from .. import geometry
 from ..params import JITTER_OPS, ParamsBatch, SampleParams
+from ..views.params import ViewParamsBatch
 from .base import Renderer, check_device, register_renderer
 from .pyramid import build_pyramid
+from .tensor_jitter import ADJUST, jitter_groups
+from .tensor_views import render_views
 
 __all__ = ["TorchRenderer"]
 
@@ -33,10 +37,6 @@ _SLICE_PIXELS = 2**22
 _SUPPORT = (1.0, 2.0, 3.0)
 # The resize reads a square window of its level whose side is a multiple of this many pixels (_windows).
 _WINDOW_STEP = 32
-# The contrast's grey mean is summed in fixed point with this many fraction bits (see _grey_mean).
-_MEAN_BITS = 16
-# torchvision's rgb_to_grayscale weights on tensors (ITU-R 601-2).
-_LUMA = (0.2989, 0.587, 0.114)
 # Columns of the per-sample float64 table sent to the device: the map to the resized crop, the box in
 # the level's pixels with the first column and row the resize may read, the level's place in the
 # pyramid (offset, height, width), the filter, and the jitter factors.
@@ -151,7 +151,7 @@ class TorchRenderer(Renderer):
              batch.jitter_factors], axis=1,
         )
         fill = np.flatnonzero(~np.asarray(geometry.covers_output(to_resized, batch.output_size, batch.resize)))
-        groups = _jitter_groups(batch)
+        groups = jitter_groups(batch)
         windows = _windows(box, self._levels[level])
         sizes = np.unique(windows)
         table_on_device, fill_rows, *rows_on_device = _upload(
@@ -187,9 +187,17 @@ class TorchRenderer(Renderer):
             images = F.interpolate(images, size=side, mode="bilinear", align_corners=False, antialias=True)
         for (op, _), rows in zip(groups, group_rows, strict=True):
             factors = table_on_device[:, _FACTORS.start + op].index_select(0, rows)
-            images.index_copy_(0, rows, _ADJUST[JITTER_OPS[op]](images.index_select(0, rows), factors))
+            images.index_copy_(0, rows, ADJUST[JITTER_OPS[op]](images.index_select(0, rows), factors))
         # Clamped, then rounded half up: the conversion to uint8 truncates.
         out.copy_(images.clamp_(0, 255).add_(0.5))
+
+    def render_views(self, batch: ParamsBatch, views: Sequence[ViewParamsBatch], outs: Sequence[torch.Tensor]) -> None:
+        """Every view of the batch on :attr:`device`: the samples as :meth:`render_batch` renders them, then each
+        view of all of them at once (:func:`~single_image_dataset.render.tensor_views.render_views`)."""
+        side = batch.image_size
+        samples = torch.empty((len(batch), 3, side, side), dtype=torch.uint8, device=self.device)
+        self.render_batch(batch, samples)
+        render_views(samples, views, outs)
 
 
 def _upload_pyramid(image: Image.Image, device: torch.device) -> tuple[torch.Tensor, np.ndarray]:
@@ -305,18 +313,6 @@ def _filter(filters: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return weight
 
 
-def _jitter_groups(batch: ParamsBatch) -> list[tuple[int, np.ndarray]]:
-    """The jitter as ``(op, rows)`` steps: for each position in the order, each op with the rows that
-    apply it there (indices into :data:`JITTER_OPS`; rows without jitter have none)."""
-    groups = []
-    for position in range(batch.jitter_order.shape[1]):
-        for op in range(len(JITTER_OPS)):
-            rows = np.flatnonzero(batch.jitter_order[:, position] == op)
-            if len(rows):
-                groups.append((op, rows))
-    return groups
-
-
 def _upload(table: np.ndarray, indices: list[np.ndarray], device: torch.device) -> list[torch.Tensor]:
     """``table`` (float64) and each index array on ``device``, in two transfers.
 
@@ -358,77 +354,3 @@ def _footprint(maps: torch.Tensor, coords: torch.Tensor, side: float) -> torch.T
         holds = (position >= 0) & (position < side)
         inside = holds if inside is None else inside & holds
     return inside[:, None]
-
-
-def _blend(images: torch.Tensor, other: torch.Tensor | float, factors: torch.Tensor) -> torch.Tensor:
-    """torchvision's ``_blend`` with a factor per image: ``factor * images + (1 - factor) * other``, clamped."""
-    weight = factors.to(torch.float32)[:, None, None, None]
-    rest = (1.0 - factors).to(torch.float32)[:, None, None, None]
-    return images.mul(weight).add_(rest * other).clamp_(0, 255)
-
-
-def _grey(images: torch.Tensor) -> torch.Tensor:
-    """torchvision's ``rgb_to_grayscale`` on float tensors, ``N x 1 x S x S``."""
-    red, green, blue = images.unbind(1)
-    return (_LUMA[0] * red + _LUMA[1] * green + _LUMA[2] * blue)[:, None]
-
-
-def _grey_mean(images: torch.Tensor) -> torch.Tensor:
-    """The mean of each image's grey, ``N x 1 x 1 x 1`` float32.
-
-    torchvision takes a float mean, whose rounding depends on the order of summation (and so, on a
-    CPU, on how the threads split a batch). Here the grey is truncated to ``2**-16`` of a level (grey is
-    below ``2**8``, so the scaled values are exact integers below ``2**24``) and summed as integers,
-    which is exact in any order: the mean is below the float one by less than ``2**-16`` of a level.
-    """
-    fixed = (_grey(images) * 2.0**_MEAN_BITS).to(torch.int64).sum(dim=(1, 2, 3))
-    count = images.shape[-1] * images.shape[-2] * 2.0**_MEAN_BITS
-    return (fixed.to(torch.float64) / count).to(torch.float32)[:, None, None, None]
-
-
-def _adjust_brightness(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    return _blend(images, 0.0, factors)
-
-
-def _adjust_contrast(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    return _blend(images, _grey_mean(images), factors)
-
-
-def _adjust_saturation(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    return _blend(images, _grey(images), factors)
-
-
-def _adjust_hue(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """torchvision's ``adjust_hue`` on tensors: to HSV, the hue turned by ``factor`` (in turns), back to RGB.
-
-    With ``v`` the largest channel, ``c`` the chroma (``v`` minus the smallest) and the turned hue ``h``
-    in sixths of a turn, channel ``n`` (5 red, 3 green, 1 blue) is ``v - c * ramp((h + n) mod 6)`` with
-    ``ramp(k) = clamp(min(k, 4 - k), 0, 1)``: the textbook HSV round trip, with ``v * s = c``. Every
-    step is elementwise IEEE arithmetic, so no pixel depends on the batch.
-    """
-    red, green, blue = images.unbind(1)
-    value = images.amax(dim=1)
-    chroma = value - images.amin(dim=1)
-    is_red, is_green = value == red, value == green
-    # The hue in sixths of a turn, in [-1, 5): which channel is largest picks the sector.
-    difference = torch.where(is_red, green - blue, torch.where(is_green, blue - red, red - green))
-    sector = difference.div_(torch.where(chroma > 0, chroma, 1.0))  # where chroma is 0, so is the difference
-    sector += torch.where(is_red, 0.0, torch.where(is_green, 2.0, 4.0))
-    channels = []
-    for n in (5.0, 3.0, 1.0):
-        # The turn plus n, per image in [0, 6), so that k is in [-1, 11) and one wrap brings it to
-        # [-1, 6), where the ramp is 0 below 0 as it is just below 6.
-        offset = torch.remainder(6.0 * factors + n, 6.0).to(torch.float32)[:, None, None]
-        k = sector + offset
-        k = torch.where(k >= 6.0, k - 6.0, k)
-        ramp = torch.minimum(k, 4.0 - k).clamp_(0, 1)
-        channels.append(value - chroma * ramp)
-    return torch.stack(channels, dim=1).clamp_(0, 255)
-
-
-_ADJUST = {
-    "brightness": _adjust_brightness,
-    "contrast": _adjust_contrast,
-    "saturation": _adjust_saturation,
-    "hue": _adjust_hue,
-}

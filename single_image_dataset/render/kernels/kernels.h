@@ -111,11 +111,42 @@ typedef struct {
 void sid_jitter(uint32_t *px, ptrdiff_t count, const jitter_ops *ops, int simd);
 
 /* ------------------------------------------------------------------------------------------------ */
-/* Planes (planes.c)                                                                                 */
+/* Pixel layouts (planes.c)                                                                                 */
 /* ------------------------------------------------------------------------------------------------ */
 
 /* Split `count` RGBX pixels into the planes r, g and b (a CHW image's three channels). */
 void sid_to_planes(const uint32_t *px, ptrdiff_t count, uint8_t *r, uint8_t *g, uint8_t *b, int simd);
+
+/* dst (cols x rows, rows dst_stride pixels apart) is src (rows x cols, rows src_stride apart) transposed. */
+void sid_transpose(const uint32_t *src, ptrdiff_t src_stride, int rows, int cols, uint32_t *dst, ptrdiff_t dst_stride,
+                   int simd);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Views (views.c): a view of a rendered sample, as torchvision's functional ops on a PIL image      */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* The crop (top, left, height, width) of the RGBX sample (side x side) resized to size x size with PIL's
+ * antialiased bilinear filter, exactly as Image.resize computes it (22-bit weights, along the rows then down
+ * the columns, or down the columns first if `vertical_first`, each pass rounded to bytes), flipped
+ * horizontally if `hflip` (in the pass along the rows), then, each
+ * where asked: the jitter's ops (sid_jitter), PIL's convert("L") to three channels, the split into the
+ * planes, torchvision's Gaussian blur with the symmetric float32 kernel `blur` of `blur_taps` taps (odd,
+ * below 2 size; 0 or 1 for none) on each plane (within a level of torchvision's float sums: see views.c),
+ * and PIL's solarization at 128. All but the blur and the jitter's hue give PIL's bytes. */
+typedef struct {
+    const uint32_t *sample;
+    int side;
+    int top, left, height, width; /* inside the sample, height and width at least 1 */
+    int size;
+    int vertical_first, hflip, grayscale, solarize;
+    jitter_ops jitter; /* count 0: no jitter */
+    const float *blur;
+    int blur_taps;
+    uint8_t *planes[3];
+} view_job;
+
+/* Write the view's planes; 0 on success, -1 where scratch memory could not be allocated. */
+int sid_view(const view_job *job, sid_workspace *ws, int simd);
 
 /* Whether this CPU runs the AVX2 kernels. */
 static inline int sid_cpu_has_avx2(void) {

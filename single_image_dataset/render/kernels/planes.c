@@ -1,5 +1,5 @@
 /*
- * RGBX pixels to the three planes of a CHW image (kernels.h).
+ * Pixel layouts (kernels.h): RGBX pixels to the three planes of a CHW image, and a transpose.
  */
 
 #include "kernels.h"
@@ -55,4 +55,55 @@ void sid_to_planes(const uint32_t *px, ptrdiff_t count, uint8_t *r, uint8_t *g, 
     (void)simd;
 #endif
     to_planes_c(px, count, r, g, b);
+}
+
+/* dst[j * dst_stride + i] = src[i * src_stride + j] for i, j at or past (r0, c0) along either axis. */
+static void transpose_c(const uint32_t *src, ptrdiff_t src_stride, int rows, int cols, uint32_t *dst,
+                        ptrdiff_t dst_stride, int r0, int c0) {
+    for (int i = 0; i < rows; i++)
+        for (int j = i < r0 ? c0 : 0; j < cols; j++) dst[j * dst_stride + i] = src[i * src_stride + j];
+}
+
+#if SID_X86
+/* Blocks of 8 x 8 pixels in registers; the ragged edges as transpose_c. */
+SID_AVX2 static void transpose_avx2(const uint32_t *src, ptrdiff_t src_stride, int rows, int cols, uint32_t *dst,
+                                    ptrdiff_t dst_stride) {
+    const int r8 = rows & ~7, c8 = cols & ~7;
+    for (int i = 0; i < r8; i += 8) {
+        for (int j = 0; j < c8; j += 8) {
+            __m256i v[8], t[8];
+            for (int k = 0; k < 8; k++) v[k] = _mm256_loadu_si256((const __m256i *)(src + (i + k) * src_stride + j));
+            for (int k = 0; k < 8; k += 2) {
+                t[k] = _mm256_unpacklo_epi32(v[k], v[k + 1]);
+                t[k + 1] = _mm256_unpackhi_epi32(v[k], v[k + 1]);
+            }
+            for (int k = 0; k < 8; k += 4) {
+                v[k] = _mm256_unpacklo_epi64(t[k], t[k + 2]);
+                v[k + 1] = _mm256_unpackhi_epi64(t[k], t[k + 2]);
+                v[k + 2] = _mm256_unpacklo_epi64(t[k + 1], t[k + 3]);
+                v[k + 3] = _mm256_unpackhi_epi64(t[k + 1], t[k + 3]);
+            }
+            /* v[k] and v[k + 4] hold, per 128-bit lane, four rows of columns j + k and j + k + 4 */
+            for (int k = 0; k < 4; k++) {
+                _mm256_storeu_si256((__m256i *)(dst + (j + k) * dst_stride + i), _mm256_permute2x128_si256(v[k], v[k + 4], 0x20));
+                _mm256_storeu_si256((__m256i *)(dst + (j + k + 4) * dst_stride + i),
+                                    _mm256_permute2x128_si256(v[k], v[k + 4], 0x31));
+            }
+        }
+    }
+    transpose_c(src, src_stride, rows, cols, dst, dst_stride, r8, c8);
+}
+#endif
+
+void sid_transpose(const uint32_t *src, ptrdiff_t src_stride, int rows, int cols, uint32_t *dst, ptrdiff_t dst_stride,
+                   int simd) {
+#if SID_X86
+    if (simd) {
+        transpose_avx2(src, src_stride, rows, cols, dst, dst_stride);
+        return;
+    }
+#else
+    (void)simd;
+#endif
+    transpose_c(src, src_stride, rows, cols, dst, dst_stride, 0, 0);
 }
