@@ -73,7 +73,7 @@ def build_parser(with_defaults: bool = True, prog: str = "train_example.py") -> 
                      help="learning rate (default: SGD 0.01 for rotnet and deepcluster, Adam 2e-4 for bigan)")
     opt.add_argument("--weight_decay", type=float, default=d["weight_decay"],
                      help="weight decay (default: 5e-4, or 2.5e-5 for bigan)")
-    opt.add_argument("--seed", type=int, default=d["seed"], help="dataset, views, initialisation, order, k-means")
+    opt.add_argument("--seed", type=int, default=d["seed"], help="dataset, crops, views, init, order, k-means")
     opt.add_argument("--device", default=d["device"], help="cpu, cuda, cuda:1 (default: cuda if available)")
 
     run = p.add_argument_group("outputs")

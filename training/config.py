@@ -71,7 +71,7 @@ class TrainConfig:
         probe_seed: seeds the probes and the random-init network, apart from ``seed``.
         probe_only: only probe the checkpoint ``resume`` names (no training, nothing written but
             ``probe.json`` and ``train.log``).
-        seed: seeds the dataset, the views, the network's initialisation, the data order and k-means.
+        seed: seeds the dataset, the crops and views, the network's initialisation, the data order and k-means.
         resume: a checkpoint to continue from, or ``"auto"`` for ``out/checkpoint.pt`` if present; the run
             must have the checkpoint's dataset and network settings (see :func:`~training.resumed_config`).
         resample: draw fresh samples every epoch (``set_epoch``) instead of the paper's fixed dataset.
