@@ -1,4 +1,4 @@
-"""Self-supervised training on a single image: RotNet, DeepCluster and BiGAN on an AlexNet, linear probes, and
+"""Self-supervised training on a single image: RotNet, DeepCluster, BiGAN and SimCLR on an AlexNet, linear probes, and
 the paper's study (``python -m training.study``).
 
 The program behind ``train_example.py``, kept outside the installed package as torchvision keeps
@@ -22,9 +22,11 @@ from .methods import (
     DeepCluster,
     Method,
     RotNet,
+    SimCLR,
     cluster_features,
     compute_features,
     feature_shard,
+    nt_xent,
     pca_whiten,
     register_method,
     rotation_accuracy,
@@ -53,6 +55,7 @@ __all__ = [
     "LinearProbes",
     "Method",
     "RotNet",
+    "SimCLR",
     "TrainConfig",
     "TrainData",
     "PositionCrop",
@@ -66,6 +69,7 @@ __all__ = [
     "linear_probe",
     "min_input_size",
     "normalized_mutual_info",
+    "nt_xent",
     "pca_whiten",
     "probe_network",
     "probe_transforms",

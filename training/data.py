@@ -120,7 +120,10 @@ class TrainData:
                 sampler=_InOrder(positions), num_workers=self.workers, pin_memory=self.device.type == "cuda",
             )
             for x, y in loader:
-                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                if isinstance(x, list):  # one batch per view
+                    yield [v.to(self.device, non_blocking=True) for v in x], y.to(self.device, non_blocking=True)
+                else:
+                    yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             return
         loader = batch_loader(
             self.dataset, self.batch_size, sampler=_InOrder(indices[positions]), num_workers=self.workers,
