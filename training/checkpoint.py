@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .config import AUTO_RESUME, TrainConfig, check_settings
+from .config import AUTO_RESUME, SETTINGS_ADDED, TrainConfig, check_settings
 from .methods import Context, Method
 from .rng import set_rng_state
 
@@ -53,8 +53,6 @@ RESUME_TAKEN = (
 )
 # Settings only one method uses: another method's checkpoint does not depend on them.
 _METHOD_ONLY = {"k": "deepcluster", "pca_dim": "deepcluster", "kmeans_iters": "deepcluster", "temperature": "simclr"}
-# Settings added since checkpoint format 2 (whose checkpoints lack them): such a checkpoint had their default.
-_ADDED = {"temperature": TrainConfig.temperature}
 _STATE_KEYS = ("format", "method", "epoch", "config", "sources_sha256", "networks", "optimizers", "method_state",
                "history", "rng")
 _log = logging.getLogger("training")
@@ -159,7 +157,7 @@ def _check_state(state: Any, where: str) -> None:
         check_settings(saved)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: config: {exc}") from None
-    missing = [name for name in (*RESUME_FIXED, *RESUME_TAKEN) if name not in saved and name not in _ADDED]
+    missing = [name for name in (*RESUME_FIXED, *RESUME_TAKEN) if name not in saved and name not in SETTINGS_ADDED]
     if missing:
         raise ValueError(f"{where}: its config has no {missing[0]!r}")
     if state["method"] != saved["method"]:
@@ -226,7 +224,7 @@ def resumed_config(settings: Mapping[str, Any], given: Collection[str]) -> Train
 
 def resumed(mine: Mapping[str, Any], checkpoint: Checkpoint, chosen: set[str]) -> TrainConfig:
     """The settings ``mine`` continuing ``checkpoint``, with its settings for those not ``chosen``."""
-    where, saved = checkpoint.where, {**_ADDED, **checkpoint.state["config"]}
+    where, saved = checkpoint.where, {**SETTINGS_ADDED, **checkpoint.state["config"]}
     conflicts = [name for name in RESUME_FIXED if name in chosen and _differs(name, mine, saved)]
     if conflicts:
         raise ValueError(

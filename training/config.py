@@ -17,7 +17,8 @@ from .alexnet import min_input_size
 from .data import LOADERS
 from .methods import METHODS
 
-__all__ = ["AUTO_RESUME", "MAX_NUM_IMGS", "MAX_WIDTH", "MAX_WORKERS", "TrainConfig", "check_settings"]
+__all__ = ["AUTO_RESUME", "MAX_NUM_IMGS", "MAX_WIDTH", "MAX_WORKERS", "SETTINGS_ADDED", "TrainConfig",
+           "check_settings"]
 
 #: ``resume`` value meaning "``out/checkpoint.pt`` if it exists, else start from scratch".
 AUTO_RESUME = "auto"
@@ -278,6 +279,10 @@ def _check_setting_type(name: str, value: Any) -> None:
         none = " or None" if optional else ""
         raise TypeError(f"{name} should be {_EXPECTED[kind]}{none}, got {value!r}")
 
+
+#: Settings added since checkpoint format 2 and the study's first cell records, with the value a checkpoint or
+#: record that lacks them was trained with.
+SETTINGS_ADDED: dict[str, Any] = {"temperature": TrainConfig.temperature}
 
 _ANNOTATIONS = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
 _INT_RANGES: dict[str, tuple[int, int | None]] = {
