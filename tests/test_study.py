@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shutil
 import subprocess
@@ -159,6 +160,12 @@ def test_a_finished_cell_with_other_settings_is_refused(tmp_path: Path, coffee_p
     err = capsys.readouterr().err
     assert_one_line_error(err, r"rotnet_one_seed0/cell\.json was trained with lr=None, not 0\.5; give the study the "
                                r"settings it ran with, or another --out$", prog=PROG)
+    # A record written before a setting existed (SimCLR's temperature) was trained with its default.
+    record = tmp_path / "o" / "cells" / "rotnet_one_seed0" / "cell.json"
+    cell = json.loads(record.read_text())
+    del cell["config"]["temperature"]
+    record.write_text(json.dumps(cell))
+    assert main(argv) == 0 and "temperature" not in capsys.readouterr().err
 
 
 def test_a_damaged_cell_record_is_one_line(tmp_path: Path, coffee_path: Path, probe_set: Path,

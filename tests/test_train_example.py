@@ -434,7 +434,11 @@ class TestCommandLine:
     @pytest.mark.parametrize(
         ("argv", "message"),
         [
-            (["--method", "simclr"], "argument --method: invalid choice: 'simclr'"),
+            (["--method", "swav"], "argument --method: invalid choice: 'swav'"),
+            (["--method", "simclr", "--temperature", "0"], r"temperature should be a positive number \(SimCLR's is "
+                                                           r"0\.5\), got 0$"),
+            (["--temperature", "-1"], r"temperature should be a positive number \(SimCLR's is 0\.5\), got -1$"),
+            (["--temperature", "x"], r"argument --temperature: invalid float value: 'x'"),
             (["--epochs", "0"], "epochs should be at least 1, got 0"),
             (["--num_imgs", "x"], "argument --num_imgs: invalid int value: 'x'"),
             (["--imgpath", "/nonexistent.png"], "imgpath /nonexistent.png is not a file"),
@@ -567,7 +571,7 @@ class TestPackage:
         assert training.run_training is module.run_training and callable(module.run_training)
 
     def test_registry_refuses_a_second_name_and_non_methods(self) -> None:
-        assert list(METHODS) == ["rotnet", "deepcluster", "bigan"]
+        assert list(METHODS) == ["rotnet", "deepcluster", "bigan", "simclr"]
         with pytest.raises(ValueError, match=r"a method is already registered as 'rotnet' \(RotNet\); register this "):
             register_method("rotnet", RotNet)
         with pytest.raises(TypeError, match=r"method should be a Method subclass, got <class 'int'>"):

@@ -16,7 +16,7 @@ from training import TrainConfig, run_training
 pytestmark = [pytest.mark.filterwarnings("error"), pytest.mark.usefixtures("one_thread")]
 
 _TIMING = ("seconds", "steps_per_second", "cluster_seconds")
-_METHOD = {"rotnet": {}, "deepcluster": {"k": 4, "pca_dim": 8}, "bigan": {}}
+_METHOD = {"rotnet": {}, "deepcluster": {"k": 4, "pca_dim": 8}, "bigan": {}, "simclr": {}}
 
 
 def _untimed(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -46,7 +46,7 @@ def _assert_same_checkpoints(a: Path, b: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 @pytest.mark.parametrize("resample", [False, True])
-@pytest.mark.parametrize("method", ["rotnet", "deepcluster", "bigan"])
+@pytest.mark.parametrize("method", list(_METHOD))
 def test_resumed_equals_uninterrupted(tiny_config, tmp_path: Path, method: str, resample: bool, workers: int) -> None:
     # Dropout draws from torch's global generator every step, as do BiGAN's latent codes: a resumed run
     # must continue that stream, not seed it again.

@@ -1,10 +1,10 @@
-"""Self-supervised training on a single image: RotNet, DeepCluster and BiGAN on an AlexNet, linear probes, and
+"""Self-supervised training on a single image: RotNet, DeepCluster, BiGAN and SimCLR on an AlexNet, linear probes, and
 the paper's study (``python -m training.study``).
 
 The program behind ``train_example.py``, kept outside the installed package as torchvision keeps
 its ``references/``. It uses the library as a user would: :class:`~single_image_dataset.SingleImageDataset`,
 :func:`~single_image_dataset.batch_loader` and the task adapters of :mod:`single_image_dataset.tasks`.
-Its modules: ``config`` (:class:`TrainConfig`), ``data`` (the two ways batches are made), ``views`` (the
+Its modules: ``config`` (:class:`TrainConfig`), ``data`` (the two ways batches are made), ``crops`` (the
 methods' crops and flips), ``methods`` (one module per method, and the registry :data:`METHODS`), ``train``
 (the loop, :func:`run_training`), ``checkpoint``, ``probe``, ``study``, ``cli`` (``train_example.py``'s
 command line), ``alexnet``, ``kmeans``, ``rng`` and ``transforms``.
@@ -13,6 +13,7 @@ command line), ``alexnet``, ``kmeans``, ``rng`` and ``transforms``.
 from .alexnet import CONV_NAMES, AlexNet, feature_dim, min_input_size
 from .checkpoint import RESUME_FIXED, RESUME_TAKEN, resumed_config
 from .config import AUTO_RESUME, MAX_NUM_IMGS, MAX_WIDTH, MAX_WORKERS, TrainConfig
+from .crops import PositionCrop
 from .data import LOADERS, TrainData, epoch_positions
 from .kmeans import kmeans, kmeans_plus_plus, normalized_mutual_info
 from .methods import (
@@ -21,9 +22,11 @@ from .methods import (
     DeepCluster,
     Method,
     RotNet,
+    SimCLR,
     cluster_features,
     compute_features,
     feature_shard,
+    nt_xent,
     pca_whiten,
     register_method,
     rotation_accuracy,
@@ -32,7 +35,6 @@ from .methods import (
 from .probe import PROBE_FEATURES, LinearProbes, linear_probe
 from .train import probe_network, run_training
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, probe_transforms
-from .views import View
 
 __all__ = [
     "AUTO_RESUME",
@@ -53,9 +55,10 @@ __all__ = [
     "LinearProbes",
     "Method",
     "RotNet",
+    "SimCLR",
     "TrainConfig",
     "TrainData",
-    "View",
+    "PositionCrop",
     "cluster_features",
     "compute_features",
     "epoch_positions",
@@ -66,6 +69,7 @@ __all__ = [
     "linear_probe",
     "min_input_size",
     "normalized_mutual_info",
+    "nt_xent",
     "pca_whiten",
     "probe_network",
     "probe_transforms",

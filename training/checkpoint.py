@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .config import AUTO_RESUME, TrainConfig, check_settings
+from .config import AUTO_RESUME, SETTINGS_ADDED, TrainConfig, check_settings
 from .methods import Context, Method
 from .rng import set_rng_state
 
@@ -43,15 +43,16 @@ FORMAT = 2
 #: Settings that make the dataset and the network: a resumed run takes them from its checkpoint and
 #: refuses a different value given explicitly.
 RESUME_FIXED = (
-    "method", "backend", "num_imgs", "img_size", "crop", "width", "dropout", "k", "pca_dim", "kmeans_iters", "seed",
-    "resample",
+    "method", "backend", "num_imgs", "img_size", "crop", "width", "dropout", "k", "pca_dim", "kmeans_iters",
+    "temperature", "seed", "resample",
 )
 #: Settings a resumed run takes from its checkpoint unless they are given: the optimisation, the held-out
 #: indices, how batches are made, and the paths of the sources (whose pixels must still be the checkpoint's).
 RESUME_TAKEN = (
     "imgpath", "per_source_classes", "loader", "val_imgs", "epochs", "batch_size", "lr", "weight_decay",
 )
-_DEEPCLUSTER_ONLY = ("k", "pca_dim", "kmeans_iters")
+# Settings only one method uses: another method's checkpoint does not depend on them.
+_METHOD_ONLY = {"k": "deepcluster", "pca_dim": "deepcluster", "kmeans_iters": "deepcluster", "temperature": "simclr"}
 _STATE_KEYS = ("format", "method", "epoch", "config", "sources_sha256", "networks", "optimizers", "method_state",
                "history", "rng")
 _log = logging.getLogger("training")
@@ -156,7 +157,7 @@ def _check_state(state: Any, where: str) -> None:
         check_settings(saved)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: config: {exc}") from None
-    missing = [name for name in (*RESUME_FIXED, *RESUME_TAKEN) if name not in saved]
+    missing = [name for name in (*RESUME_FIXED, *RESUME_TAKEN) if name not in saved and name not in SETTINGS_ADDED]
     if missing:
         raise ValueError(f"{where}: its config has no {missing[0]!r}")
     if state["method"] != saved["method"]:
@@ -223,7 +224,7 @@ def resumed_config(settings: Mapping[str, Any], given: Collection[str]) -> Train
 
 def resumed(mine: Mapping[str, Any], checkpoint: Checkpoint, chosen: set[str]) -> TrainConfig:
     """The settings ``mine`` continuing ``checkpoint``, with its settings for those not ``chosen``."""
-    where, saved = checkpoint.where, checkpoint.state["config"]
+    where, saved = checkpoint.where, {**SETTINGS_ADDED, **checkpoint.state["config"]}
     conflicts = [name for name in RESUME_FIXED if name in chosen and _differs(name, mine, saved)]
     if conflicts:
         raise ValueError(
@@ -247,7 +248,7 @@ def resumed(mine: Mapping[str, Any], checkpoint: Checkpoint, chosen: set[str]) -
 
 def _differs(name: str, mine: Mapping[str, Any], saved: dict[str, Any]) -> bool:
     """Whether setting ``name`` changes the run of the checkpoint ``saved``."""
-    if name in _DEEPCLUSTER_ONLY and saved["method"] != "deepcluster":
+    if name in _METHOD_ONLY and saved["method"] != _METHOD_ONLY[name]:
         return False
     if name == "crop":  # no crop is a crop of img_size
         return mine["crop"] != saved["crop"] and (mine["crop"] or mine["img_size"]) != (

@@ -38,7 +38,7 @@ def build_parser(with_defaults: bool = True, prog: str = "train_example.py") -> 
     p = OneLineErrorParser(
         prog=prog,
         help_hint=False,
-        description="RotNet, DeepCluster or BiGAN on a SingleImageDataset, with linear probes; runs under torchrun.",
+        description="RotNet, DeepCluster, BiGAN or SimCLR on a SingleImageDataset, with linear probes; torchrun-ready.",
         formatter_class=_Formatter,
         argument_default=None if with_defaults else argparse.SUPPRESS,
     )
@@ -68,15 +68,17 @@ def build_parser(with_defaults: bool = True, prog: str = "train_example.py") -> 
     model.add_argument("--k", type=int, default=d["k"], help="DeepCluster clusters")
     model.add_argument("--pca_dim", type=int, default=d["pca_dim"], help="DeepCluster PCA dimension")
     model.add_argument("--kmeans_iters", type=int, default=d["kmeans_iters"], help="k-means iterations")
+    model.add_argument("--temperature", type=float, default=d["temperature"], help="SimCLR's NT-Xent temperature")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--epochs", type=int, default=d["epochs"], help="total epochs, counting resumed ones")
     opt.add_argument("--batch_size", type=int, default=d["batch_size"], help="images per step and process")
     opt.add_argument("--lr", type=float, default=d["lr"],
-                     help="learning rate (default: SGD 0.01 for rotnet and deepcluster, Adam 2e-4 for bigan)")
+                     help="learning rate (default: SGD 0.01 for rotnet and deepcluster, Adam 2e-4 for bigan, "
+                          "SGD 0.075 for simclr)")
     opt.add_argument("--weight_decay", type=float, default=d["weight_decay"],
-                     help="weight decay (default: 5e-4, or 2.5e-5 for bigan)")
-    opt.add_argument("--seed", type=int, default=d["seed"], help="dataset, views, initialisation, order, k-means")
+                     help="weight decay (default: 5e-4, 2.5e-5 for bigan, 1e-6 for simclr)")
+    opt.add_argument("--seed", type=int, default=d["seed"], help="dataset, crops, views, init, order, k-means")
     opt.add_argument("--device", default=d["device"], help="cpu, cuda, cuda:1 (default: cuda if available)")
 
     run = p.add_argument_group("outputs")

@@ -17,7 +17,8 @@ from .alexnet import min_input_size
 from .data import LOADERS
 from .methods import METHODS
 
-__all__ = ["AUTO_RESUME", "MAX_NUM_IMGS", "MAX_WIDTH", "MAX_WORKERS", "TrainConfig", "check_settings"]
+__all__ = ["AUTO_RESUME", "MAX_NUM_IMGS", "MAX_WIDTH", "MAX_WORKERS", "SETTINGS_ADDED", "TrainConfig",
+           "check_settings"]
 
 #: ``resume`` value meaning "``out/checkpoint.pt`` if it exists, else start from scratch".
 AUTO_RESUME = "auto"
@@ -38,7 +39,8 @@ class TrainConfig:
     quarter-width AlexNet. The paper's scale is ``num_imgs=1281167, img_size=256, crop=224, width=1``.
 
     Args:
-        method: a name of :data:`~training.methods.METHODS` (``"rotnet"``, ``"deepcluster"``, ``"bigan"``).
+        method: a name of :data:`~training.methods.METHODS` (``"rotnet"``, ``"deepcluster"``, ``"bigan"``,
+            ``"simclr"``).
         imgpath: the source image, several of them, or a directory of them (as ``SingleImageDataset`` takes
             them); ``None`` is the embedded default photograph (coffee).
         per_source_classes: the samples' sources as targets, for the methods that report against them
@@ -58,21 +60,23 @@ class TrainConfig:
         epochs: total epochs (a resumed run continues up to this number).
         batch_size: images per step and process (RotNet feeds all four rotations of each).
         workers: loader worker processes per training process, at most :data:`MAX_WORKERS`.
-        lr: learning rate; ``None`` is the method's (SGD 0.01 for RotNet and DeepCluster, Adam 2e-4 for BiGAN).
-        weight_decay: weight decay; ``None`` is the method's (5e-4, or 2.5e-5 for BiGAN).
+        lr: learning rate; ``None`` is the method's (SGD 0.01 for RotNet and DeepCluster, Adam 2e-4 for BiGAN,
+            SGD 0.075 for SimCLR).
+        weight_decay: weight decay; ``None`` is the method's (5e-4, 2.5e-5 for BiGAN, 1e-6 for SimCLR).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` picks CUDA when available. Under
             torchrun each process uses ``cuda:LOCAL_RANK``.
         out: folder for ``checkpoint.pt``, ``train.log``, ``metrics.jsonl`` and ``probe.json``.
         k: DeepCluster's number of clusters.
         pca_dim: DeepCluster's PCA dimension (capped at the feature dimension).
         kmeans_iters: Lloyd iterations per clustering.
+        temperature: SimCLR's NT-Xent temperature (0.5, the best of the paper's CIFAR-10 study for any batch size).
         probe: an ImageFolder root with ``train/`` and ``val/``; after training, linear probes on
             conv1..conv5 are evaluated there for the trained network and a random-init one.
         probe_epochs: epochs of probe training.
         probe_seed: seeds the probes and the random-init network, apart from ``seed``.
         probe_only: only probe the checkpoint ``resume`` names (no training, nothing written but
             ``probe.json`` and ``train.log``).
-        seed: seeds the dataset, the views, the network's initialisation, the data order and k-means.
+        seed: seeds the dataset, the crops and views, the network's initialisation, the data order and k-means.
         resume: a checkpoint to continue from, or ``"auto"`` for ``out/checkpoint.pt`` if present; the run
             must have the checkpoint's dataset and network settings (see :func:`~training.resumed_config`).
         resample: draw fresh samples every epoch (``set_epoch``) instead of the paper's fixed dataset.
@@ -88,10 +92,10 @@ class TrainConfig:
     Example:
         >>> TrainConfig().input_size, TrainConfig(img_size=256, crop=224).input_size
         (64, 224)
-        >>> TrainConfig(method="simclr")
+        >>> TrainConfig(method="swav")
         Traceback (most recent call last):
         ...
-        ValueError: method should be one of rotnet, deepcluster, bigan, got 'simclr'
+        ValueError: method should be one of rotnet, deepcluster, bigan, simclr, got 'swav'
     """
 
     method: str = "rotnet"
@@ -115,6 +119,7 @@ class TrainConfig:
     k: int = 100
     pca_dim: int = 256
     kmeans_iters: int = 20
+    temperature: float = 0.5
     probe: str | None = None
     probe_epochs: int = 10
     probe_seed: int = 0
@@ -151,6 +156,8 @@ class TrainConfig:
             raise ValueError(f"lr should be a positive learning rate, got {self.lr:g}")
         if self.weight_decay is not None and not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay should be non-negative, got {self.weight_decay:g}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature should be a positive number (SimCLR's is 0.5), got {self.temperature:g}")
         if not (math.isfinite(self.width) and 0 < self.width <= MAX_WIDTH):
             raise ValueError(
                 f"width should be a positive channel multiplier of at most {MAX_WIDTH:g}, got {self.width:g}"
@@ -273,6 +280,10 @@ def _check_setting_type(name: str, value: Any) -> None:
         none = " or None" if optional else ""
         raise TypeError(f"{name} should be {_EXPECTED[kind]}{none}, got {value!r}")
 
+
+#: Settings added since checkpoint format 2 and the study's first cell records, with the value a checkpoint or
+#: record that lacks them was trained with.
+SETTINGS_ADDED: dict[str, Any] = {"temperature": TrainConfig.temperature}
 
 _ANNOTATIONS = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
 _INT_RANGES: dict[str, tuple[int, int | None]] = {

@@ -1,5 +1,5 @@
 """The run's images and the two ways they reach the network: whole batches (``batch_loader``) or one sample
-at a time (a ``DataLoader``), with the same views, labels and order either way."""
+at a time (a ``DataLoader``), with the same crops (or library views), labels and order either way."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from single_image_dataset import PseudoLabelled, SingleImageDataset, batch_loader, get_renderer
 from single_image_dataset.source import pixel_sha256
+from single_image_dataset.views import View
 
+from .crops import PositionCrop
 from .rng import derived_seed
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
-from .views import View
 
 __all__ = ["LOADERS", "TrainData", "epoch_positions"]
 
@@ -32,13 +33,15 @@ class TrainData:
         num_imgs: training indices.
         val_imgs: held-out indices after them.
         img_size: side of the dataset's samples.
-        seed: the dataset's seed, also that of the views.
+        seed: the dataset's seed, also that of the crops.
         backend: the dataset's renderer.
         loader: ``"batch"`` or ``"sample"`` (see :data:`LOADERS`).
         batch_size: samples per batch.
         workers: loader worker processes (0 where the renderer renders on the training device).
         device: the training device; batches are delivered there.
         per_source_classes: the targets are the samples' sources.
+        views: the library's views each sample is delivered as (``SingleImageDataset(views=...)``; SimCLR's
+            two), or ``None`` for the samples themselves.
     """
 
     def __init__(
@@ -55,12 +58,13 @@ class TrainData:
         workers: int,
         device: torch.device,
         per_source_classes: bool = False,
+        views: tuple[View, ...] | None = None,
     ) -> None:
         # A renderer that works on an accelerator renders on the training device, in this process.
         on_device = device.type != "cpu" and not get_renderer(backend, Image.new("RGB", (1, 1))).cpu_only
         self.dataset = SingleImageDataset(
             images, num_imgs=num_imgs + val_imgs, img_size=img_size, seed=seed, backend=backend, output="tensor",
-            per_source_classes=per_source_classes, device=device if on_device else "cpu",
+            per_source_classes=per_source_classes, device=device if on_device else "cpu", views=views,
         )
         self.num_imgs = num_imgs
         self.seed = seed
@@ -81,23 +85,24 @@ class TrainData:
         self,
         indices: Sequence[int] | np.ndarray,
         positions: Sequence[int] | np.ndarray,
-        view: View,
+        crop: PositionCrop | None,
         epoch: int,
         labels: torch.Tensor | None = None,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches of ``(views, targets)`` of ``indices[positions]``, in order, on the training device.
+    ) -> Iterator[tuple[torch.Tensor | list[torch.Tensor], torch.Tensor]]:
+        """Batches of ``(images, targets)`` of ``indices[positions]``, in order, on the training device.
 
         Args:
             indices: dataset indices (an index may repeat, as in DeepCluster's uniform sampling).
             positions: which entries of ``indices`` to deliver, in this order (this process's share).
-            view: the views, drawn for ``(seed, epoch, position)``.
-            epoch: the epoch of the views.
+            crop: the crops, drawn for ``(seed, epoch, position)``; ``None`` delivers the samples (or their views)
+                whole.
+            epoch: the epoch of the crops.
             labels: a label for each of the first ``len(labels)`` dataset indices (DeepCluster's clusters of the
                 training indices); the dataset's targets when ``None``.
 
         Yields:
-            ``batch_size`` views (the last batch may be smaller), ImageNet-normalised ``float32``, and their
-            ``int64`` targets.
+            ``batch_size`` images (the last batch may be smaller), ImageNet-normalised ``float32``, or with the
+            dataset's views a list of one such batch per view; and their ``int64`` targets.
         """
         indices = np.asarray(indices, dtype=np.int64)
         positions = np.asarray(positions, dtype=np.int64)
@@ -111,18 +116,22 @@ class TrainData:
             else:  # labels of the first len(labels) indices, the training ones
                 items = PseudoLabelled(Subset(self.dataset, range(len(labels))), indices, labels)
             loader = DataLoader(
-                _Views(items, view, side, self.seed, epoch), batch_size=self.batch_size,
+                _Cropped(items, crop, side, self.seed, epoch), batch_size=self.batch_size,
                 sampler=_InOrder(positions), num_workers=self.workers, pin_memory=self.device.type == "cuda",
             )
             for x, y in loader:
-                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                if isinstance(x, list):  # one batch per view
+                    yield [v.to(self.device, non_blocking=True) for v in x], y.to(self.device, non_blocking=True)
+                else:
+                    yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             return
         loader = batch_loader(
             self.dataset, self.batch_size, sampler=_InOrder(indices[positions]), num_workers=self.workers,
             device=self.device, dtype=torch.float32, mean=IMAGENET_MEAN, std=IMAGENET_STD,
         )
         for (x, y), chunk in zip(loader, chunks, strict=True):
-            x = view.apply(x, view.params(side, self.seed, epoch, chunk))
+            if crop is not None:
+                x = crop.apply(x, crop.params(side, self.seed, epoch, chunk))
             if labels is not None:
                 y = labels[torch.from_numpy(indices[chunk])].to(self.device)
             yield x, y
@@ -166,13 +175,13 @@ class _InOrder(Sampler[int]):
         return iter(self.order.tolist())
 
 
-class _Views(Dataset):
-    """Item ``p``: the view of item ``p`` of ``items`` (a ``uint8`` tensor sample) drawn for position ``p``,
-    ImageNet-normalised with the arithmetic of ``batch_loader``, and its target."""
+class _Cropped(Dataset):
+    """Item ``p``: item ``p`` of ``items`` (a ``uint8`` tensor sample, or a list of its views) ImageNet-normalised
+    with the arithmetic of ``batch_loader``, cut to the crop drawn for position ``p`` (if any), and its target."""
 
-    def __init__(self, items: Dataset, view: View, side: int, seed: int, epoch: int) -> None:
+    def __init__(self, items: Dataset, crop: PositionCrop | None, side: int, seed: int, epoch: int) -> None:
         self.items = items
-        self.view = view
+        self.crop = crop
         self.side = side
         self.seed = seed
         self.epoch = epoch
@@ -182,7 +191,15 @@ class _Views(Dataset):
     def __len__(self) -> int:
         return len(self.items)  # type: ignore[arg-type]
 
-    def __getitem__(self, position: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, position: int) -> tuple[torch.Tensor | list[torch.Tensor], int]:
         image, target = self.items[position]
-        x = (image[None].to(torch.float32) / 255 - self.mean.to(image.device)) / self.std.to(image.device)
-        return self.view.apply(x, self.view.params(self.side, self.seed, self.epoch, [position]))[0], int(target)
+        if isinstance(image, list):  # the library's views, each normalised alike
+            return [self._normalized(view) for view in image], int(target)
+        x = self._normalized(image)
+        if self.crop is not None:
+            x = self.crop.apply(x[None], self.crop.params(self.side, self.seed, self.epoch, [position]))[0]
+        return x, int(target)
+
+    def _normalized(self, image: torch.Tensor) -> torch.Tensor:
+        """``(x / 255 - mean) / std``, as ``batch_loader`` computes it."""
+        return ((image[None].to(torch.float32) / 255 - self.mean.to(image.device)) / self.std.to(image.device))[0]

@@ -29,7 +29,7 @@ from single_image_dataset.source import load_sources
 
 from .alexnet import CONV_NAMES
 from .cli import build_parser, one_line
-from .config import AUTO_RESUME, TrainConfig
+from .config import AUTO_RESUME, SETTINGS_ADDED, TrainConfig
 from .methods import METHODS
 from .train import run_training
 
@@ -170,7 +170,7 @@ def _check_finished(cells: list[Cell]) -> None:
     for cell in cells:
         path = Path(cell.config.out) / _CELL
         if path.is_file():
-            saved = _read_cell(path)["config"]
+            saved = {**SETTINGS_ADDED, **_read_cell(path)["config"]}
             mine = _cell_record(cell)
             changed = sorted(k for k in mine if saved.get(k) != mine[k])
             if changed:

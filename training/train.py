@@ -110,14 +110,15 @@ def _logging_to(path: Path | None, echo: bool) -> Iterator[None]:
 
 
 def _run(config: TrainConfig, ctx: Context, out: Path, checkpoint: Checkpoint | None) -> dict[str, Any]:
+    torch.manual_seed(derived_seed(config.seed, 0))
+    method = METHODS[config.method](config, ctx)
     data = TrainData(
         config.images, num_imgs=config.num_imgs, val_imgs=config.val_imgs, img_size=config.img_size,
         seed=config.seed, backend=config.backend, loader=config.loader, batch_size=config.batch_size,
         workers=config.workers, device=ctx.device, per_source_classes=config.per_source_classes,
+        views=method.views(),
     )
     sources_sha256 = data.sources_sha256()
-    torch.manual_seed(derived_seed(config.seed, 0))
-    method = METHODS[config.method](config, ctx)
     # The run's own draws (dropout, latent codes, loader seeds), apart on each process.
     torch.manual_seed(derived_seed(config.seed, 1, ctx.rank))
     start_epoch, history = 0, []
@@ -167,7 +168,7 @@ def _train_epoch(
     method.train()
     losses: dict[str, list[float]] = {}
     t0 = time.perf_counter()
-    batches = data.batches(plan.indices, positions, method.view(), epoch, plan.labels)
+    batches = data.batches(plan.indices, positions, method.train_crop(), epoch, plan.labels)
     for step, (x, y) in enumerate(batches, 1):
         for name, value in method.train_step(x, y).items():
             losses.setdefault(name, []).append(value.item())

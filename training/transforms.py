@@ -1,6 +1,6 @@
 """The probes' input pipelines, and the ImageNet normalisation every network of the program sees.
 
-The methods' own views of a sample are in :mod:`training.views`.
+The methods' own crops of a sample are in :mod:`training.crops`.
 """
 
 from __future__ import annotations

@@ -17,10 +17,12 @@ from .deepcluster import (
     uniform_cluster_indices,
 )
 from .rotnet import RotNet, rotation_accuracy
+from .simclr import PROJECTION_DIM, SimCLR, nt_xent
 
 __all__ = [
     "LATENT_DIM",
     "METHODS",
+    "PROJECTION_DIM",
     "BiGAN",
     "Context",
     "DeepCluster",
@@ -29,9 +31,11 @@ __all__ = [
     "JointDiscriminator",
     "Method",
     "RotNet",
+    "SimCLR",
     "cluster_features",
     "compute_features",
     "feature_shard",
+    "nt_xent",
     "pca_whiten",
     "register_method",
     "rotation_accuracy",
@@ -61,3 +65,4 @@ def register_method(name: str, method: type[Method]) -> None:
 register_method("rotnet", RotNet)
 register_method("deepcluster", DeepCluster)
 register_method("bigan", BiGAN)
+register_method("simclr", SimCLR)

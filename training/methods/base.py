@@ -12,8 +12,10 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from single_image_dataset.views import View
+
 from ..alexnet import AlexNet
-from ..views import View
+from ..crops import PositionCrop
 
 if TYPE_CHECKING:
     from ..config import TrainConfig
@@ -52,7 +54,7 @@ class EpochPlan:
 
 
 class Method(ABC):
-    """A self-supervised method: its networks and optimisers, its view of a sample, and its training step.
+    """A self-supervised method: its networks and optimisers, its crop or views of a sample, and its training step.
 
     A subclass builds its networks in ``__init__`` (the loop has seeded torch's global generator, so the
     initialisation is reproducible) and registers under a name in :data:`training.methods.METHODS`. The
@@ -91,9 +93,15 @@ class Method(ABC):
     def build_encoder(self) -> AlexNet:
         """The AlexNet the method trains and the probes read (its top layer is the method's head)."""
 
-    def view(self) -> View:
-        """The training view of a sample (default: a random ``input_size`` crop and a horizontal flip)."""
-        return View(self.config.input_size)
+    def train_crop(self) -> PositionCrop | None:
+        """The crop each training sample is cut to (default: a random ``input_size`` crop and a horizontal flip);
+        ``None`` trains on the samples (or their :meth:`views`) as delivered."""
+        return PositionCrop(self.config.input_size)
+
+    def views(self) -> tuple[View, ...] | None:
+        """The library's views each sample is delivered as (``SingleImageDataset(views=...)``), or ``None`` for
+        the sample itself (default)."""
+        return None
 
     @abstractmethod
     def networks(self) -> dict[str, nn.Module]:
@@ -108,8 +116,9 @@ class Method(ABC):
         return EpochPlan(np.arange(self.config.num_imgs)), {}
 
     @abstractmethod
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One optimisation step on views ``x`` with targets ``y``; returns its losses (scalar tensors)."""
+    def train_step(self, x: torch.Tensor | list[torch.Tensor], y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimisation step on images ``x`` (one batch per view with :meth:`views`) with targets ``y``;
+        returns its losses (scalar tensors)."""
 
     def evaluate(self, epoch: int, data: TrainData, out: Path) -> dict[str, Any]:
         """After epoch ``epoch`` (on the main process only): measurements for the log, files in ``out``."""

@@ -29,9 +29,9 @@ from torch.nn import functional as F
 from torchvision.utils import make_grid
 
 from ..alexnet import AlexNet
+from ..crops import PositionCrop
 from ..rng import derived_seed
 from ..transforms import IMAGENET_MEAN, IMAGENET_STD
-from ..views import View
 from .base import Context, EpochPlan, Method
 
 if TYPE_CHECKING:
@@ -204,8 +204,8 @@ class BiGAN(Method):
         c = self.config
         first = c.num_imgs if c.val_imgs else 0  # held-out images where there are some
         count = min(_GRID_RECONSTRUCTIONS, c.val_imgs or c.num_imgs)
-        view = View(c.input_size, random=False)
-        x = torch.cat([x for x, _ in data.batches(np.arange(first, first + count), np.arange(count), view, epoch)])
+        crop = PositionCrop(c.input_size, random=False)
+        x = torch.cat([x for x, _ in data.batches(np.arange(first, first + count), np.arange(count), crop, epoch)])
         for network in self.networks().values():
             network.eval()
         z = torch.rand(_GRID_SAMPLE_ROWS * _GRID_COLUMNS, LATENT_DIM,

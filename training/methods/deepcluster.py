@@ -14,9 +14,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..alexnet import AlexNet, feature_dim
+from ..crops import PositionCrop
 from ..kmeans import kmeans, normalized_mutual_info
 from ..rng import derived_seed
-from ..views import View
 from .base import Context, EpochPlan, Method
 
 if TYPE_CHECKING:
@@ -168,8 +168,8 @@ class DeepCluster(Method):
         c = self.config
         return AlexNet(c.k, width=c.width, input_size=c.input_size, dropout=c.dropout)
 
-    def view(self) -> View:
-        return View(self.config.input_size, scale=(0.2, 1.0))
+    def train_crop(self) -> PositionCrop:
+        return PositionCrop(self.config.input_size, scale=(0.2, 1.0))
 
     def networks(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder}
@@ -182,7 +182,8 @@ class DeepCluster(Method):
         c, ctx = self.config, self.ctx
         t0 = time.perf_counter()
         shard = feature_shard(c.num_imgs, ctx.rank, ctx.world_size)
-        batches = (x for x, _ in data.batches(np.arange(c.num_imgs), shard, View(c.input_size, random=False), epoch))
+        centre = PositionCrop(c.input_size, random=False)
+        batches = (x for x, _ in data.batches(np.arange(c.num_imgs), shard, centre, epoch))
         features = compute_features(self.encoder, batches, c.num_imgs, ctx.rank, ctx.world_size)
         labels = torch.empty(c.num_imgs, dtype=torch.int64, device=ctx.device)
         if features is not None:

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from single_image_dataset import NUM_ROTATIONS, rotate_batch
 
 from ..alexnet import AlexNet
-from ..views import View
+from ..crops import PositionCrop
 from .base import Context, Method
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class RotNet(Method):
         if c.val_imgs == 0:
             return {}
         held_out = np.arange(c.num_imgs, c.num_imgs + c.val_imgs)
-        batches = list(data.batches(held_out, np.arange(c.val_imgs), View(c.input_size, random=False), epoch))
+        batches = list(data.batches(held_out, np.arange(c.val_imgs), PositionCrop(c.input_size, random=False), epoch))
         hits = _rotation_hits(self.encoder, (x for x, _ in batches))
         record: dict[str, Any] = {"val_rotation_acc": float(hits.float().mean())}
         if c.per_source_classes:

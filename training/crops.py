@@ -1,9 +1,11 @@
-"""The methods' views of a sample: a random crop (plain or resized) and a horizontal flip, or the centre crop.
+"""The methods' crops of a sample: a random crop (plain or resized) and a horizontal flip, or the centre crop.
 
-A view is drawn for a *position* of an epoch (the ``j``-th sample the epoch trains on) from a stream of its
-own, ``SeedSequence([seed, epoch, position, VIEW_STREAM])``, and is applied one image at a time. The batched
-path (a whole batch on the training device) and the per-sample path (one sample in a DataLoader worker)
-therefore make the same view, bit for bit on the same device, whatever the batch size or number of workers.
+Not the library's views (:class:`single_image_dataset.views.View`, several augmented views of one sample, keyed by
+the sample's index): a :class:`PositionCrop` is drawn for a *position* of an epoch (the ``j``-th sample the epoch
+trains on, so a repeated index gets another crop) from a stream of its own,
+``SeedSequence([seed, epoch, position, CROP_STREAM])``, and is applied one image at a time. The batched path (a
+whole batch on the training device) and the per-sample path (one sample in a DataLoader worker) therefore make
+the same crop, bit for bit on the same device, whatever the batch size or number of workers.
 """
 
 from __future__ import annotations
@@ -19,31 +21,32 @@ from torch.nn import functional as F
 
 from single_image_dataset.sampling import uniform_stream
 
-__all__ = ["VIEW_STREAM", "View"]
+__all__ = ["CROP_STREAM", "PositionCrop"]
 
-#: Last word of the views' stream entropy, apart from the dataset's ``(seed, epoch, index)`` streams.
-VIEW_STREAM = 0x76696577  # "view"
+#: Last word of the crops' stream entropy, apart from the dataset's ``(seed, epoch, index)`` streams (its value,
+#: ASCII "view", predates the name; kept so that runs and their figures stay the same).
+CROP_STREAM = 0x76696577
 # torchvision's RandomResizedCrop: the aspect-ratio range and the number of tries before the fallback.
 _RATIO = (3.0 / 4.0, 4.0 / 3.0)
 _ATTEMPTS = 10
-# Slots of a view's stream: the flip, the crop's top and left, then two per resized-crop attempt.
+# Slots of a crop's stream: the flip, the crop's top and left, then two per resized-crop attempt.
 _FLIP, _TOP, _LEFT, _FIRST_ATTEMPT = range(4)
 
 
 @dataclass(frozen=True)
-class View:
-    """How a method looks at a sample: ``size`` px crops, random (training) or centred (evaluation).
+class PositionCrop:
+    """How a method crops a sample: ``size`` px crops, random (training) or centred (evaluation).
 
     Args:
-        size: side of the view, at most the sample's.
+        size: side of the crop, at most the sample's.
         scale: ``None`` for a plain ``size`` crop (torchvision's ``RandomCrop``), or the area range of a
             resized crop (``RandomResizedCrop(size, scale)``, bilinear with antialiasing).
-        random: ``False`` is the evaluation view: the centre crop, not flipped (``CenterCrop``).
+        random: ``False`` is the evaluation crop: the centre crop, not flipped (``CenterCrop``).
 
     Example:
-        >>> view = View(56)
-        >>> params = view.params(64, seed=0, epoch=0, positions=[0, 1])
-        >>> tuple(view.apply(torch.zeros(2, 3, 64, 64), params).shape)
+        >>> crop = PositionCrop(56)
+        >>> params = crop.params(64, seed=0, epoch=0, positions=[0, 1])
+        >>> tuple(crop.apply(torch.zeros(2, 3, 64, 64), params).shape)
         (2, 3, 56, 56)
     """
 
@@ -52,12 +55,12 @@ class View:
     random: bool = True
 
     def params(self, side: int, seed: int, epoch: int, positions: Sequence[int]) -> np.ndarray:
-        """The views of ``positions`` on samples of ``side`` px: rows ``(top, left, height, width, flip)``."""
+        """The crops of ``positions`` on samples of ``side`` px: rows ``(top, left, height, width, flip)``."""
         rows = [self._params(side, seed, epoch, int(p)) for p in positions]
         return np.array(rows, dtype=np.int64).reshape(len(rows), 5)
 
     def apply(self, images: torch.Tensor, params: np.ndarray) -> torch.Tensor:
-        """The views ``params`` of ``images`` (``N x C x S x S``, floating point), ``N x C x size x size``."""
+        """The crops ``params`` of ``images`` (``N x C x S x S``, floating point), ``N x C x size x size``."""
         rows = []
         for image, (top, left, height, width, flip) in zip(images, params.tolist(), strict=True):
             crop = image[:, top : top + height, left : left + width]
@@ -71,7 +74,7 @@ class View:
             offset = int(round((side - self.size) / 2.0))
             return offset, offset, self.size, self.size, 0
         count = _FIRST_ATTEMPT + (2 * _ATTEMPTS if self.scale is not None else 0)
-        u = list(itertools.islice(uniform_stream((seed, epoch, position, VIEW_STREAM)), count))
+        u = list(itertools.islice(uniform_stream((seed, epoch, position, CROP_STREAM)), count))
         flip = int(u[_FLIP] < 0.5)
         height = width = self.size
         if self.scale is not None:
