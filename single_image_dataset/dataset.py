@@ -95,6 +95,9 @@ class SingleImageDataset(VisionDataset):
             ``([view_0, ..., view_{V-1}], target)``, each view a PIL image or a ``uint8`` tensor per ``output``.
             A view larger than the samples is refused (it could only upscale them; raise ``img_size`` instead),
             and so is a ``transform`` (the views are the augmentation). See :meth:`view_params`.
+        fixed_samples: with ``views``, keep the samples of epoch 0 (the paper's fixed dataset) whatever
+            :meth:`set_epoch` says, and draw only the views afresh each epoch: what SimCLR-style training on a
+            fixed dataset with a random transform does. Refused without ``views``.
         transform: applied to each image (PIL or tensor, per ``output``), as in ImageFolder.
         target_transform: applied to the target, as in ImageFolder.
         per_source_classes: one class per source, named after it (ImageFolder-style: ``classes`` are the
@@ -129,6 +132,7 @@ class SingleImageDataset(VisionDataset):
         output: str = "pil",
         exif_orientation: bool = True,
         views: str | Sequence[View] | None = None,
+        fixed_samples: bool = False,
         transform: Callable[[Image.Image], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
         per_source_classes: bool = False,
@@ -151,6 +155,16 @@ class SingleImageDataset(VisionDataset):
             )
         #: The views of each sample (a tuple of :class:`~single_image_dataset.views.View`), or ``None``.
         self.views = None if views is None else check_views(views, sample_side(config))
+        if not isinstance(fixed_samples, bool):
+            raise TypeError(f"fixed_samples should be True or False, got {type(fixed_samples).__name__}")
+        if fixed_samples and self.views is None:
+            raise ValueError(
+                "fixed_samples=True keeps the samples of epoch 0 while set_epoch draws fresh views, and needs "
+                "views=; without views the fixed dataset is simply the one you get by never calling set_epoch"
+            )
+        #: With views: the samples stay those of epoch 0 (the paper's fixed dataset) and only the views
+        #: follow :meth:`set_epoch`, as a random transform would on a fixed dataset.
+        self.fixed_samples = fixed_samples
         root = str(DEFAULT_IMAGE) if image is None else str(image) if isinstance(image, (str, os.PathLike)) else None
         super().__init__(root, transform=transform, target_transform=target_transform)
         self.config = config
@@ -215,11 +229,24 @@ class SingleImageDataset(VisionDataset):
         """The current epoch (0 unless :meth:`set_epoch` was called)."""
         return int(self._epoch.item())
 
+    @property
+    def sample_epoch(self) -> int:
+        """The epoch the samples are drawn for: :attr:`epoch`, or 0 with ``fixed_samples``.
+
+        Example:
+            >>> ds = SingleImageDataset(num_imgs=10, img_size=32, views="simclr", fixed_samples=True)
+            >>> ds.set_epoch(3)
+            >>> ds.epoch, ds.sample_epoch
+            (3, 0)
+        """
+        return 0 if self.fixed_samples else self.epoch
+
     def set_epoch(self, epoch: int) -> None:
-        """Draw fresh samples for ``epoch``; epoch 0 is the default fixed dataset.
+        """Draw fresh samples (and views) for ``epoch``; epoch 0 is the default fixed dataset.
 
         Call it before iterating the DataLoader for that epoch; DataLoader workers see the
-        change, including persistent ones.
+        change, including persistent ones. With ``fixed_samples`` the samples stay epoch 0's and only the
+        views are drawn afresh.
 
         Example:
             >>> ds = SingleImageDataset(num_imgs=10, img_size=32)
@@ -251,7 +278,7 @@ class SingleImageDataset(VisionDataset):
                 ...
             IndexError: index 10 is out of range for a dataset of 10 samples
         """
-        params = sample_params(self.config, self._sizes, check_index(index, len(self)), self.epoch)
+        params = sample_params(self.config, self._sizes, check_index(index, len(self)), self.sample_epoch)
         self._drawn[id(params)] = params
         return params
 
@@ -267,7 +294,7 @@ class SingleImageDataset(VisionDataset):
             IndexError: an index is out of range.
             ValueError: ``indices`` is empty or not one-dimensional.
         """
-        batch = sample_params_batch(self.config, self._sizes, check_indices(indices, len(self)), self.epoch)
+        batch = sample_params_batch(self.config, self._sizes, check_indices(indices, len(self)), self.sample_epoch)
         return self._frozen(batch)
 
     def view_params(self, index: int) -> list[ViewParams]:
@@ -519,7 +546,7 @@ class SingleImageDataset(VisionDataset):
             (8, (32, 32), (14, 14), 0)
         """
         i = check_index(index, len(self))
-        params = sample_params(self.config, self._sizes, i, self.epoch)
+        params = sample_params(self.config, self._sizes, i, self.sample_epoch)
         if self.views is not None:
             drawn = sample_view_params_batch(self.config, self.views, [i], self.epoch)
             views = self._render_views(ParamsBatch.from_list([params]), drawn)
@@ -589,7 +616,10 @@ class SingleImageDataset(VisionDataset):
                 f"Augmentation: img_size={c.img_size}, cropfirst={c.cropfirst}, initcrop={c.initcrop:g}, "
                 f"scale={c.scale}, deg={c.deg:g}, shear={c.shear:g}, vflip={c.vflip}, randinterp={c.randinterp}, "
                 f"jitter={c.jitter} p={c.jitter_p:g}, debug={c.debug}",
-                *([] if self.views is None else [f"Views: {', '.join(str(v.size) for v in self.views)} px"]),
+                *([] if self.views is None else [
+                    f"Views: {', '.join(str(v.size) for v in self.views)} px"
+                    + (" (of the samples of epoch 0: fixed_samples)" if self.fixed_samples else "")
+                ]),
             ]
         )
 

@@ -360,7 +360,10 @@ class TestErrors:
         ],
     )
     def test_unknown_keyword_names_the_arguments_and_the_config_fields(self, keyword, hint):
-        arguments = "image, config, backend, device, output, exif_orientation, views, transform, target_transform"
+        arguments = (
+            "image, config, backend, device, output, exif_orientation, views, fixed_samples, transform, "
+            "target_transform"
+        )
         fields = "img_size, num_imgs, seed, deg, shear, vflip, cropfirst, initcrop, scale, randinterp, jitter"
         with pytest.raises(TypeError, match=(
             rf"^SingleImageDataset\(\) got an unexpected keyword argument '{keyword}'{re.escape(hint)}; its "

@@ -112,6 +112,26 @@ class TestTraining:
         a, b = (r["method"].encoder.state_dict() for r in runs)
         assert all(torch.equal(a[k], b[k]) for k in a)
 
+    @pytest.mark.parametrize("resample", [False, True])
+    def test_each_epoch_draws_fresh_views(self, tiny_config, monkeypatch, resample: bool) -> None:
+        seen = []
+        original = TrainData.batches
+
+        def batches(self, indices, *args, **kwargs):
+            # Each epoch's sample and views of index 0, as the loader delivers them in that epoch.
+            sample = self.dataset.render_batch(self.dataset.params_batch([0]))
+            views = self.dataset.render_views(self.dataset.params_batch([0]), self.dataset.view_params_batch([0]))
+            seen.append((self.dataset.epoch, sample, views))
+            return original(self, indices, *args, **kwargs)
+
+        monkeypatch.setattr(TrainData, "batches", batches)
+        run_training(tiny_config(method="simclr", num_imgs=8, val_imgs=0, batch_size=8, epochs=2, resample=resample),
+                     echo=False)
+        (epoch_a, sample_a, views_a), (epoch_b, sample_b, views_b) = seen[0], seen[-1]
+        assert (epoch_a, epoch_b) == (0, 1)
+        assert torch.equal(sample_a, sample_b) is not resample  # the paper's fixed samples unless --resample
+        assert not any(torch.equal(a, b) for a, b in zip(views_a, views_b, strict=True))  # fresh views either way
+
     def test_the_temperature_is_the_losss(self, tiny_config, tmp_path: Path) -> None:
         losses = [run_training(tiny_config(method="simclr", num_imgs=8, val_imgs=0, batch_size=8, temperature=t,
                                            out=str(tmp_path / str(t))), echo=False)["history"][0]["loss"]

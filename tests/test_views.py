@@ -30,6 +30,7 @@ from single_image_dataset import (
     View,
     ViewParams,
     ViewParamsBatch,
+    batch_loader,
     materialize,
     preview_grid,
     sample_view_params,
@@ -567,6 +568,40 @@ class TestDatasetViews:
         ds.set_epoch(0)
         assert ds.view_params(0) == first
 
+    @pytest.mark.parametrize("backend", ["reference", "fast"])
+    def test_fixed_samples_keep_epoch_0s_samples_and_draw_fresh_views(self, backend):
+        ds = SingleImageDataset(views="simclr", fixed_samples=True, backend=backend, output="tensor", **SMALL)
+        plain = SingleImageDataset(views="simclr", backend=backend, output="tensor", **SMALL)
+        indices = [0, 3, 5]
+        samples = ds.render_batch(ds.params_batch(indices))
+        first = [ds[i][0] for i in indices]
+        ds.set_epoch(2), plain.set_epoch(2)
+        assert (ds.epoch, ds.sample_epoch, plain.sample_epoch) == (2, 0, 2)
+        assert torch.equal(ds.render_batch(ds.params_batch(indices)), samples)  # the samples of epoch 0
+        assert ds.params(3) != plain.params(3) and ds.view_params(3) == plain.view_params(3)  # the views' epoch 2
+        for k, i in enumerate(indices):
+            views, _ = ds[i]
+            assert not all(torch.equal(a, b) for a, b in zip(views, first[k], strict=True))
+            by_hand = ds.render_views(ds.params_batch([i]), ds.view_params_batch([i]))
+            assert all(torch.equal(a, b[0]) for a, b in zip(views, by_hand, strict=True))
+        ds.set_epoch(0)
+        assert all(torch.equal(a, b) for a, b in zip(ds[3][0], first[1], strict=True))
+
+    def test_fixed_samples_reach_the_loaders_workers(self):
+        ds = SingleImageDataset(views="simclr", fixed_samples=True, **SMALL)
+        loader = batch_loader(ds, batch_size=4, num_workers=1)
+        loader.set_epoch(1)
+        views, _ = next(iter(loader))
+        expected = ds.render_views(ds.params_batch(range(4)), ds.view_params_batch(range(4)))
+        assert all(torch.equal(a, b) for a, b in zip(views, expected, strict=True))
+
+    def test_fixed_samples_errors(self):
+        with pytest.raises(ValueError, match=r"^fixed_samples=True keeps the samples of epoch 0 while set_epoch draws "
+                                             r"fresh views, and needs views=; "):
+            SingleImageDataset(fixed_samples=True, **SMALL)
+        with pytest.raises(TypeError, match=r"^fixed_samples should be True or False, got int$"):
+            SingleImageDataset(views="simclr", fixed_samples=1, **SMALL)
+
     def test_render_views_into_given_tensors(self):
         ds = SingleImageDataset(views="dino", **SMALL)
         params, drawn = ds.params_batch([1, 2]), ds.view_params_batch([1, 2])
@@ -658,7 +693,8 @@ class TestDatasetViews:
         with pytest.raises(TypeError, match=r"^views\[0\] should be a View, got str$"):
             sample_view_params(AugmentConfig(), ["simclr"], 0)
         unknown = r"^SingleImageDataset\(\) got an unexpected keyword argument 'view' \(did you mean views=\?\); "
-        with pytest.raises(TypeError, match=unknown + r"its arguments are .*, exif_orientation, views, transform, "):
+        arguments = r"its arguments are .*, exif_orientation, views, fixed_samples, transform, "
+        with pytest.raises(TypeError, match=unknown + arguments):
             SingleImageDataset(view="simclr", **SMALL)
 
     def test_export_refuses_views(self, tmp_path):

@@ -42,6 +42,8 @@ class TrainData:
         per_source_classes: the targets are the samples' sources.
         views: the library's views each sample is delivered as (``SingleImageDataset(views=...)``; SimCLR's
             two), or ``None`` for the samples themselves.
+        fixed_samples: with views, the samples stay the paper's fixed dataset (epoch 0) while
+            :meth:`set_epoch` draws fresh views (``SingleImageDataset(fixed_samples=True)``).
     """
 
     def __init__(
@@ -59,12 +61,14 @@ class TrainData:
         device: torch.device,
         per_source_classes: bool = False,
         views: tuple[View, ...] | None = None,
+        fixed_samples: bool = False,
     ) -> None:
         # A renderer that works on an accelerator renders on the training device, in this process.
         on_device = device.type != "cpu" and not get_renderer(backend, Image.new("RGB", (1, 1))).cpu_only
         self.dataset = SingleImageDataset(
             images, num_imgs=num_imgs + val_imgs, img_size=img_size, seed=seed, backend=backend, output="tensor",
             per_source_classes=per_source_classes, device=device if on_device else "cpu", views=views,
+            fixed_samples=fixed_samples,
         )
         self.num_imgs = num_imgs
         self.seed = seed
@@ -78,7 +82,8 @@ class TrainData:
         return [pixel_sha256(source) for source in self.dataset.sources]
 
     def set_epoch(self, epoch: int) -> None:
-        """Fresh samples for ``epoch`` (``--resample``); epoch 0 is the paper's fixed dataset."""
+        """Fresh samples for ``epoch`` (``--resample``; epoch 0 is the paper's fixed dataset), or with
+        ``fixed_samples`` fresh views of the fixed samples."""
         self.dataset.set_epoch(epoch)
 
     def batches(

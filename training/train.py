@@ -112,11 +112,12 @@ def _logging_to(path: Path | None, echo: bool) -> Iterator[None]:
 def _run(config: TrainConfig, ctx: Context, out: Path, checkpoint: Checkpoint | None) -> dict[str, Any]:
     torch.manual_seed(derived_seed(config.seed, 0))
     method = METHODS[config.method](config, ctx)
+    views = method.views()
     data = TrainData(
         config.images, num_imgs=config.num_imgs, val_imgs=config.val_imgs, img_size=config.img_size,
         seed=config.seed, backend=config.backend, loader=config.loader, batch_size=config.batch_size,
         workers=config.workers, device=ctx.device, per_source_classes=config.per_source_classes,
-        views=method.views(),
+        views=views, fixed_samples=views is not None and not config.resample,
     )
     sources_sha256 = data.sources_sha256()
     # The run's own draws (dropout, latent codes, loader seeds), apart on each process.
@@ -135,7 +136,7 @@ def _run(config: TrainConfig, ctx: Context, out: Path, checkpoint: Checkpoint | 
     )
     new_history = []
     for epoch in epochs:
-        if config.resample:
+        if config.resample or data.dataset.fixed_samples:  # fresh samples, or fresh views of the fixed ones
             data.set_epoch(epoch)
         record: dict[str, Any] = {"epoch": epoch + 1}
         plan, planned = method.plan_epoch(epoch, data)
