@@ -287,55 +287,6 @@ static void combine_rows(const uint32_t *src, ptrdiff_t src_stride, int source_r
     }
 }
 
-/* dst (cols x rows) is src (rows x cols) transposed, but for the top-left r0 x c0 block. */
-static void transpose_c(const uint32_t *src, int rows, int cols, uint32_t *dst, int r0, int c0) {
-    for (int i = 0; i < rows; i++)
-        for (int j = i < r0 ? c0 : 0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
-}
-
-#if SID_X86
-/* Blocks of 8 x 8 pixels in registers; the ragged edges as transpose_c. */
-SID_AVX2 static void transpose_avx2(const uint32_t *src, int rows, int cols, uint32_t *dst) {
-    const int r8 = rows & ~7, c8 = cols & ~7;
-    for (int i = 0; i < r8; i += 8) {
-        for (int j = 0; j < c8; j += 8) {
-            __m256i v[8], t[8];
-            for (int k = 0; k < 8; k++) v[k] = _mm256_loadu_si256((const __m256i *)(src + (size_t)(i + k) * cols + j));
-            for (int k = 0; k < 8; k += 2) {
-                t[k] = _mm256_unpacklo_epi32(v[k], v[k + 1]);
-                t[k + 1] = _mm256_unpackhi_epi32(v[k], v[k + 1]);
-            }
-            for (int k = 0; k < 8; k += 4) {
-                v[k] = _mm256_unpacklo_epi64(t[k], t[k + 2]);
-                v[k + 1] = _mm256_unpackhi_epi64(t[k], t[k + 2]);
-                v[k + 2] = _mm256_unpacklo_epi64(t[k + 1], t[k + 3]);
-                v[k + 3] = _mm256_unpackhi_epi64(t[k + 1], t[k + 3]);
-            }
-            /* v[0..3] hold rows i..i+3 of output columns (j, j+1, j+2, j+3 | j+4 ..) per lane */
-            for (int k = 0; k < 4; k++) {
-                _mm256_storeu_si256((__m256i *)(dst + (size_t)(j + k) * rows + i),
-                                    _mm256_permute2x128_si256(v[k], v[k + 4], 0x20));
-                _mm256_storeu_si256((__m256i *)(dst + (size_t)(j + k + 4) * rows + i),
-                                    _mm256_permute2x128_si256(v[k], v[k + 4], 0x31));
-            }
-        }
-    }
-    transpose_c(src, rows, cols, dst, r8, c8);
-}
-#endif
-
-static void transpose(const uint32_t *src, int rows, int cols, uint32_t *dst, int simd) {
-#if SID_X86
-    if (simd) {
-        transpose_avx2(src, rows, cols, dst);
-        return;
-    }
-#else
-    (void)simd;
-#endif
-    transpose_c(src, rows, cols, dst, 0, 0);
-}
-
 /* ------------------------------------------------------------------------------------------------ */
 /* The sample                                                                                       */
 /* ------------------------------------------------------------------------------------------------ */
@@ -556,7 +507,7 @@ int sid_render(const render_job *job, sid_workspace *ws, int simd) {
      * grid[j * nqy + i] is grid point (qx0 + j, qy0 + i). */
     combine_rows(job->src, job->width, job->height, x0, nqy, yfirst, ycount, ycoef, my, yspan, 1, taps, weights, rows,
                  width, simd);
-    transpose(rows, nqy, width, columns, simd);
+    sid_transpose(rows, width, nqy, width, columns, nqy, simd);
     combine_rows(columns, nqy, width, 0, nqx, xfirst, xcount, xcoef, mx, xspan, 0, taps, weights, grid, nqy, simd);
 
     /* The warp reads the transposed grid: output pixel (x, y) maps to X = a (x + 0.5) + b (y + 0.5) + c
