@@ -49,8 +49,8 @@ _opencv: Any = None
 _threads_unchecked = True
 _opencv_inherited = False
 
-# The kernels' codes of the jitter ops.
-_NATIVE_OP = {"brightness": 0, "contrast": 1, "saturation": 2, "hue": 3}
+# The kernels' code of a jitter op is its index in JITTER_OPS.
+_HUE = JITTER_OPS.index("hue")
 
 
 def _import_opencv() -> None:
@@ -229,14 +229,8 @@ class FastRenderer(Renderer):
         if self.implementation != "native" or batch.debug_size is not None:
             super().render_batch(batch, out)
             return
-        to_resized = geometry.batch_output_to_resized(batch)
-        left, top, right, bottom = geometry.source_box(batch)
-        level = geometry.pyramid_level(right - left, bottom - top, batch.resize, len(self._levels))
-        boxes = np.stack([left, top, right, bottom], axis=1).astype(np.float64)
-        maps = np.stack(to_resized, axis=1)
-        ops, values = _batch_jitter(batch)
-        _kernels.render_batch(self._levels, level, boxes, batch.interpolation, batch.resize, maps, ops, values,
-                              out.numpy(), batch.output_size)
+        _kernels.render_batch(self._levels, *_sample_arguments(batch, len(self._levels)), out.numpy(),
+                              batch.output_size)
 
     def render_views(self, batch: ParamsBatch, views: Sequence[ViewParamsBatch], outs: Sequence[torch.Tensor]) -> None:
         """Every view of the batch in one call of the native kernels, written straight into ``outs``' planes.
@@ -257,7 +251,7 @@ class FastRenderer(Renderer):
             super().render_views(batch, views, outs)
             return
         specs = [_view_arguments(view, out) for view, out in zip(views, outs, strict=True)]
-        _kernels.render_views(self._levels, *_sample_arguments(batch, len(self._levels)), specs)
+        _kernels.render_views(self._levels, *_sample_arguments(batch, len(self._levels)), batch.output_size, specs)
 
 
 def _render_native(
@@ -277,7 +271,7 @@ def _render_native(
         pixels = _pixels(image)
     if params.jitter is not None:
         # The hue as the kernels take it: torchvision's shift of PIL's hue byte.
-        ops = [(_NATIVE_OP[name], float(hue_steps(f)) if name == "hue" else f) for name, f in params.jitter.ops()]
+        ops = [(JITTER_OPS.index(name), float(hue_steps(f)) if name == "hue" else f) for name, f in params.jitter.ops()]
         _kernels.jitter(pixels, ops)
     return _finish(image, pixels)
 
@@ -306,15 +300,15 @@ def _finish(image: Image.Image, pixels: tuple[Any, Any] | np.ndarray) -> Image.I
 
 
 def _sample_arguments(batch: ParamsBatch, num_levels: int) -> tuple[Any, ...]:
-    """A batch's samples as the kernels' ``render_views`` takes them after a pyramid of ``num_levels`` levels:
-    each sample's level, box, filter, side, map and jitter, and the output side."""
-    to_resized = geometry.batch_maps(batch)[0]
+    """A batch's samples as the kernels' ``render_batch`` and ``render_views`` take them after a pyramid of
+    ``num_levels`` levels: each sample's level, box, filter, side, map (composed for all samples at once,
+    :func:`~single_image_dataset.geometry.batch_output_to_resized`) and jitter."""
+    to_resized = geometry.batch_output_to_resized(batch)
     left, top, right, bottom = geometry.source_box(batch)
     boxes = np.stack([left, top, right, bottom], axis=1).astype(np.float64)
     level = geometry.pyramid_level(right - left, bottom - top, batch.resize, num_levels)
     ops, values = _batch_jitter(batch)
-    return (level, boxes, batch.interpolation, batch.resize, np.stack(to_resized, axis=1), ops, values,
-            batch.output_size)
+    return level, boxes, batch.interpolation, batch.resize, np.stack(to_resized, axis=1), ops, values
 
 
 def _view_arguments(view: ViewParamsBatch, out: torch.Tensor) -> tuple[Any, ...]:
@@ -336,12 +330,10 @@ def _batch_jitter(batch: ParamsBatch) -> tuple[np.ndarray, np.ndarray]:
     The same values :func:`_render_native` passes for one sample: the factors, and the hue as
     torchvision's shift of PIL's hue byte.
     """
-    order = batch.jitter_order.astype(np.int64)
-    applied = order >= 0
-    codes = np.array([_NATIVE_OP[name] for name in JITTER_OPS], dtype=np.int8)
-    ops = np.where(applied, codes[np.maximum(order, 0)], -1).astype(np.int8)
-    values = np.take_along_axis(batch.jitter_factors, np.maximum(order, 0), axis=1)
-    hue = ops == _NATIVE_OP["hue"]
+    ops = batch.jitter_order.astype(np.int8)  # the ops' indices in JITTER_OPS, -1 padded: the kernels' codes
+    applied = ops >= 0
+    values = np.take_along_axis(batch.jitter_factors, np.maximum(ops, 0).astype(np.int64), axis=1)
+    hue = ops == _HUE
     values[hue] = hue_steps(values[hue])
     values[~applied] = 0.0
     return ops, values
