@@ -25,7 +25,7 @@ def run(
     chunk_size: int,
     processes: int,
     done: Callable[[int, tuple[int, int]], None],
-) -> tuple[int, int]:
+) -> None:
     """``write`` ``indices`` in chunks of ``chunk_size``, in this process or in ``processes`` worker processes.
 
     Args:
@@ -38,22 +38,16 @@ def run(
         done: called in this process, for each finished chunk, with its number of indices and what
             ``write`` returned for it (also while the run goes on, so counts are known when it is stopped).
 
-    Returns:
-        The images written and their total size in bytes.
-
     Raises:
         ChildProcessError: a worker died (killed, out of memory) before it finished its chunks.
         Exception: what ``write`` raised in a worker; the other workers are stopped first.
     """
     num_chunks = -(-len(indices) // chunk_size)
-    written = nbytes = 0
     if min(processes, num_chunks) <= 1:
         for k in range(num_chunks):
             chunk = _chunk(indices, k, chunk_size)
-            n, b = write(chunk)
-            written, nbytes = written + n, nbytes + b
-            done(len(chunk), (n, b))
-        return written, nbytes
+            done(len(chunk), write(chunk))
+        return
 
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     next_chunk = context.Value("q", 0)
@@ -80,10 +74,9 @@ def run(
                     continue
                 if isinstance(message, BaseException):
                     raise message
-                size, (n, b) = message
-                written, nbytes = written + n, nbytes + b
+                size, counts = message
                 remaining -= 1
-                done(size, (n, b))
+                done(size, counts)
     finally:
         # On Ctrl-C, SIGTERM or a failed write, stop the others now; the caller removes temp files.
         for worker in workers.values():
@@ -93,7 +86,6 @@ def run(
         for receive in workers:
             _drain(receive, done)
             receive.close()
-    return written, nbytes
 
 
 def _drain(receive: multiprocessing.connection.Connection, done: Callable[[int, tuple[int, int]], None]) -> None:
