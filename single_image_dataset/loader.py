@@ -322,9 +322,9 @@ class BatchLoader(DataLoader):
             images = images.to(self.device, non_blocking=images.is_pinned())
         if self.dtype == torch.uint8:
             return images
-        images = images.to(self.dtype) / 255
+        images = images.to(self.dtype).div_(255)  # a fresh tensor: from uint8, .to() always copies
         if self._mean is not None:
-            images = (images - self._mean) / self._std
+            images.sub_(self._mean).div_(self._std)
         return images
 
 
