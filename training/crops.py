@@ -19,15 +19,15 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from single_image_dataset.sampling import uniform_stream
+from single_image_dataset.crops import RATIO_RANGE
+from single_image_dataset.sampling import uniform_in, uniform_int, uniform_stream
 
 __all__ = ["CROP_STREAM", "PositionCrop"]
 
 #: Last word of the crops' stream entropy, apart from the dataset's ``(seed, epoch, index)`` streams (its value,
 #: ASCII "view", predates the name; kept so that runs and their figures stay the same).
 CROP_STREAM = 0x76696577
-# torchvision's RandomResizedCrop: the aspect-ratio range and the number of tries before the fallback.
-_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+# torchvision's RandomResizedCrop: the number of tries before the fallback.
 _ATTEMPTS = 10
 # Slots of a crop's stream: the flip, the crop's top and left, then two per resized-crop attempt.
 _FLIP, _TOP, _LEFT, _FIRST_ATTEMPT = range(4)
@@ -79,22 +79,17 @@ class PositionCrop:
         height = width = self.size
         if self.scale is not None:
             height, width = _resized_crop_box(side, self.scale, u[_FIRST_ATTEMPT:])
-        return _randint(u[_TOP], side - height + 1), _randint(u[_LEFT], side - width + 1), height, width, flip
+        return uniform_int(u[_TOP], side - height + 1), uniform_int(u[_LEFT], side - width + 1), height, width, flip
 
 
 def _resized_crop_box(side: int, scale: tuple[float, float], u: Sequence[float]) -> tuple[int, int]:
     """torchvision's ``RandomResizedCrop.get_params`` on a square: a box of ``scale`` area and ratio in
     ``[3/4, 4/3]``, tried ten times, else the whole square."""
-    log_lo, log_hi = math.log(_RATIO[0]), math.log(_RATIO[1])
+    log_lo, log_hi = math.log(RATIO_RANGE[0]), math.log(RATIO_RANGE[1])
     for attempt in range(_ATTEMPTS):
-        area = side * side * (scale[0] + (scale[1] - scale[0]) * u[2 * attempt])
-        ratio = math.exp(log_lo + (log_hi - log_lo) * u[2 * attempt + 1])
+        area = side * side * uniform_in(u[2 * attempt], *scale)
+        ratio = math.exp(uniform_in(u[2 * attempt + 1], log_lo, log_hi))
         width, height = int(round(math.sqrt(area * ratio))), int(round(math.sqrt(area / ratio)))
         if 0 < width <= side and 0 < height <= side:
             return height, width
     return side, side
-
-
-def _randint(u: float, n: int) -> int:
-    """Uniform integer in ``[0, n)`` from a uniform ``u`` in ``[0, 1)``."""
-    return min(int(u * n), n - 1)

@@ -69,7 +69,7 @@ def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
     logits = z @ z.T / temperature
     logits.fill_diagonal_(float("-inf"))  # a view is not its own partner, nor a negative
     n = len(z) // 2
-    partners = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    partners = torch.arange(2 * n, device=z.device).roll(n)  # row k's partner is k + n (mod 2n)
     return F.cross_entropy(logits, partners)
 
 
