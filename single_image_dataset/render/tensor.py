@@ -39,9 +39,9 @@ _SUPPORT = (1.0, 2.0, 3.0)
 _WINDOW_STEP = 32
 # Columns of the per-sample float64 table sent to the device: the map to the resized crop, the box in
 # the level's pixels with the first column and row the resize may read, the level's place in the
-# pyramid (offset, height, width), the filter, and the jitter factors.
-_MAP, _BOX, _FIRST, _LEVEL, _FILTER, _FACTORS = (
-    slice(0, 6), slice(6, 10), slice(10, 12), slice(12, 15), 15, slice(16, 20)
+# pyramid (offset, height, width), the filter and its support, and the jitter factors.
+_MAP, _BOX, _FIRST, _LEVEL, _FILTER, _FILTER_SUPPORT, _FACTORS = (
+    slice(0, 6), slice(6, 10), slice(10, 12), slice(12, 15), 15, 16, slice(17, 21)
 )
 
 
@@ -148,7 +148,7 @@ class TorchRenderer(Renderer):
         first = np.floor(box[:, :2])
         table = np.concatenate(
             [np.stack(to_resized, axis=1), box, first, self._levels[level], batch.interpolation[:, None],
-             batch.jitter_factors], axis=1,
+             np.asarray(_SUPPORT)[batch.interpolation][:, None], batch.jitter_factors], axis=1,
         )
         fill = np.flatnonzero(~np.asarray(geometry.covers_output(to_resized, batch.output_size, batch.resize)))
         groups = jitter_groups(batch)
@@ -163,10 +163,11 @@ class TorchRenderer(Renderer):
             self._pyramid = F.pad(self._pyramid, (0, int(sizes[-1]) - self._padding))
             self._padding = int(sizes[-1])
         taps = _taps(box, batch.resize, batch.interpolation)
+        used = tuple(np.unique(batch.interpolation).tolist())  # the filters to evaluate, known here on the CPU
         images = torch.empty((len(batch), 3, batch.resize, batch.resize), dtype=torch.float32, device=self.device)
         for size, rows in zip(sizes.tolist(), window_rows, strict=True):
             images.index_copy_(0, rows, _resize(self._pyramid, table_on_device.index_select(0, rows), batch.resize,
-                                                size, taps))
+                                                size, taps, used))
         coords = torch.arange(batch.output_size, dtype=torch.float64, device=self.device) + 0.5
         # From the resized crop to grid_sample's normalised coordinates of the crop behind its border of one pixel.
         scale = 2.0 / (batch.resize + 2)
@@ -235,18 +236,20 @@ def _windows(box: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return (_WINDOW_STEP * np.ceil(extent.max(axis=1) / _WINDOW_STEP)).astype(np.int64)
 
 
-def _resize(pyramid: torch.Tensor, table: torch.Tensor, side: int, window: int, taps: tuple[int, int]) -> torch.Tensor:
+def _resize(
+    pyramid: torch.Tensor, table: torch.Tensor, side: int, window: int, taps: tuple[int, int], used: tuple[int, ...]
+) -> torch.Tensor:
     """The resized crops ``N x 3 x side x side``: PIL's resize of each sample's box of its pyramid level.
 
     Each sample's filter weights, as a ``side x window`` matrix per axis (PIL's taps of its box, ``taps``
     at most along x and along y, in place), multiply the ``window x window`` pixels of its level from
     the box's first row and column (rows past the level repeat its last one, columns past it run on
     into the pyramid's next pixels: they weigh 0), down the columns then along the rows, in float32,
-    as batched matrix products; then clamped and rounded to levels.
+    as batched matrix products; then clamped and rounded to levels. ``used``: the filters some sample uses.
     """
     offset, height, width = table[:, _LEVEL].unbind(1)
     first_x, first_y = table[:, _FIRST].unbind(1)
-    filters = table[:, _FILTER]
+    filters = (table[:, _FILTER], table[:, _FILTER_SUPPORT], used)
     box = table[:, _BOX]
     weights_y = _weights(box[:, 1], box[:, 3], first_y, torch.minimum(torch.ceil(box[:, 3]), height), side, filters,
                          taps[1], window)
@@ -264,25 +267,28 @@ def _resize(pyramid: torch.Tensor, table: torch.Tensor, side: int, window: int, 
 
 
 def _weights(
-    b0: torch.Tensor, b1: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, side: int, filters: torch.Tensor,
-    count: int, window: int,
+    b0: torch.Tensor, b1: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, side: int,
+    filters: tuple[torch.Tensor, torch.Tensor, tuple[int, ...]], count: int, window: int,
 ) -> torch.Tensor:
     """PIL's weights of the resize of ``[b0, b1)`` onto ``side`` pixels, reading pixels ``[lo, hi)`` only.
+
+    ``filters``: each sample's filter and its support (on the device), and the filters some sample uses (on
+    the CPU, so that nothing here waits for the device).
 
     Returns, per sample, the ``side x window`` float32 matrix whose row ``q`` holds output ``q``'s
     weights (normalised, from at most ``count`` taps) on pixels ``lo .. lo + window - 1``.
     """
     scale = ((b1 - b0) / side)[:, None, None]
     filterscale = scale.clamp(min=1.0)
-    support = torch.tensor(_SUPPORT, dtype=torch.float64, device=b0.device)[filters.to(torch.int64)][:, None, None]
-    support = support * filterscale
+    chosen, support, used = filters
+    support = support[:, None, None] * filterscale
     q = torch.arange(side, dtype=torch.float64, device=b0.device)[None, :, None]
     center = b0[:, None, None] + (q + 0.5) * scale
     start = torch.maximum(torch.trunc(center - support + 0.5), lo[:, None, None])
     stop = torch.minimum(torch.trunc(center + support + 0.5), hi[:, None, None])
     pixel = start + torch.arange(count, dtype=torch.float64, device=b0.device)
     x = (pixel - center + 0.5) / filterscale
-    weight = torch.where(pixel < stop, _filter(filters, x), 0.0)
+    weight = torch.where(pixel < stop, _filter(chosen, used, x), 0.0)
     total = weight.sum(dim=2, keepdim=True)
     weight = torch.where(total != 0, weight / torch.where(total != 0, total, 1.0), 0.0).to(torch.float32)
     # Into place; taps past a sample's own (clamped onto its last pixel) add 0, exactly.
@@ -291,17 +297,15 @@ def _weights(
     return dense.scatter_add_(2, place, weight)
 
 
-def _filter(filters: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def _filter(filters: torch.Tensor, used: tuple[int, ...], x: torch.Tensor) -> torch.Tensor:
     """PIL's bilinear (0), bicubic (1, a = -0.5) and Lanczos (2, 3 lobes) filters, per sample (``filters``, ``N``).
 
-    Each filter is evaluated only where some sample uses it (elementwise: the same numbers either way).
+    Only the filters in ``used`` are evaluated (elementwise: the same numbers as evaluating all three).
     """
     a = x.abs()
     chosen = filters.to(torch.int64)[:, None, None].expand_as(x)
     weight = torch.zeros_like(x)
-    for index, used in enumerate(torch.bincount(filters.to(torch.int64), minlength=3).tolist()):
-        if not used:
-            continue
+    for index in used:
         if index == 0:
             value = (1.0 - a).clamp(min=0.0)
         elif index == 1:

@@ -25,6 +25,7 @@ whatever the batch. Only the jitter departs from the oracle's PIL arithmetic, as
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -67,8 +68,8 @@ def _view(samples: torch.Tensor, view: ViewParamsBatch) -> torch.Tensor:
     device, size = samples.device, view.size
     crop = torch.from_numpy(np.ascontiguousarray(view.crop, dtype=np.float64)).to(device)
     top, left, height, width = crop.unbind(1)
-    across = resize_weights(left, width, size, samples.shape[-1])
-    down = resize_weights(top, height, size, samples.shape[-2])
+    across = resize_weights(left, width, size, samples.shape[-1], float(view.crop[:, 3].max()))
+    down = resize_weights(top, height, size, samples.shape[-2], float(view.crop[:, 2].max()))
     flip = _rows(view.hflip, device)
     across[flip] = across[flip].flip(1)
     images = _resize(samples.to(torch.float64), down, across,
@@ -92,13 +93,16 @@ def _view(samples: torch.Tensor, view: ViewParamsBatch) -> torch.Tensor:
     return images
 
 
-def resize_weights(start: torch.Tensor, length: torch.Tensor, size: int, side: int) -> torch.Tensor:
+def resize_weights(
+    start: torch.Tensor, length: torch.Tensor, size: int, side: int, longest: float | None = None
+) -> torch.Tensor:
     """Pillow's weights of the antialiased bilinear resize of ``[start, start + length)`` of each of ``n`` rows of
     ``side`` pixels onto ``size`` pixels, as a float64 matrix ``n x size x side`` per row.
 
     Pillow's ``precompute_coeffs`` and ``normalize_coeffs_8bpc``, with the same float64 operations in the same
     order (each output's weights summed tap by tap), so each weight is Pillow's 22-bit fixed-point one, exactly, as
-    a float. ``start`` and ``length`` are whole numbers of pixels as float64 tensors.
+    a float. ``start`` and ``length`` are whole numbers of pixels as float64 tensors; ``longest``, where given, is
+    ``length``'s largest value, known on the CPU (else it is read back from the device).
 
     Example:
         >>> w = resize_weights(torch.tensor([1.0]), torch.tensor([4.0]), 2, 6)  # pixels 1-4 of 6 onto 2
@@ -112,7 +116,9 @@ def resize_weights(start: torch.Tensor, length: torch.Tensor, size: int, side: i
     centre = (torch.arange(size, dtype=torch.float64, device=device) + 0.5) * scale
     first = torch.trunc(centre - support + 0.5).clamp(min=0.0)
     count = torch.minimum(torch.trunc(centre + support + 0.5), length[:, None]) - first
-    taps = int(torch.ceil(support.max()).item()) * 2 + 1  # Pillow's ksize
+    if longest is None:
+        longest = float(length.max())
+    taps = math.ceil(max(longest / size, 1.0)) * 2 + 1  # Pillow's ksize
     pixel = first[..., None] + torch.arange(taps, dtype=torch.float64, device=device)
     x = ((pixel - centre[..., None]) + 0.5) * (1.0 / filterscale)[..., None]
     weight = torch.where(torch.arange(taps, device=device) < count[..., None], (1.0 - x.abs()).clamp(min=0.0), 0.0)
