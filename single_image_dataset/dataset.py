@@ -350,7 +350,7 @@ class SingleImageDataset(VisionDataset):
         """
         if not isinstance(params, SampleParams):
             raise TypeError(f"params should be a SampleParams (see params), got {type(params).__name__}")
-        if self._drawn.get(id(params)) is not params:
+        if not self._drew(params):
             params.validate(self._sizes)
         return self._built_renderers()[params.source].render(params)
 
@@ -384,7 +384,7 @@ class SingleImageDataset(VisionDataset):
         """
         if not isinstance(params, ParamsBatch):
             raise TypeError(f"params should be a ParamsBatch (see params_batch), got {type(params).__name__}")
-        if self._drawn.get(id(params)) is not params:
+        if not self._drew(params):
             params.validate(self._sizes)
         return self._render_batch(params, out)
 
@@ -436,7 +436,7 @@ class SingleImageDataset(VisionDataset):
         """
         if not isinstance(params, ParamsBatch):
             raise TypeError(f"params should be a ParamsBatch (see params_batch), got {type(params).__name__}")
-        if self._drawn.get(id(params)) is not params:
+        if not self._drew(params):
             params.validate(self._sizes)
         side = params.image_size
         for v, view in enumerate(views):
@@ -447,7 +447,7 @@ class SingleImageDataset(VisionDataset):
                 raise ValueError(f"views[{v}] has {len(view)} rows for {len(params)} samples; draw both for the same "
                                  "indices")
             # A view batch this dataset drew fits its samples; samples of another side (hand-made) need the check.
-            if self._drawn.get(id(view)) is not view or side != sample_side(self.config):
+            if not self._drew(view) or side != sample_side(self.config):
                 try:
                     view.validate(side)
                 except (TypeError, ValueError) as exc:
@@ -565,11 +565,14 @@ class SingleImageDataset(VisionDataset):
         """
         if self.transform is not None:
             return [self[i] for i in indices]
+        # Drawn and rendered here without the public methods' registration and checks: the records never leave.
+        checked = check_indices(indices, len(self))
+        params = sample_params_batch(self.config, self._sizes, checked, self.sample_epoch)
         if self.views is None:
-            images, targets, _ = self.render_indices(indices)
+            images = self._render_batch(params)
         else:
-            params = self.params_batch(indices)
-            images, targets = self.render_views(params, self.view_params_batch(indices)), self.target(params)
+            images = self._render_views(params, sample_view_params_batch(self.config, self.views, checked, self.epoch))
+        targets = self.target(params)
         if self.target_transform is not None:
             return SampleBatch(images, [self.target_transform(t) for t in targets.tolist()], self.output)
         return SampleBatch(images, targets, self.output)
@@ -580,6 +583,10 @@ class SingleImageDataset(VisionDataset):
         if self.target_transform is not None:
             target = self.target_transform(target)
         return images, target
+
+    def _drew(self, record: SampleParams | ParamsBatch | ViewParamsBatch) -> bool:
+        """Whether ``record`` is one this dataset drew (and so valid for it, see ``_drawn``)."""
+        return self._drawn.get(id(record)) is record
 
     def _frozen(self, batch: _Batch) -> _Batch:
         """``batch``, drawn here, with read-only arrays and registered as drawn (see ``_drawn``)."""
