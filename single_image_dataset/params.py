@@ -21,6 +21,7 @@ __all__ = [
     "JITTER_OPS",
     "MAX_RESIZE",
     "WARPS",
+    "BatchRows",
     "JitterParams",
     "ParamsBatch",
     "SampleParams",
@@ -177,8 +178,30 @@ class SampleParams:
         ParamsBatch.from_list([self])._check_values(source_sizes, self)
 
 
+class BatchRows:
+    """Row access shared by the batch records (dataclasses of per-row arrays and shared values): ``batch[k]`` is
+    row ``k`` as the subclass's record (its ``_record(k)``), and a slice or an index array gives a smaller batch."""
+
+    def _record(self, k: int) -> Any:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, key: int | slice | Sequence[int] | np.ndarray) -> Any:
+        """Row ``key`` as a record; a slice or an index array gives a smaller batch."""
+        if isinstance(key, (int, np.integer)):
+            return self._record(range(len(self))[key])
+        rows = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return type(self)(**{k: v[key] if isinstance(v, np.ndarray) else v for k, v in rows.items()})
+
+    def to_list(self) -> list[Any]:
+        """One record per row, equal to those the per-sample sampler draws."""
+        return [self._record(k) for k in range(len(self))]
+
+
 @dataclass(frozen=True, eq=False)
-class ParamsBatch:
+class ParamsBatch(BatchRows):
     """The parameters of a batch of samples as a struct of arrays: one row per sample.
 
     The fields are those of :class:`SampleParams`; row ``k`` holds the same numbers as the ``k``-th
@@ -327,18 +350,6 @@ class ParamsBatch:
     def image_size(self) -> int:
         """Side of the rendered images: the debug size in debug mode, else the output size."""
         return self.output_size if self.debug_size is None else self.debug_size
-
-    def __getitem__(self, key: int | slice | Sequence[int] | np.ndarray) -> SampleParams | ParamsBatch:
-        """Row ``key`` as a :class:`SampleParams`; a slice or an index array gives a smaller batch."""
-        if isinstance(key, (int, np.integer)):
-            return self._record(range(len(self))[key])
-        rows = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        picked = {k: v[key] if isinstance(v, np.ndarray) else v for k, v in rows.items()}
-        return ParamsBatch(**picked)
-
-    def to_list(self) -> list[SampleParams]:
-        """One :class:`SampleParams` per row, equal to those :func:`sample_params` draws."""
-        return [self._record(k) for k in range(len(self))]
 
     @classmethod
     def from_list(cls, records: Sequence[SampleParams]) -> ParamsBatch:

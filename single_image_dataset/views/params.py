@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import numbers
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..params import (
+    BatchRows,
     JitterParams,
     check_arrays,
     jitter_rules,
@@ -68,7 +68,7 @@ class ViewParams:
 
 
 @dataclass(frozen=True, eq=False)
-class ViewParamsBatch:
+class ViewParamsBatch(BatchRows):
     """The parameters of one view of a batch of samples, as a struct of arrays: one row per sample.
 
     The fields are those of :class:`ViewParams`; row ``k`` holds the same numbers as the ``k``-th record, so
@@ -165,17 +165,6 @@ class ViewParamsBatch:
         sigma = self.blur_sigma
         check(np.isnan(sigma) | (np.isfinite(sigma) & (sigma > 0)), "blur_sigma",
               "a finite sigma > 0 in pixels (NaN for no blur)")
-
-    def __getitem__(self, key: int | slice | Sequence[int] | np.ndarray) -> ViewParams | ViewParamsBatch:
-        """Row ``key`` as a :class:`ViewParams`; a slice or an index array gives a smaller batch."""
-        if isinstance(key, (int, np.integer)):
-            return self._record(range(len(self))[key])
-        rows = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return ViewParamsBatch(**{k: v[key] if isinstance(v, np.ndarray) else v for k, v in rows.items()})
-
-    def to_list(self) -> list[ViewParams]:
-        """One :class:`ViewParams` per row."""
-        return [self._record(k) for k in range(len(self))]
 
     @classmethod
     def from_list(cls, records: Sequence[ViewParams]) -> ViewParamsBatch:
