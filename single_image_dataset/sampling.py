@@ -277,19 +277,20 @@ def jitter_params(strengths: tuple[float, ...], u_factors: Sequence[float], u_or
         >>> p.brightness, round(p.contrast, 6), p.saturation, round(p.hue, 6), p.order
         (1.0, 0.8, None, 0.05, ('contrast', 'brightness', 'hue'))
     """
-    factors: dict[str, float | None] = {}
-    for name, strength, u in zip(JITTER_OPS, strengths, u_factors, strict=True):
-        if strength == 0:
-            factors[name] = None
-        elif name == "hue":
-            factors[name] = uniform_in(u, -strength, strength)
-        else:
-            factors[name] = uniform_in(u, max(0.0, 1.0 - strength), 1.0 + strength)
+    factors: dict[str, float | None] = {
+        name: None if strength == 0 else uniform_in(u, *_jitter_range(name, strength))
+        for name, strength, u in zip(JITTER_OPS, strengths, u_factors, strict=True)
+    }
     # The ranks of i.i.d. uniforms are a uniformly random permutation, like torch.randperm(4); the
     # sort is stable, as numpy's argsort(kind="stable") that earlier versions used.
     ranked = sorted(range(len(JITTER_OPS)), key=u_order.__getitem__)
     order = tuple(JITTER_OPS[i] for i in ranked if factors[JITTER_OPS[i]] is not None)
     return JitterParams(**factors, order=order)
+
+
+def _jitter_range(name: str, strength: float) -> tuple[float, float]:
+    """The range of a jitter op's factor: ``[-s, s]`` for the hue, ``[max(0, 1 - s), 1 + s]`` for the others."""
+    return (-strength, strength) if name == "hue" else (max(0.0, 1.0 - strength), 1.0 + strength)
 
 
 @overload
@@ -464,8 +465,7 @@ def jitter_arrays(
     """
     # Each op's range as jitter_params draws it (NaN for an op that is off), all columns at once.
     ranges = [
-        (np.nan, np.nan) if strength == 0 else (-strength, strength) if name == "hue"
-        else (max(0.0, 1.0 - strength), 1.0 + strength)
+        (np.nan, np.nan) if strength == 0 else _jitter_range(name, strength)
         for name, strength in zip(JITTER_OPS, strengths, strict=True)
     ]
     lo, hi = np.array(ranges).T
