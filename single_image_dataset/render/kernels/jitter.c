@@ -15,9 +15,6 @@ static inline int blend8(int grey, int value, float alpha) {
     return t <= 0.0f ? 0 : t >= 255.0f ? 255 : (int)t;
 }
 
-/* PIL's convert("L"): ITU-R 601-2 luma in 16-bit fixed point, rounded. */
-static inline int luma(int r, int g, int b) { return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16; }
-
 /* PIL's RGB -> HSV -> RGB round trip (Convert.c rgb2hsv_row, hsv2rgb) with the hue byte shifted by
  * `shift`, in the closed form of the HSV hexagon so that it needs two divisions and no branches:
  * with V the max, C the chroma and H in sextants, channel n (R 5, G 3, B 1) is
@@ -73,7 +70,7 @@ static uint64_t jitter_pass_c(uint32_t *px, ptrdiff_t count, const jitter_ops *o
                     r = blend8(grey, r, a); g = blend8(grey, g, a); b = blend8(grey, b, a);
                     break;
                 case OP_SATURATION: {
-                    int l = luma(r, g, b);
+                    int l = sid_luma(r, g, b);
                     r = blend8(l, r, a); g = blend8(l, g, a); b = blend8(l, b, a);
                     break;
                 }
@@ -82,7 +79,7 @@ static uint64_t jitter_pass_c(uint32_t *px, ptrdiff_t count, const jitter_ops *o
                     break;
             }
         }
-        if (want_sum) total += (uint64_t)luma(r, g, b);
+        if (want_sum) total += (uint64_t)sid_luma(r, g, b);
         px[i] = (uint32_t)r | (uint32_t)g << 8 | (uint32_t)b << 16 | (p & 0xFF000000u);
     }
     return total;
@@ -98,13 +95,6 @@ SID_AVX2 static inline __m256 clip_trunc(__m256 t) {
 
 SID_AVX2 static inline __m256 blend8_avx2(__m256 grey, __m256 value, __m256 alpha) {
     return clip_trunc(_mm256_add_ps(grey, _mm256_mul_ps(alpha, _mm256_sub_ps(value, grey))));
-}
-
-/* Exact: every partial sum is an integer below 2^24. */
-SID_AVX2 static inline __m256 luma_avx2(__m256 r, __m256 g, __m256 b) {
-    __m256 t = _mm256_add_ps(_mm256_mul_ps(r, _mm256_set1_ps(19595.0f)), _mm256_mul_ps(g, _mm256_set1_ps(38470.0f)));
-    t = _mm256_add_ps(_mm256_add_ps(t, _mm256_mul_ps(b, _mm256_set1_ps(7471.0f))), _mm256_set1_ps(32768.0f));
-    return _mm256_floor_ps(_mm256_mul_ps(t, _mm256_set1_ps(1.0f / 65536.0f)));
 }
 
 SID_AVX2 static inline __m256 trunc_ps(__m256 v) { return _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
@@ -157,7 +147,7 @@ SID_AVX2 static inline void apply_ops_avx2(__m256 *r, __m256 *g, __m256 *b, cons
                 *b = blend8_avx2(grey, *b, alpha[k]);
                 break;
             case OP_SATURATION: {
-                __m256 l = luma_avx2(*r, *g, *b);
+                __m256 l = sid_luma_avx2(*r, *g, *b);
                 *r = blend8_avx2(l, *r, alpha[k]);
                 *g = blend8_avx2(l, *g, alpha[k]);
                 *b = blend8_avx2(l, *b, alpha[k]);
@@ -207,8 +197,8 @@ SID_AVX2 static uint64_t jitter_pass_avx2(uint32_t *px, ptrdiff_t count, const j
                 apply_ops_avx2(&r1, &g1, &b1, ops, alpha, k, k + 1, vgrey);
             }
             if (want_sum) {
-                sums = _mm256_add_epi32(sums, _mm256_cvttps_epi32(luma_avx2(r0, g0, b0)));
-                sums = _mm256_add_epi32(sums, _mm256_cvttps_epi32(luma_avx2(r1, g1, b1)));
+                sums = _mm256_add_epi32(sums, _mm256_cvttps_epi32(sid_luma_avx2(r0, g0, b0)));
+                sums = _mm256_add_epi32(sums, _mm256_cvttps_epi32(sid_luma_avx2(r1, g1, b1)));
             }
             if (first < last) {
                 _mm256_storeu_si256((__m256i *)(px + i), pack_avx2(p0, r0, g0, b0));

@@ -24,6 +24,19 @@
 #define SID_X86 0
 #endif
 
+/* PIL's convert("L"): ITU-R 601-2 luma in 16-bit fixed point, rounded (the jitter's and the views' grayscale). */
+static inline int sid_luma(int r, int g, int b) { return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16; }
+
+#if SID_X86
+#include <immintrin.h>
+/* sid_luma of eight pixels in single precision, exactly: every partial sum is an integer below 2^24. */
+SID_AVX2 static inline __m256 sid_luma_avx2(__m256 r, __m256 g, __m256 b) {
+    __m256 t = _mm256_add_ps(_mm256_mul_ps(r, _mm256_set1_ps(19595.0f)), _mm256_mul_ps(g, _mm256_set1_ps(38470.0f)));
+    t = _mm256_add_ps(_mm256_add_ps(t, _mm256_mul_ps(b, _mm256_set1_ps(7471.0f))), _mm256_set1_ps(32768.0f));
+    return _mm256_floor_ps(_mm256_mul_ps(t, _mm256_set1_ps(1.0f / 65536.0f)));
+}
+#endif
+
 /* ------------------------------------------------------------------------------------------------ */
 /* Warp (warp.c)                                                                                     */
 /* ------------------------------------------------------------------------------------------------ */

@@ -133,14 +133,12 @@ static void combine(const uint32_t *in, ptrdiff_t stride, const int *first, cons
 static void grayscale_c(const uint32_t *px, ptrdiff_t from, ptrdiff_t count, uint8_t *r, uint8_t *g, uint8_t *b) {
     for (ptrdiff_t i = from; i < count; i++) {
         uint32_t p = px[i];
-        uint32_t l = ((p & 255) * 19595 + ((p >> 8) & 255) * 38470 + ((p >> 16) & 255) * 7471 + 0x8000) >> 16;
-        r[i] = g[i] = b[i] = (uint8_t)l;
+        r[i] = g[i] = b[i] = (uint8_t)sid_luma((int)(p & 255), (int)((p >> 8) & 255), (int)((p >> 16) & 255));
     }
 }
 
 #if SID_X86
-/* Eight pixels at a time in single precision, exactly: every partial sum is an integer below 2^24, and the
- * division by 2^16 is exact. */
+/* Eight pixels at a time (sid_luma_avx2, exact). */
 SID_AVX2 static void grayscale_avx2(const uint32_t *px, ptrdiff_t count, uint8_t *r, uint8_t *g, uint8_t *b) {
     const __m256i m255 = _mm256_set1_epi32(255);
     ptrdiff_t i = 0;
@@ -149,9 +147,7 @@ SID_AVX2 static void grayscale_avx2(const uint32_t *px, ptrdiff_t count, uint8_t
         __m256 red = _mm256_cvtepi32_ps(_mm256_and_si256(p, m255));
         __m256 green = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(p, 8), m255));
         __m256 blue = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(p, 16), m255));
-        __m256 t = _mm256_add_ps(_mm256_mul_ps(red, _mm256_set1_ps(19595.0f)), _mm256_mul_ps(green, _mm256_set1_ps(38470.0f)));
-        t = _mm256_add_ps(_mm256_add_ps(t, _mm256_mul_ps(blue, _mm256_set1_ps(7471.0f))), _mm256_set1_ps(32768.0f));
-        __m256i l = _mm256_cvttps_epi32(_mm256_mul_ps(t, _mm256_set1_ps(1.0f / 65536.0f)));
+        __m256i l = _mm256_cvttps_epi32(sid_luma_avx2(red, green, blue));
         __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(l), _mm256_extracti128_si256(l, 1));
         __m128i bytes = _mm_packus_epi16(words, words);
         _mm_storel_epi64((__m128i *)(r + i), bytes);
