@@ -102,7 +102,11 @@ typedef struct {
 
 /* Render job->dst; 0 on success, -1 where scratch memory could not be allocated. */
 int sid_render(const render_job *job, sid_workspace *ws, int simd);
+/* At least n bytes of scratch in ws->mem (its contents not kept); 0 on success, -1 out of memory. */
+int sid_workspace_reserve(sid_workspace *ws, size_t n);
 void sid_workspace_free(sid_workspace *ws);
+/* n rounded up to a multiple of 32 bytes: the alignment of each part of the scratch. */
+static inline size_t sid_align32(size_t n) { return (n + 31) & ~(size_t)31; }
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Colour jitter (jitter.c): torchvision's adjust_* on a PIL image, i.e. PIL's ImageEnhance and HSV   */

@@ -406,12 +406,10 @@ static int covers(const double *f, int size, int side) {
     return 1;
 }
 
-static size_t align32(size_t n) { return (n + 31) & ~(size_t)31; }
-
 /* Carve `n` bytes out of the workspace at *offset (only counting when ws->mem is NULL). */
 static void *carve(sid_workspace *ws, size_t *offset, size_t n) {
     void *p = ws->mem ? (char *)ws->mem + *offset : NULL;
-    *offset += align32(n);
+    *offset += sid_align32(n);
     return p;
 }
 
@@ -468,12 +466,7 @@ int sid_render(const render_job *job, sid_workspace *ws, int simd) {
         rows = carve(ws, &offset, sizeof(uint32_t) * (size_t)nqy * width);
         columns = carve(ws, &offset, sizeof(uint32_t) * (size_t)nqy * width);
         grid = carve(ws, &offset, sizeof(uint32_t) * (size_t)nqy * nqx);
-        if (layout == 0 && offset > ws->capacity) {
-            free(ws->mem);
-            ws->mem = malloc(offset);
-            ws->capacity = ws->mem ? offset : 0;
-            if (!ws->mem) return -1;
-        }
+        if (layout == 0 && sid_workspace_reserve(ws, offset)) return -1;
     }
     const int x0 = xfirst[0];
     for (int i = 0; i < nqx; i++) xfirst[i] -= x0;
@@ -528,6 +521,14 @@ int sid_render(const render_job *job, sid_workspace *ws, int simd) {
     w.size = job->size;
     sid_warp(&w, simd);
     return 0;
+}
+
+int sid_workspace_reserve(sid_workspace *ws, size_t n) {
+    if (n <= ws->capacity) return 0;
+    free(ws->mem);
+    ws->mem = malloc(n);
+    ws->capacity = ws->mem ? n : 0;
+    return ws->mem ? 0 : -1;
 }
 
 void sid_workspace_free(sid_workspace *ws) {

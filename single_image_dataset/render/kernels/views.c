@@ -310,8 +310,6 @@ static void blur_plane(uint8_t *plane, int size, const float *k, int h, float *g
 /* The view                                                                                         */
 /* ------------------------------------------------------------------------------------------------ */
 
-static size_t align32(size_t n) { return (n + 31) & ~(size_t)31; }
-
 int sid_view(const view_job *job, sid_workspace *ws, int simd) {
     const int size = job->size, side = job->side, width = job->width, height = job->height;
     const size_t pixels = (size_t)size * size;
@@ -334,18 +332,13 @@ int sid_view(const view_job *job, sid_workspace *ws, int simd) {
         reach ? sizeof(float) * pixels : 0, reach ? sizeof(float) * (size + 2 * reach) : 0,
     };
     size_t total = 0;
-    for (int i = 0; i < PARTS; i++) total += align32(sizes[i]);
-    if (total > ws->capacity) {
-        free(ws->mem);
-        ws->mem = malloc(total);
-        ws->capacity = ws->mem ? total : 0;
-        if (!ws->mem) return -1;
-    }
+    for (int i = 0; i < PARTS; i++) total += sid_align32(sizes[i]);
+    if (sid_workspace_reserve(ws, total)) return -1;
     void *part[PARTS];
     char *next = ws->mem;
     for (int i = 0; i < PARTS; i++) {
         part[i] = next;
-        next += align32(sizes[i]);
+        next += sid_align32(sizes[i]);
     }
     int *xfirst = part[0], *xcount = xfirst + size, *yfirst = part[1], *ycount = yfirst + size;
     int32_t *xcoef = part[2], *ycoef = part[3];
