@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .config import AUTO_RESUME, SETTINGS_ADDED, TrainConfig, check_settings
-from .methods import Context, Method
+from .methods import METHODS, Context, Method
 from .rng import set_rng_state
 
 __all__ = [
@@ -51,8 +51,6 @@ RESUME_FIXED = (
 RESUME_TAKEN = (
     "imgpath", "per_source_classes", "loader", "val_imgs", "epochs", "batch_size", "lr", "weight_decay",
 )
-# Settings only one method uses: another method's checkpoint does not depend on them.
-_METHOD_ONLY = {"k": "deepcluster", "pca_dim": "deepcluster", "kmeans_iters": "deepcluster", "temperature": "simclr"}
 _STATE_KEYS = ("format", "method", "epoch", "config", "sources_sha256", "networks", "optimizers", "method_state",
                "history", "rng")
 _log = logging.getLogger("training")
@@ -157,7 +155,8 @@ def _check_state(state: Any, where: str) -> None:
         check_settings(saved)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: config: {exc}") from None
-    missing = [name for name in (*RESUME_FIXED, *RESUME_TAKEN) if name not in saved and name not in SETTINGS_ADDED]
+    saved = state["config"] = {**SETTINGS_ADDED, **saved}  # a checkpoint older than a setting ran with its default
+    missing = [name for name in (*RESUME_FIXED, *RESUME_TAKEN) if name not in saved]
     if missing:
         raise ValueError(f"{where}: its config has no {missing[0]!r}")
     if state["method"] != saved["method"]:
@@ -224,7 +223,7 @@ def resumed_config(settings: Mapping[str, Any], given: Collection[str]) -> Train
 
 def resumed(mine: Mapping[str, Any], checkpoint: Checkpoint, chosen: set[str]) -> TrainConfig:
     """The settings ``mine`` continuing ``checkpoint``, with its settings for those not ``chosen``."""
-    where, saved = checkpoint.where, {**SETTINGS_ADDED, **checkpoint.state["config"]}
+    where, saved = checkpoint.where, checkpoint.state["config"]
     conflicts = [name for name in RESUME_FIXED if name in chosen and _differs(name, mine, saved)]
     if conflicts:
         raise ValueError(
@@ -248,7 +247,8 @@ def resumed(mine: Mapping[str, Any], checkpoint: Checkpoint, chosen: set[str]) -
 
 def _differs(name: str, mine: Mapping[str, Any], saved: dict[str, Any]) -> bool:
     """Whether setting ``name`` changes the run of the checkpoint ``saved``."""
-    if name in _METHOD_ONLY and saved["method"] != _METHOD_ONLY[name]:
+    owners = [method for method, cls in METHODS.items() if name in cls.own_settings]
+    if owners and saved["method"] not in owners:  # a setting of another method only
         return False
     if name == "crop":  # no crop is a crop of img_size
         return mine["crop"] != saved["crop"] and (mine["crop"] or mine["img_size"]) != (

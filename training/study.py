@@ -162,6 +162,7 @@ def _read_cell(path: Path) -> dict[str, Any]:
             raise ValueError
     except (ValueError, KeyError, TypeError):
         raise ValueError(f"{path} is not a cell record this study wrote; remove it to train the cell again") from None
+    record["config"] = {**SETTINGS_ADDED, **record["config"]}  # a record older than a setting ran with its default
     return record
 
 
@@ -170,7 +171,7 @@ def _check_finished(cells: list[Cell]) -> None:
     for cell in cells:
         path = Path(cell.config.out) / _CELL
         if path.is_file():
-            saved = {**SETTINGS_ADDED, **_read_cell(path)["config"]}
+            saved = _read_cell(path)["config"]
             mine = _cell_record(cell)
             changed = sorted(k for k in mine if saved.get(k) != mine[k])
             if changed:

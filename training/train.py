@@ -136,7 +136,7 @@ def _run(config: TrainConfig, ctx: Context, out: Path, checkpoint: Checkpoint | 
     )
     new_history = []
     for epoch in epochs:
-        if config.resample or data.dataset.fixed_samples:  # fresh samples, or fresh views of the fixed ones
+        if config.resample or views is not None:  # fresh samples, or fresh views of the fixed ones
             data.set_epoch(epoch)
         record: dict[str, Any] = {"epoch": epoch + 1}
         plan, planned = method.plan_epoch(epoch, data)

@@ -70,6 +70,8 @@ class Method(ABC):
     default_weight_decay: ClassVar[float]
     #: Whether the method has a use for ``per_source_classes`` (the samples' sources as targets).
     uses_source_labels: ClassVar[bool] = False
+    #: The ``TrainConfig`` settings only this method uses: another method's checkpoint does not depend on them.
+    own_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: TrainConfig, ctx: Context) -> None:
         self.config = config
@@ -94,9 +96,10 @@ class Method(ABC):
         """The AlexNet the method trains and the probes read (its top layer is the method's head)."""
 
     def train_crop(self) -> PositionCrop | None:
-        """The crop each training sample is cut to (default: a random ``input_size`` crop and a horizontal flip);
-        ``None`` trains on the samples (or their :meth:`views`) as delivered."""
-        return PositionCrop(self.config.input_size)
+        """The crop each training sample is cut to (default: a random ``input_size`` crop and a horizontal flip,
+        or ``None`` for a method with :meth:`views`, which are the augmentation); ``None`` trains on the samples
+        (or their views) as delivered."""
+        return None if self.views() is not None else PositionCrop(self.config.input_size)
 
     def views(self) -> tuple[View, ...] | None:
         """The library's views each sample is delivered as (``SingleImageDataset(views=...)``), or ``None`` for

@@ -140,6 +140,7 @@ class DeepCluster(Method):
     default_lr = 0.01
     default_weight_decay = 5e-4
     uses_source_labels = True
+    own_settings = ("k", "pca_dim", "kmeans_iters")
 
     def __init__(self, config: TrainConfig, ctx: Context) -> None:
         super().__init__(config, ctx)

@@ -30,7 +30,6 @@ from torch.nn import functional as F
 from single_image_dataset.views import View, preset
 
 from ..alexnet import AlexNet, feature_dim
-from ..crops import PositionCrop
 from .base import Context, Method
 
 if TYPE_CHECKING:
@@ -78,6 +77,7 @@ class SimCLR(Method):
 
     default_lr = 0.075
     default_weight_decay = 1e-6
+    own_settings = ("temperature",)
 
     def __init__(self, config: TrainConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
@@ -94,9 +94,6 @@ class SimCLR(Method):
 
     def views(self) -> tuple[View, ...]:
         return preset("simclr", size=self.config.input_size)
-
-    def train_crop(self) -> PositionCrop | None:
-        return None  # the views are the augmentation
 
     def networks(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder, "projector": self.projector}
