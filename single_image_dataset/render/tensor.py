@@ -19,12 +19,13 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from .. import geometry
-from ..params import JITTER_OPS, ParamsBatch, SampleParams
+from ..params import ParamsBatch, SampleParams
 from ..views.params import ViewParamsBatch
 from .base import Renderer, check_device, register_renderer
 from .pyramid import build_pyramid
-from .tensor_jitter import ADJUST, jitter_groups
+from .tensor_jitter import adjust_jitter, jitter_groups
 from .tensor_views import render_views
+from .upload import upload
 
 __all__ = ["TorchRenderer"]
 
@@ -154,7 +155,7 @@ class TorchRenderer(Renderer):
         groups = jitter_groups(batch)
         windows = _windows(box, self._levels[level])
         sizes = np.unique(windows)
-        table_on_device, fill_rows, *rows_on_device = _upload(
+        table_on_device, fill_rows, *rows_on_device = upload(
             table, [fill] + [np.flatnonzero(windows == size) for size in sizes] + [rows for _, rows in groups],
             self.device,
         )
@@ -186,9 +187,7 @@ class TorchRenderer(Renderer):
         if batch.debug_size is not None:
             side = (batch.debug_size, batch.debug_size)
             images = F.interpolate(images, size=side, mode="bilinear", align_corners=False, antialias=True)
-        for (op, _), rows in zip(groups, group_rows, strict=True):
-            factors = table_on_device[:, _FACTORS.start + op].index_select(0, rows)
-            images.index_copy_(0, rows, ADJUST[JITTER_OPS[op]](images.index_select(0, rows), factors))
+        adjust_jitter(images, table_on_device[:, _FACTORS], [op for op, _ in groups], group_rows)
         # Clamped, then rounded half up: the conversion to uint8 truncates.
         out.copy_(images.clamp_(0, 255).add_(0.5))
 
@@ -315,19 +314,6 @@ def _filter(filters: torch.Tensor, used: tuple[int, ...], x: torch.Tensor) -> to
             value = torch.where(a < 3.0, torch.sinc(x) * torch.sinc(x / 3.0), 0.0)
         weight = torch.where(chosen == index, value, weight)
     return weight
-
-
-def _upload(table: np.ndarray, indices: list[np.ndarray], device: torch.device) -> list[torch.Tensor]:
-    """``table`` (float64) and each index array on ``device``, in two transfers.
-
-    To a CUDA device they are copied from page-locked memory without waiting: the CPU goes on (to the
-    next batch's parameters) while the GPU renders, where a plain copy would wait for the GPU's queue.
-    """
-    host = [torch.from_numpy(table), torch.from_numpy(np.concatenate(indices).astype(np.int64))]
-    if device.type == "cuda":
-        host = [tensor.pin_memory() for tensor in host]
-    table_on_device, flat = (tensor.to(device, non_blocking=True) for tensor in host)
-    return [table_on_device, *flat.split([len(rows) for rows in indices])]
 
 
 def _grid(maps: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ image, so no pixel depends on the batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,21 +23,19 @@ _MEAN_BITS = 16
 _LUMA = (0.2989, 0.587, 0.114)
 
 
-def adjust_jitter(images: torch.Tensor, batch: ParamsBatch | ViewParamsBatch) -> torch.Tensor:
+def adjust_jitter(
+    images: torch.Tensor, factors: torch.Tensor, ops: Sequence[int], rows: Sequence[torch.Tensor]
+) -> torch.Tensor:
     """Each image's colour jitter in its own order, in place, as the renderer jitters its samples.
 
-    ``images`` is ``N x 3 x H x W`` float32 on the ``0..255`` scale, row ``k`` jittered with row ``k`` of
-    ``batch`` (its ``jitter_order`` and ``jitter_factors``; rows without jitter are left as they are), with
-    torchvision's tensor semantics, each op clamped to ``[0, 255]`` and not rounded. Returns ``images``.
+    ``images`` is ``N x 3 x H x W`` float32 on the ``0..255`` scale; ``factors`` the batch's ``N x 4`` jitter
+    factors and ``ops``, ``rows`` the steps of :func:`jitter_groups` (each op with its rows, those on the device),
+    so that nothing here waits for a transfer. Torchvision's tensor semantics, each op clamped to ``[0, 255]`` and
+    not rounded; rows without jitter are left as they are. Returns ``images``.
     """
-    groups = jitter_groups(batch)
-    if groups:
-        # a copy: a drawn batch's arrays are read-only, which torch.from_numpy warns of
-        factors = torch.from_numpy(np.array(batch.jitter_factors)).to(images.device)
-        for op, rows in groups:
-            index = torch.from_numpy(rows).to(images.device)
-            adjusted = ADJUST[JITTER_OPS[op]](images.index_select(0, index), factors[:, op].index_select(0, index))
-            images.index_copy_(0, index, adjusted)
+    for op, index in zip(ops, rows, strict=True):
+        adjusted = ADJUST[JITTER_OPS[op]](images.index_select(0, index), factors[:, op].index_select(0, index))
+        images.index_copy_(0, index, adjusted)
     return images
 
 

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 
 from ..views.params import ViewParamsBatch
 from .functional import SOLARIZE_THRESHOLD, gaussian_kernels, pil_vertical_first
-from .tensor_jitter import adjust_jitter
+from .tensor_jitter import adjust_jitter, jitter_groups
+from .upload import upload
 
 __all__ = ["render_views", "resize_weights"]
 
@@ -66,27 +67,30 @@ def render_views(samples: torch.Tensor, views: Sequence[ViewParamsBatch], outs: 
 def _view(samples: torch.Tensor, view: ViewParamsBatch) -> torch.Tensor:
     """One view of each sample, as float32 levels ``n x 3 x s x s``."""
     device, size = samples.device, view.size
-    crop = torch.from_numpy(np.ascontiguousarray(view.crop, dtype=np.float64)).to(device)
-    top, left, height, width = crop.unbind(1)
+    # Everything the view needs from the CPU in two transfers: a table (the crop, the jitter factors, the blur's
+    # sigma) and the rows of each step.
+    down_first = pil_vertical_first(view.crop[:, 2], view.crop[:, 3], size)
+    blur = np.flatnonzero(~np.isnan(view.blur_sigma)) if view.blur_kernel > 1 else np.empty(0, dtype=np.int64)
+    groups = jitter_groups(view)
+    table = np.concatenate([view.crop, view.jitter_factors, view.blur_sigma[:, None]], axis=1)
+    steps = [view.hflip, view.grayscale, view.solarize, ~down_first, down_first]
+    table, flip, gray, solarize, across_first, down_first_rows, blur_rows, *group_rows = upload(
+        table, [*map(np.flatnonzero, steps), blur, *(rows for _, rows in groups)], device
+    )
+    top, left, height, width = table[:, :4].unbind(1)
     across = resize_weights(left, width, size, samples.shape[-1], float(view.crop[:, 3].max()))
     down = resize_weights(top, height, size, samples.shape[-2], float(view.crop[:, 2].max()))
-    flip = _rows(view.hflip, device)
     across[flip] = across[flip].flip(1)
-    images = _resize(samples.to(torch.float64), down, across,
-                     pil_vertical_first(view.crop[:, 2], view.crop[:, 3], size)).to(torch.float32)
+    images = _resize(samples.to(torch.float64), down, across, (across_first, down_first_rows)).to(torch.float32)
     if view.jitter_on.any():
-        images = _round_half_up(adjust_jitter(images, view))
-    gray = _rows(view.grayscale, device)
+        images = _round_half_up(adjust_jitter(images, table[:, 4:8], [op for op, _ in groups], group_rows))
     if len(gray):
         levels = images.index_select(0, gray).to(torch.int32)
         luma = (levels[:, 0] * 19595 + levels[:, 1] * 38470 + levels[:, 2] * 7471 + 32768) >> 16
         images.index_copy_(0, gray, luma[:, None].expand(-1, 3, -1, -1).to(torch.float32))
-    blur = np.flatnonzero(~np.isnan(view.blur_sigma))
-    if len(blur) and view.blur_kernel > 1:
-        rows = torch.from_numpy(blur).to(device)
-        kernels = gaussian_kernels(view.blur_sigma[blur], view.blur_kernel, device)
-        images.index_copy_(0, rows, _blur(images.index_select(0, rows), kernels))
-    solarize = _rows(view.solarize, device)
+    if len(blur):
+        kernels = gaussian_kernels(table[:, 8].index_select(0, blur_rows), view.blur_kernel, device)
+        images.index_copy_(0, blur_rows, _blur(images.index_select(0, blur_rows), kernels))
     if len(solarize):
         levels = images.index_select(0, solarize)
         images.index_copy_(0, solarize, torch.where(levels >= SOLARIZE_THRESHOLD, 255.0 - levels, levels))
@@ -133,14 +137,15 @@ def resize_weights(
     return matrix.scatter_add_(2, column, fixed * 2.0**-_PRECISION_BITS)
 
 
-def _resize(images: torch.Tensor, down: torch.Tensor, across: torch.Tensor, down_first: np.ndarray) -> torch.Tensor:
-    """``down @ image @ across^T`` per sample, each product rounded to levels, in Pillow's order of the passes."""
+def _resize(
+    images: torch.Tensor, down: torch.Tensor, across: torch.Tensor, orders: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
+    """``down @ image @ across^T`` per sample, each product rounded to levels, in Pillow's order of the passes:
+    ``orders`` holds the rows resized along the rows first, then those resized down the columns first."""
     out = torch.empty((len(images), 3, down.shape[1], across.shape[1]), dtype=torch.float64, device=images.device)
-    for order in (False, True):
-        rows = np.flatnonzero(down_first == order)
-        if len(rows) == 0:
+    for order, index in enumerate(orders):
+        if len(index) == 0:
             continue
-        index = torch.from_numpy(rows).to(images.device)
         image = images.index_select(0, index)
         d, a = down.index_select(0, index)[:, None], across.index_select(0, index).transpose(1, 2)[:, None]
         if order:
@@ -172,8 +177,3 @@ def _round_half_up(values: torch.Tensor) -> torch.Tensor:
     """To the nearest level, halves up, within ``[0, 255]``: Pillow's rounding of a resize and the renderer's of
     its jitter."""
     return values.clamp(0, 255).add_(0.5).floor_()
-
-
-def _rows(flags: np.ndarray, device: torch.device) -> torch.Tensor:
-    """The rows where ``flags`` holds, as an index tensor on ``device``."""
-    return torch.from_numpy(np.flatnonzero(flags)).to(device)
