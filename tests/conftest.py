@@ -6,9 +6,13 @@ on ``sys.path``.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -42,6 +46,18 @@ def assert_one_line_error(err: str, pattern: str, prog: str = PROG) -> None:
     assert err.endswith("\n") and err.count("\n") == 1, err
     assert err.startswith(f"{prog}: error: ") and "Traceback" not in err, err
     assert re.search(pattern, err), err
+
+
+def run_torchrun(script: Path, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """``script args`` under ``torchrun`` with 2 CPU processes on a free local port, one OpenMP thread each."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torchrun = Path(sys.executable).parent / "torchrun"
+    command = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port),
+               str(script), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_torchrun
 
 import training.train
 from single_image_dataset.views import preset
@@ -191,23 +188,13 @@ class TestSettings:
         assert (config.method, config.temperature) == ("rotnet", 0.1)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_torchrun_two_processes(tmp_path: Path, coffee_path: Path) -> None:
-    torchrun = Path(sys.executable).parent / "torchrun"
-    command = [
-        str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-        str(REPO / "train_example.py"), "--method", "simclr", "--imgpath", str(coffee_path), "--out", str(tmp_path),
-        "--num_imgs", "32", "--val_imgs", "0", "--batch_size", "8", "--epochs", "2", "--workers", "1",
-        "--width", "0.125", "--device", "cpu", "--backend", "fast",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    run = run_torchrun(REPO / "train_example.py", [
+        "--method", "simclr", "--imgpath", str(coffee_path), "--out", str(tmp_path), "--num_imgs", "32",
+        "--val_imgs", "0", "--batch_size", "8", "--epochs", "2", "--workers", "1", "--width", "0.125",
+        "--device", "cpu", "--backend", "fast",
+    ], timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     log = (tmp_path / "train.log").read_text()
     assert "simclr on" in log and "2 process(es) on cpu" in log

@@ -7,7 +7,6 @@ import importlib.util
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 import torch
-from conftest import assert_one_line_error, png_header
+from conftest import assert_one_line_error, png_header, run_torchrun
 from PIL import Image
 
 import training
@@ -533,22 +532,12 @@ class TestCommandLine:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_torchrun_two_ranks_see_disjoint_indices(tmp_path: Path, coffee_path: Path) -> None:
-    torchrun = Path(sys.executable).parent / "torchrun"
-    command = [
-        str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-        str(SCRIPT), "--imgpath", str(coffee_path), "--out", str(tmp_path), "--num_imgs", "100", "--val_imgs", "8",
+    run = run_torchrun(SCRIPT, [
+        "--imgpath", str(coffee_path), "--out", str(tmp_path), "--num_imgs", "100", "--val_imgs", "8",
         "--batch_size", "16", "--epochs", "2", "--workers", "1", "--log_indices", "--device", "cpu",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
+    ], timeout=180)
     assert run.returncode == 0, run.stderr[-3000:]
     seen = {}
     for rank in (0, 1):
