@@ -209,6 +209,7 @@ SID_AVX2 static uint64_t jitter_pass_avx2(uint32_t *px, ptrdiff_t count, const j
         _mm256_storeu_si256((__m256i *)lanes, sums);
         for (int k = 0; k < 8; k++) total += (uint64_t)lanes[k];
     }
+    _mm256_zeroupper(); /* the portable code that follows runs at full speed with clean vector registers */
     return total + jitter_pass_c(px + i, count - i, ops, first, last, grey, want_sum);
 }
 #endif

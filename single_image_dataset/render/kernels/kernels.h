@@ -8,7 +8,9 @@
  * Every kernel has a portable C version and, on x86-64 CPUs with AVX2, a vectorised one, chosen by the
  * caller's `simd` flag (set it only where sid_cpu_has_avx2()). The two give the same bytes: the vector
  * code does the same single-precision operations in the same order (the build turns off FMA
- * contraction), so a sample does not depend on the CPU.
+ * contraction), so a sample does not depend on the CPU. An AVX2 function that calls portable code
+ * clears the vector registers' upper halves first (_mm256_zeroupper): compilers do not always do it
+ * there, and on Intel CPUs every SSE instruction after dirty upper halves is slowed.
  */
 
 #ifndef SID_KERNELS_H
