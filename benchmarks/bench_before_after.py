@@ -9,7 +9,8 @@ with the default augmentation (jitter on half the samples):
 
 - per sample: ``dataset[i]`` (a PIL image), one after another;
 - batched: ``dataset.params_batch(indices)`` then ``dataset.render_batch`` into a reused tensor,
-  batches of 256;
+  batches of 256 (``-`` for a checkout from before batched rendering, such as ``723fa57``, the last
+  one before the package's restructuring);
 - the peer: torchvision's transforms v2 rendering the same chain per sample (random crop, resized crop,
   affine, centre crop, colour jitter half the time) on a uint8 tensor, in this checkout's process, so
   that the per-sample speed reads as a multiple of it as well.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import statistics
 import subprocess
@@ -49,9 +51,10 @@ try:
     cv2.setNumThreads(1)
 except ImportError:
     pass
-from single_image_dataset import HUBBLE_IMAGE, SingleImageDataset, load_image
+from PIL import Image
+from single_image_dataset import SingleImageDataset
 
-image = load_image(HUBBLE_IMAGE)
+image = Image.open(sys.argv[1]).convert("RGB")  # by path: a checkout from before HUBBLE_IMAGE reads it too
 datasets, buffers, peers = {}, {}, {}
 
 
@@ -82,6 +85,8 @@ def run(cell, size, start, n):
             ds[i]
     elif cell == "batch":
         ds = dataset(size)
+        if not hasattr(ds, "params_batch"):  # a checkout from before batched rendering
+            return False
         params = ds.params_batch(np.arange(start, start + n))
         if size not in buffers:
             buffers[size] = ds.render_batch(params)
@@ -91,13 +96,16 @@ def run(cell, size, start, n):
         torch.manual_seed(start)  # the benchmark's own process: the library never seeds the global RNG
         for _ in range(n):
             transform(tensor)
+    return True
 
 
 for line in sys.stdin:
     cell, size, seconds, start = line.split()
     size, seconds, start = int(size), float(seconds), int(start)
     n = 256 if cell == "batch" else (16 if size >= 256 else 64)
-    run(cell, size, start, n)  # warm up: caches, lazy imports
+    if not run(cell, size, start, n):  # warm up: caches, lazy imports
+        print("nan", flush=True)
+        continue
     done, elapsed = 0, 0.0
     while done == 0 or elapsed < seconds:
         t0 = time.process_time()
@@ -146,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         peer = median["after", f"peer {size}"]
         for kind, label in (("sample", "per sample, ds[i]"), ("batch", "batched, 256")):
             old, new = median["before", f"{kind} {size}"], median["after", f"{kind} {size}"]
+            if math.isnan(old):  # the older checkout cannot render batches
+                print(f"| {size} | {label} | - | {new:,.0f} | - | - | {new / peer:.1f}x |")
+                continue
             print(f"| {size} | {label} | {old:,.0f} | {new:,.0f} | {new / old:.2f}x | {old / peer:.1f}x "
                   f"| {new / peer:.1f}x |")
         print(f"| {size} | peer: torchvision v2, per sample | | {peer:,.0f} | | | |")
@@ -169,7 +180,8 @@ def _checkout(rev: str) -> Iterator[Path]:
 
 def _worker(tree: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    return subprocess.Popen([sys.executable, "-c", WORKER], cwd=tree, env=env, stdin=subprocess.PIPE,
+    photo = ROOT / "single_image_dataset" / "data" / "hubble_deep_field.jpg"
+    return subprocess.Popen([sys.executable, "-c", WORKER, str(photo)], cwd=tree, env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
 
 
