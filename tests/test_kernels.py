@@ -30,16 +30,45 @@ def test_the_extension_is_built_where_a_compiler_is() -> None:
         assert not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")), "a C compiler is here but no _kernels"
         assert fast.implementation() == "opencv"
     else:
-        assert fast.implementation() == ("native-avx2" if kernels.simd() else "native")
+        assert fast.implementation() == ("native", "native-avx2", "native-avx512")[kernels.simd()]
 
 
-@pytest.fixture(params=["avx2", "portable"])
+LEVELS = {"portable": 0, "avx2": 1, "avx512": 2}
+
+
+@pytest.fixture(params=list(LEVELS))
 def simd(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Runs a test with the AVX2 kernels (where the CPU has them) and with the portable ones."""
+    """Runs a test with the portable kernels, the AVX2 ones and the AVX-512 ones, each where the CPU runs them."""
     default = kernels.simd()
-    kernels.set_simd(request.param == "avx2")
+    if kernels.set_simd(LEVELS[request.param]) != LEVELS[request.param]:
+        kernels.set_simd(default)
+        pytest.skip(f"this CPU does not run the {request.param} kernels")
     yield request.param
     kernels.set_simd(default)
+
+
+def vector_levels() -> list[int]:
+    """The vector levels (1 AVX2, 2 AVX-512) this CPU runs, each to be compared with the portable code (0)."""
+    default = kernels.simd()
+    widest = kernels.set_simd(True)
+    kernels.set_simd(default)
+    if not widest:
+        pytest.skip("this CPU has no AVX2: only the portable kernels run here")
+    return list(range(1, widest + 1))
+
+
+@needs_kernels
+def test_set_simd_takes_a_level_up_to_the_cpus_widest() -> None:
+    default = kernels.simd()
+    try:
+        widest = kernels.set_simd(True)
+        assert kernels.set_simd(False) == kernels.simd() == 0
+        assert [kernels.set_simd(level) for level in (0, 1, 2)] == [min(level, widest) for level in (0, 1, 2)]
+        for bad in (-1, 3):
+            with pytest.raises(ValueError, match="the level should be 0, 1 or 2"):
+                kernels.set_simd(bad)
+    finally:
+        kernels.set_simd(default)
 
 
 def _rgbx(rgb: np.ndarray) -> np.ndarray:
@@ -124,20 +153,21 @@ class TestJitter:
             if count:
                 np.testing.assert_array_equal(buf[:, :3], _jitter(flat.reshape(1, count, 3), ops)[0])
 
-    def test_avx2_and_portable_give_the_same_bytes(self, noise: np.ndarray, photo: np.ndarray) -> None:
-        if not kernels.set_simd(True):
-            pytest.skip("this CPU has no AVX2: only the portable kernels run here")
+    def test_every_vector_level_gives_the_portable_bytes(self, noise: np.ndarray, photo: np.ndarray) -> None:
+        levels = vector_levels()
         rng = np.random.default_rng(2)
-        for image in (noise, photo):
-            for _ in range(20):
-                ops = [(int(k), rng.uniform(0.0, 2.0) if k < 3 else float(rng.integers(0, 256)))
-                       for k in rng.permutation(4)]
-                kernels.set_simd(True)
-                vector = _jitter(image, ops)
-                kernels.set_simd(False)
-                portable = _jitter(image, ops)
-                kernels.set_simd(True)
-                np.testing.assert_array_equal(vector, portable)
+        try:
+            for image in (noise, photo):
+                for _ in range(20):
+                    ops = [(int(k), rng.uniform(0.0, 2.0) if k < 3 else float(rng.integers(0, 256)))
+                           for k in rng.permutation(4)]
+                    kernels.set_simd(0)
+                    portable = _jitter(image, ops)
+                    for level in levels:
+                        kernels.set_simd(level)
+                        np.testing.assert_array_equal(_jitter(image, ops), portable, err_msg=f"level {level}")
+        finally:
+            kernels.set_simd(True)
 
     @pytest.mark.parametrize(
         ("ops", "message"),
@@ -291,9 +321,8 @@ class TestResize:
                           interpolation)
             assert (out[..., :3] == 255).all(), (left, top, width, height, side)
 
-    def test_avx2_and_portable_give_the_same_bytes(self, texture: np.ndarray) -> None:
-        if not kernels.set_simd(True):
-            pytest.skip("this CPU has no AVX2: only the portable kernels run here")
+    def test_every_vector_level_gives_the_portable_bytes(self, texture: np.ndarray) -> None:
+        levels = vector_levels()
         rng = np.random.default_rng(4)
         for k in range(40):
             size = int(rng.integers(1, 90))
@@ -305,11 +334,12 @@ class TestResize:
             c, d = s * np.cos(a), s * np.sin(a)
             f = (c, -d, rng.uniform(-0.2, 1.2) * side, d, c, rng.uniform(-0.2, 1.2) * side)
             outs = []
-            for flag in (True, False):
-                kernels.set_simd(flag)
+            for level in [0, *levels]:
+                kernels.set_simd(level)
                 outs.append(_render(texture, box, side, f, size, k % 3))
             kernels.set_simd(True)
-            np.testing.assert_array_equal(outs[0], outs[1])
+            for level, out in zip(levels, outs[1:], strict=True):
+                np.testing.assert_array_equal(out, outs[0], err_msg=f"level {level}")
 
     @pytest.mark.parametrize(
         "change, message",
@@ -491,9 +521,8 @@ class TestRenderViewsKernel:
             np.testing.assert_array_equal(spec[-1][0], theirs[..., ::-1] if flip else theirs)
         assert orders == ({0, 1} if int(PIL.__version__.split(".")[0]) >= 13 else {0})
 
-    def test_avx2_and_portable_give_the_same_bytes(self) -> None:
-        if not kernels.set_simd(True):
-            pytest.skip("this CPU has no AVX2: only the portable kernels run here")
+    def test_every_vector_level_gives_the_portable_bytes(self) -> None:
+        levels = vector_levels()
         from single_image_dataset import SingleImageDataset, ViewParamsBatch
 
         rng = np.random.default_rng(2)
@@ -518,12 +547,13 @@ class TestRenderViewsKernel:
                 view.jitter_factors[~view.jitter_on] = np.nan
                 view.jitter_order[~view.jitter_on] = -1
             outs = []
-            for flag in (True, False):
-                kernels.set_simd(flag)
+            for level in [0, *levels]:
+                kernels.set_simd(level)
                 outs.append(ds.render_views(params, views))
             kernels.set_simd(True)
-            for vector, portable in zip(*outs, strict=True):
-                np.testing.assert_array_equal(vector.numpy(), portable.numpy())
+            for level, out in zip(levels, outs[1:], strict=True):
+                for vector, portable in zip(out, outs[0], strict=True):
+                    np.testing.assert_array_equal(vector.numpy(), portable.numpy(), err_msg=f"level {level}")
 
     @pytest.mark.parametrize(
         "change, message",

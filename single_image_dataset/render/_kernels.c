@@ -591,19 +591,31 @@ done:
 }
 
 PyDoc_STRVAR(set_simd_doc,
-"set_simd(enabled)\n--\n\n"
-"Use the AVX2 kernels (when the CPU has them) or the portable ones; returns whether AVX2 is used.");
+"set_simd(level)\n--\n\n"
+"Which kernels to run: 0 the portable ones, 1 AVX2, 2 AVX-512 where the kernel has such a version (AVX2\n"
+"elsewhere), each only as far as the CPU runs it; True the widest the CPU runs, False 0. They give the same\n"
+"bytes. Returns the level in use.");
 
 static PyObject *py_set_simd(PyObject *self, PyObject *arg) {
-    int enabled = PyObject_IsTrue(arg);
-    if (enabled < 0) return NULL;
-    use_simd = enabled && sid_cpu_has_avx2();
-    return PyBool_FromLong(use_simd);
+    long level;
+    if (PyBool_Check(arg)) {
+        level = arg == Py_True ? SID_VECTOR_AVX512 : SID_PORTABLE;
+    } else {
+        level = PyLong_AsLong(arg);
+        if (level == -1 && PyErr_Occurred()) return NULL;
+        if (level < SID_PORTABLE || level > SID_VECTOR_AVX512) {
+            PyErr_Format(PyExc_ValueError, "set_simd: the level should be 0, 1 or 2, got %ld", level);
+            return NULL;
+        }
+    }
+    const int widest = sid_cpu_simd();
+    use_simd = level < widest ? (int)level : widest;
+    return PyLong_FromLong(use_simd);
 }
 
-PyDoc_STRVAR(simd_doc, "simd()\n--\n\nWhether the AVX2 kernels are in use.");
+PyDoc_STRVAR(simd_doc, "simd()\n--\n\nThe kernels in use: 0 portable, 1 AVX2, 2 AVX-512 (see set_simd).");
 
-static PyObject *py_simd(PyObject *self, PyObject *unused) { return PyBool_FromLong(use_simd); }
+static PyObject *py_simd(PyObject *self, PyObject *unused) { return PyLong_FromLong(use_simd); }
 
 static PyMethodDef methods[] = {
     {"render", py_render, METH_VARARGS, render_doc},
@@ -622,6 +634,6 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__kernels(void) {
-    use_simd = sid_cpu_has_avx2();
+    use_simd = sid_cpu_simd();
     return PyModule_Create(&module);
 }

@@ -85,11 +85,14 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def implementation() -> str:
     """Which implementation a :class:`FastRenderer` uses by default in this process.
 
-    ``"native-avx2"`` or ``"native"`` (the compiled kernels, vectorised or portable: the same
-    bytes), or ``"opencv"`` (Pillow and OpenCV) when the package's C extension was not built.
+    ``"native-avx512"``, ``"native-avx2"`` or ``"native"`` (the compiled kernels: with AVX-512 where a kernel
+    has such a version and AVX2 for the others, with AVX2, or portable; the same bytes), or ``"opencv"``
+    (Pillow and OpenCV) when the package's C extension was not built.
     """
     default = _default_implementation()
-    return "native-avx2" if default == "native" and _kernels.simd() else default
+    if default != "native":
+        return default
+    return ("native", "native-avx2", "native-avx512")[_kernels.simd()]
 
 
 def native_available() -> bool:

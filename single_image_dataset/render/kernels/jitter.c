@@ -86,137 +86,77 @@ static uint64_t jitter_pass_c(uint32_t *px, ptrdiff_t count, const jitter_ops *o
 }
 
 #if SID_X86
-/* Eight pixels at a time, channels as floats holding integers; the same operations in the same order
- * as the portable code, with selects for its branches, so the bytes are the same. */
-SID_AVX2 static inline __m256 clip_trunc(__m256 t) {
-    t = _mm256_round_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    return _mm256_min_ps(_mm256_max_ps(t, _mm256_setzero_ps()), _mm256_set1_ps(255.0f));
-}
+/* The vector code (jitter_vector.h) for AVX2, 8 pixels per vector, and AVX-512, 16; the header undefines
+ * the names each instance defines. */
+#define VEC(name) name##_avx2
+#define VTARGET SID_AVX2
+#define VN 8
+#define vf __m256
+#define vi __m256i
+#define V_SET_F _mm256_set1_ps
+#define V_ZERO_F _mm256_setzero_ps
+#define V_ADD _mm256_add_ps
+#define V_SUB _mm256_sub_ps
+#define V_MUL _mm256_mul_ps
+#define V_DIV _mm256_div_ps
+#define V_MIN _mm256_min_ps
+#define V_MAX _mm256_max_ps
+#define V_TRUNC(v) _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
+#define V_FLOOR(v) _mm256_floor_ps(v)
+#define V_EQ(a, b) _mm256_cmp_ps(a, b, _CMP_EQ_OQ)
+#define V_LT(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
+#define V_GE(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
+#define V_SELECT(m, a, b) _mm256_blendv_ps(a, b, m)
+#define V_SET_I _mm256_set1_epi32
+#define V_ZERO_I _mm256_setzero_si256
+#define V_AND _mm256_and_si256
+#define V_OR _mm256_or_si256
+#define V_SRLI _mm256_srli_epi32
+#define V_SLLI _mm256_slli_epi32
+#define V_ADD_I _mm256_add_epi32
+#define V_I2F _mm256_cvtepi32_ps
+#define V_F2I _mm256_cvttps_epi32
+#define V_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
+#define V_STORE(p, v) _mm256_storeu_si256((__m256i *)(p), v)
+#include "jitter_vector.h"
 
-SID_AVX2 static inline __m256 blend8_avx2(__m256 grey, __m256 value, __m256 alpha) {
-    return clip_trunc(_mm256_add_ps(grey, _mm256_mul_ps(alpha, _mm256_sub_ps(value, grey))));
-}
-
-SID_AVX2 static inline __m256 trunc_ps(__m256 v) { return _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
-
-SID_AVX2 static inline __m256 eq_ps(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
-
-SID_AVX2 static inline void hue_avx2(__m256 *pr, __m256 *pg, __m256 *pb, __m256 shift) {
-    const __m256 f1 = _mm256_set1_ps(1.0f), f6 = _mm256_set1_ps(6.0f), f256 = _mm256_set1_ps(256.0f);
-    const __m256 zero = _mm256_setzero_ps();
-    __m256 r = *pr, g = *pg, b = *pb;
-    __m256 v = _mm256_max_ps(_mm256_max_ps(r, g), b), m = _mm256_min_ps(_mm256_min_ps(r, g), b);
-    __m256 c = _mm256_sub_ps(v, m);
-    __m256 x = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(4.0f), c), r), g);
-    x = _mm256_blendv_ps(x, _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(2.0f), c), b), r), eq_ps(g, v));
-    x = _mm256_blendv_ps(x, _mm256_sub_ps(g, b), eq_ps(r, v));
-    x = _mm256_blendv_ps(x, _mm256_add_ps(x, _mm256_mul_ps(f6, c)), _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
-    __m256 hue = _mm256_mul_ps(x, _mm256_div_ps(f1, _mm256_max_ps(c, f1)));
-    hue = _mm256_add_ps(trunc_ps(_mm256_mul_ps(hue, _mm256_set1_ps(HUE_BYTES_PER_SEXTANT))), shift);
-    hue = _mm256_blendv_ps(hue, _mm256_sub_ps(hue, f256), _mm256_cmp_ps(hue, f256, _CMP_GE_OQ));
-    __m256 cs = _mm256_div_ps(c, _mm256_max_ps(v, f1));
-    cs = _mm256_mul_ps(v, _mm256_mul_ps(trunc_ps(_mm256_mul_ps(cs, _mm256_set1_ps(255.0f))), _mm256_set1_ps(INV_255)));
-    x = _mm256_mul_ps(_mm256_mul_ps(hue, _mm256_set1_ps(SEXTANTS_PER_HUE_BYTE)), cs);
-    __m256 c6 = _mm256_mul_ps(f6, cs), c4 = _mm256_mul_ps(_mm256_set1_ps(4.0f), cs);
-    __m256 vhalf = _mm256_add_ps(v, _mm256_set1_ps(0.5f));
-    __m256 *outs[3] = {pr, pg, pb};
-    for (int i = 0; i < 3; i++) {
-        __m256 k = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps((float)(5 - 2 * i)), cs), x);
-        k = _mm256_blendv_ps(k, _mm256_sub_ps(k, c6), _mm256_cmp_ps(k, c6, _CMP_GE_OQ));
-        /* min_ps(a, b) is a < b ? a : b and max_ps(a, b) is a > b ? a : b, as in hue_pixel. */
-        __m256 w = _mm256_min_ps(k, _mm256_sub_ps(c4, k));
-        w = _mm256_max_ps(_mm256_min_ps(w, cs), zero);
-        *outs[i] = trunc_ps(_mm256_sub_ps(vhalf, w));
-    }
-}
-
-/* The ops [first, last) on the channels of eight pixels. */
-SID_AVX2 static inline void apply_ops_avx2(__m256 *r, __m256 *g, __m256 *b, const jitter_ops *ops, const __m256 *alpha,
-                                           int first, int last, __m256 grey) {
-    const __m256 f255 = _mm256_set1_ps(255.0f);
-    for (int k = first; k < last; k++) {
-        switch (ops->code[k]) {
-            case OP_BRIGHTNESS: /* blend8 with grey 0: alpha v >= 0, so only the top clips */
-                *r = _mm256_min_ps(trunc_ps(_mm256_mul_ps(alpha[k], *r)), f255);
-                *g = _mm256_min_ps(trunc_ps(_mm256_mul_ps(alpha[k], *g)), f255);
-                *b = _mm256_min_ps(trunc_ps(_mm256_mul_ps(alpha[k], *b)), f255);
-                break;
-            case OP_CONTRAST:
-                *r = blend8_avx2(grey, *r, alpha[k]);
-                *g = blend8_avx2(grey, *g, alpha[k]);
-                *b = blend8_avx2(grey, *b, alpha[k]);
-                break;
-            case OP_SATURATION: {
-                __m256 l = sid_luma_avx2(*r, *g, *b);
-                *r = blend8_avx2(l, *r, alpha[k]);
-                *g = blend8_avx2(l, *g, alpha[k]);
-                *b = blend8_avx2(l, *b, alpha[k]);
-                break;
-            }
-            default:
-                hue_avx2(r, g, b, alpha[k]);
-                break;
-        }
-    }
-}
-
-SID_AVX2 static inline void unpack_avx2(__m256i p, __m256 *r, __m256 *g, __m256 *b) {
-    const __m256i m255 = _mm256_set1_epi32(255);
-    *r = _mm256_cvtepi32_ps(_mm256_and_si256(p, m255));
-    *g = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(p, 8), m255));
-    *b = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(p, 16), m255));
-}
-
-SID_AVX2 static inline __m256i pack_avx2(__m256i p, __m256 r, __m256 g, __m256 b) {
-    __m256i out = _mm256_or_si256(_mm256_cvttps_epi32(r), _mm256_slli_epi32(_mm256_cvttps_epi32(g), 8));
-    out = _mm256_or_si256(out, _mm256_slli_epi32(_mm256_cvttps_epi32(b), 16));
-    return _mm256_or_si256(out, _mm256_and_si256(p, _mm256_set1_epi32((int)0xFF000000u)));
-}
-
-/* Sixteen pixels per step, as two independent blocks: the hue's long chain of dependent operations
- * would otherwise leave the core waiting. */
-SID_AVX2 static uint64_t jitter_pass_avx2(uint32_t *px, ptrdiff_t count, const jitter_ops *ops, int first, int last,
-                                          int grey, int want_sum) {
-    const __m256 vgrey = _mm256_set1_ps((float)grey);
-    __m256 alpha[4];
-    for (int k = 0; k < 4; k++) alpha[k] = _mm256_set1_ps(ops->alpha[k]);
-    uint64_t total = 0;
-    ptrdiff_t i = 0;
-    while (i + 16 <= count) {
-        /* Luma sums in 32-bit lanes, flushed before they could overflow. */
-        __m256i sums = _mm256_setzero_si256();
-        ptrdiff_t stop = i + ((ptrdiff_t)16 << 20) < count ? i + ((ptrdiff_t)16 << 20) : count;
-        for (; i + 16 <= stop; i += 16) {
-            __m256i p0 = _mm256_loadu_si256((const __m256i *)(px + i));
-            __m256i p1 = _mm256_loadu_si256((const __m256i *)(px + i + 8));
-            __m256 r0, g0, b0, r1, g1, b1;
-            unpack_avx2(p0, &r0, &g0, &b0);
-            unpack_avx2(p1, &r1, &g1, &b1);
-            for (int k = first; k < last; k++) {
-                apply_ops_avx2(&r0, &g0, &b0, ops, alpha, k, k + 1, vgrey);
-                apply_ops_avx2(&r1, &g1, &b1, ops, alpha, k, k + 1, vgrey);
-            }
-            if (want_sum) {
-                sums = _mm256_add_epi32(sums, _mm256_cvttps_epi32(sid_luma_avx2(r0, g0, b0)));
-                sums = _mm256_add_epi32(sums, _mm256_cvttps_epi32(sid_luma_avx2(r1, g1, b1)));
-            }
-            if (first < last) {
-                _mm256_storeu_si256((__m256i *)(px + i), pack_avx2(p0, r0, g0, b0));
-                _mm256_storeu_si256((__m256i *)(px + i + 8), pack_avx2(p1, r1, g1, b1));
-            }
-        }
-        int32_t lanes[8];
-        _mm256_storeu_si256((__m256i *)lanes, sums);
-        for (int k = 0; k < 8; k++) total += (uint64_t)lanes[k];
-    }
-    _mm256_zeroupper(); /* the portable code that follows runs at full speed with clean vector registers */
-    return total + jitter_pass_c(px + i, count - i, ops, first, last, grey, want_sum);
-}
+#define VEC(name) name##_avx512
+#define VTARGET SID_AVX512
+#define VN 16
+#define vf __m512
+#define vi __m512i
+#define V_SET_F _mm512_set1_ps
+#define V_ZERO_F _mm512_setzero_ps
+#define V_ADD _mm512_add_ps
+#define V_SUB _mm512_sub_ps
+#define V_MUL _mm512_mul_ps
+#define V_DIV _mm512_div_ps
+#define V_MIN _mm512_min_ps
+#define V_MAX _mm512_max_ps
+#define V_TRUNC(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
+#define V_FLOOR(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+#define V_EQ(a, b) _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ)
+#define V_LT(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
+#define V_GE(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
+#define V_SELECT(m, a, b) _mm512_mask_blend_ps(m, a, b)
+#define V_SET_I _mm512_set1_epi32
+#define V_ZERO_I _mm512_setzero_si512
+#define V_AND _mm512_and_si512
+#define V_OR _mm512_or_si512
+#define V_SRLI _mm512_srli_epi32
+#define V_SLLI _mm512_slli_epi32
+#define V_ADD_I _mm512_add_epi32
+#define V_I2F _mm512_cvtepi32_ps
+#define V_F2I _mm512_cvttps_epi32
+#define V_LOAD(p) _mm512_loadu_si512((const void *)(p))
+#define V_STORE(p, v) _mm512_storeu_si512((void *)(p), v)
+#include "jitter_vector.h"
 #endif
 
 static uint64_t jitter_pass(uint32_t *px, ptrdiff_t count, const jitter_ops *ops, int first, int last, int grey,
                            int want_sum, int simd) {
 #if SID_X86
+    if (simd >= SID_VECTOR_AVX512) return jitter_pass_avx512(px, count, ops, first, last, grey, want_sum);
     if (simd) return jitter_pass_avx2(px, count, ops, first, last, grey, want_sum);
 #endif
     return jitter_pass_c(px, count, ops, first, last, grey, want_sum);

@@ -6,7 +6,7 @@
  * render/_kernels.c binds them to Python.
  *
  * Every kernel has a portable C version and, on x86-64 CPUs with AVX2, a vectorised one, chosen by the
- * caller's `simd` flag (set it only where sid_cpu_has_avx2()). The two give the same bytes: the vector
+ * caller's `simd` level (at most sid_cpu_simd()). They give the same bytes: the vector
  * code does the same single-precision operations in the same order (the build turns off FMA
  * contraction), so a sample does not depend on the CPU. An AVX2 function that calls portable code
  * clears the vector registers' upper halves first (_mm256_zeroupper): compilers do not always do it
@@ -22,9 +22,14 @@
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #define SID_X86 1
 #define SID_AVX2 __attribute__((target("avx2,fma")))
+#define SID_AVX512 __attribute__((target("avx2,fma,avx512f,avx512bw")))
 #else
 #define SID_X86 0
 #endif
+
+/* The kernels' `simd` argument: the widest vector code to run. The jitter and the resize's sums have
+ * AVX-512 versions (twice the AVX2 width, the same operations); the other kernels run their AVX2 code there. */
+enum { SID_PORTABLE = 0, SID_VECTOR_AVX2 = 1, SID_VECTOR_AVX512 = 2 };
 
 /* PIL's convert("L"): ITU-R 601-2 luma in 16-bit fixed point, rounded (the jitter's and the views' grayscale). */
 static inline int sid_luma(int r, int g, int b) { return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16; }
@@ -167,13 +172,15 @@ typedef struct {
 /* Write the view's planes; 0 on success, -1 where scratch memory could not be allocated. */
 int sid_view(const view_job *job, sid_workspace *ws, int simd);
 
-/* Whether this CPU runs the AVX2 kernels. */
-static inline int sid_cpu_has_avx2(void) {
+/* The widest vector code this CPU (and its operating system) runs: SID_VECTOR_AVX512, SID_VECTOR_AVX2 or SID_PORTABLE. */
+static inline int sid_cpu_simd(void) {
 #if SID_X86
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return SID_PORTABLE;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? SID_VECTOR_AVX512
+                                                                                    : SID_VECTOR_AVX2;
 #else
-    return 0;
+    return SID_PORTABLE;
 #endif
 }
 

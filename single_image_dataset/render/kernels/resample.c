@@ -246,6 +246,48 @@ SID_AVX2 static void combine_avx2(const uint8_t *const *in, const int8_t *c, int
     default: combine_row_avx2(in, w, pairs, out, n);
     }
 }
+
+
+/* The same with 64 values per block, AVX-512's width (the same operations in each 128-bit lane, so the same
+ * bytes), for rows of n >= 64 values. */
+SID_AVX512 static inline void combine64(const uint8_t *const *in, const __m512i *w, int pairs, uint8_t *out, int at) {
+    __m512i lo = _mm512_set1_epi16(WEIGHT_ONE / 2), hi = lo;
+    for (int p = 0; p < pairs; p++) {
+        const __m512i a = _mm512_loadu_si512((const void *)(in[2 * p] + at));
+        const __m512i b = _mm512_loadu_si512((const void *)(in[2 * p + 1] + at));
+        lo = _mm512_add_epi16(lo, _mm512_maddubs_epi16(_mm512_unpacklo_epi8(a, b), w[p]));
+        hi = _mm512_add_epi16(hi, _mm512_maddubs_epi16(_mm512_unpackhi_epi8(a, b), w[p]));
+    }
+    lo = _mm512_srai_epi16(lo, WEIGHT_BITS);
+    hi = _mm512_srai_epi16(hi, WEIGHT_BITS);
+    _mm512_storeu_si512((void *)(out + at), _mm512_packus_epi16(lo, hi));
+}
+
+SID_AVX512 static inline void combine_row_avx512(const uint8_t *const *in, const __m512i *w, int pairs, uint8_t *out,
+                                                 int n) {
+    int v = 0;
+    for (; v + 64 <= n; v += 64) combine64(in, w, pairs, out, v);
+    if (v < n) combine64(in, w, pairs, out, n - 64);
+}
+
+/* combine_avx2 at AVX-512's width; rows shorter than one block go through combine_avx2. */
+SID_AVX512 static void combine_avx512(const uint8_t *const *in, const int8_t *c, int count, uint8_t *out, int n) {
+    if (n < 64 || count > 2 * MAX_PAIRS) {
+        combine_avx2(in, c, count, out, n);
+        return;
+    }
+    const int pairs = count / 2;
+    __m512i w[MAX_PAIRS];
+    for (int p = 0; p < pairs; p++)
+        w[p] = _mm512_set1_epi16((int16_t)((c[2 * p] & 255) | (c[2 * p + 1] << 8)));
+    switch (pairs) {
+    case 1: combine_row_avx512(in, w, 1, out, n); break;
+    case 2: combine_row_avx512(in, w, 2, out, n); break;
+    case 3: combine_row_avx512(in, w, 3, out, n); break;
+    case 4: combine_row_avx512(in, w, 4, out, n); break;
+    default: combine_row_avx512(in, w, pairs, out, n);
+    }
+}
 #endif
 
 /* Output row i (of `rows`) is the sum over its taps t of coef[t * coef_stride + i] times input row
@@ -278,6 +320,10 @@ static void combine_rows(const uint32_t *src, ptrdiff_t src_stride, int source_r
         }
         uint8_t *out = (uint8_t *)(dst + i * dst_stride) + from;
 #if SID_X86
+        if (simd >= SID_VECTOR_AVX512) {
+            combine_avx512(taps, weights, paired, out, values);
+            continue;
+        }
         if (simd) {
             combine_avx2(taps, weights, paired, out, values);
             continue;
