@@ -54,7 +54,7 @@ setup(
                 f"{KERNELS}/views.c",
             ],
             include_dirs=[PACKAGE, KERNELS],
-            depends=[f"{PACKAGE}/_buffers.h", f"{KERNELS}/kernels.h"],
+            depends=[f"{PACKAGE}/_buffers.h", f"{KERNELS}/kernels.h", f"{KERNELS}/jitter_vector.h"],
             extra_compile_args=COMPILE_ARGS,
             optional=True,
         ),
