@@ -164,6 +164,12 @@ SID_AVX2 static void axis_taps_avx2(double b0, double b1, int side, int lo, int 
                                     int stride, int *first, int *count, int8_t *coef, float *scratch) {
     axis_taps_body(b0, b1, side, lo, hi, filter, q0, q1, stride, first, count, coef, scratch);
 }
+
+SID_AVX512_LOOPS static void axis_taps_avx512(double b0, double b1, int side, int lo, int hi, int filter, int q0,
+                                              int q1, int stride, int *first, int *count, int8_t *coef,
+                                              float *scratch) {
+    axis_taps_body(b0, b1, side, lo, hi, filter, q0, q1, stride, first, count, coef, scratch);
+}
 #endif
 
 /* axis_taps, compiled for AVX2 where `simd` (the same operations, so the same numbers: the build turns
@@ -171,6 +177,10 @@ SID_AVX2 static void axis_taps_avx2(double b0, double b1, int side, int lo, int 
 static void axis_taps(double b0, double b1, int side, int lo, int hi, int filter, int q0, int q1, int stride,
                       int *first, int *count, int8_t *coef, float *scratch, int simd) {
 #if SID_X86
+    if (simd >= SID_VECTOR_AVX512) {
+        axis_taps_avx512(b0, b1, side, lo, hi, filter, q0, q1, stride, first, count, coef, scratch);
+        return;
+    }
     if (simd) {
         axis_taps_avx2(b0, b1, side, lo, hi, filter, q0, q1, stride, first, count, coef, scratch);
         return;
@@ -425,12 +435,21 @@ SID_AVX2 static void spans_avx2(const double corner[4][2], int axis, double reac
                                 int count, int v0, int nv, int *span, double *scratch) {
     spans_body(corner, axis, reach, below, above, q0, count, v0, nv, span, scratch);
 }
+
+SID_AVX512_LOOPS static void spans_avx512(const double corner[4][2], int axis, double reach, double below,
+                                          double above, int q0, int count, int v0, int nv, int *span, double *scratch) {
+    spans_body(corner, axis, reach, below, above, q0, count, v0, nv, span, scratch);
+}
 #endif
 
 /* spans, compiled for AVX2 where `simd`, as axis_taps. */
 static void spans(const double corner[4][2], int axis, double reach, double below, double above, int q0, int count,
                   int v0, int nv, int *span, double *scratch, int simd) {
 #if SID_X86
+    if (simd >= SID_VECTOR_AVX512) {
+        spans_avx512(corner, axis, reach, below, above, q0, count, v0, nv, span, scratch);
+        return;
+    }
     if (simd) {
         spans_avx2(corner, axis, reach, below, above, q0, count, v0, nv, span, scratch);
         return;
