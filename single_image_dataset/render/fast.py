@@ -143,7 +143,8 @@ class FastRenderer(Renderer):
       the resize with 6-bit weights on bytes, the warp in 1/64 pixel steps with the fill in the same
       pass, and the jitter fused into one or two passes in which brightness, contrast and saturation are PIL's
       arithmetic exactly and the hue PIL's 8-bit HSV round trip up to a level at rounding boundaries.
-      An AVX2 version is used where the CPU has it and gives the same bytes as the portable C version;
+      AVX2 versions are used where the CPU has AVX2, AVX-512 ones of the jitter and the resize where it has
+      AVX-512, and they give the same bytes as the portable C version;
     - ``"opencv"`` (the default where the extension could not be compiled): Pillow's own resize of
       the level (the whole resized crop), ``cv2.warpAffine`` for the warp, a nearest-neighbour warp of
       the crop's footprint for the fill, and OpenCV colour conversions.
@@ -200,7 +201,7 @@ class FastRenderer(Renderer):
     def identity(self) -> dict[str, str]:
         """The backend name, the implementation and the versions of the libraries that decide its pixels.
 
-        The implementation is ``"native"`` for the AVX2 and the portable kernels alike, whose bytes
+        The implementation is ``"native"`` for the AVX-512, AVX2 and portable kernels alike, whose bytes
         are the same, or ``"opencv"`` for Pillow and OpenCV, whose pixels differ slightly. Pillow builds
         the pyramid of either; OpenCV warps in the second.
         """
