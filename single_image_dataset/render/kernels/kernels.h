@@ -149,9 +149,11 @@ void sid_jitter(uint32_t *px, ptrdiff_t count, const jitter_ops *ops, int simd);
 /* Split `count` RGBX pixels into the planes r, g and b (a CHW image's three channels). */
 void sid_to_planes(const uint32_t *px, ptrdiff_t count, uint8_t *r, uint8_t *g, uint8_t *b, int simd);
 
-/* dst (cols x rows, rows dst_stride pixels apart) is src (rows x cols, rows src_stride apart) transposed. */
+/* dst (cols x rows, rows dst_stride pixels apart) is src (rows x cols, rows src_stride apart) transposed; with
+ * `span` (NULL: every column), only where it is needed: of each 8 rows (i = 8 k .. 8 k + 7), the columns from the
+ * least span[2 i] to the greatest span[2 i + 1] of those whose span is not empty (elsewhere dst is left as it was). */
 void sid_transpose(const uint32_t *src, ptrdiff_t src_stride, int rows, int cols, uint32_t *dst, ptrdiff_t dst_stride,
-                   int simd);
+                   const int *span, int simd);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Views (views.c): a view of a rendered sample, as torchvision's functional ops on a PIL image      */

@@ -57,53 +57,86 @@ void sid_to_planes(const uint32_t *px, ptrdiff_t count, uint8_t *r, uint8_t *g, 
     to_planes_c(px, count, r, g, b);
 }
 
-/* dst[j * dst_stride + i] = src[i * src_stride + j] for i, j at or past (r0, c0) along either axis. */
-static void transpose_c(const uint32_t *src, ptrdiff_t src_stride, int rows, int cols, uint32_t *dst,
-                        ptrdiff_t dst_stride, int r0, int c0) {
-    for (int i = 0; i < rows; i++)
-        for (int j = i < r0 ? c0 : 0; j < cols; j++) dst[j * dst_stride + i] = src[i * src_stride + j];
+/* dst[j * dst_stride + i] = src[i * src_stride + j] for rows i of [r0, r1) and columns j of [c0, c1). */
+static void transpose_c(const uint32_t *src, ptrdiff_t src_stride, int r0, int r1, int c0, int c1, uint32_t *dst,
+                        ptrdiff_t dst_stride) {
+    for (int i = r0; i < r1; i++)
+        for (int j = c0; j < c1; j++) dst[j * dst_stride + i] = src[i * src_stride + j];
+}
+
+/* The columns [*c0, *c1) that rows [r0, r1) need transposed: all of them, or the union of their spans. */
+static void block_columns(const int *span, int cols, int r0, int r1, int *c0, int *c1) {
+    if (span == NULL) {
+        *c0 = 0;
+        *c1 = cols;
+        return;
+    }
+    *c0 = cols;
+    *c1 = 0;
+    for (int i = r0; i < r1; i++) {
+        if (span[2 * i] >= span[2 * i + 1]) continue;
+        *c0 = span[2 * i] < *c0 ? span[2 * i] : *c0;
+        *c1 = span[2 * i + 1] > *c1 ? span[2 * i + 1] : *c1;
+    }
 }
 
 #if SID_X86
-/* Blocks of 8 x 8 pixels in registers; the ragged edges as transpose_c. */
-SID_AVX2 static void transpose_avx2(const uint32_t *src, ptrdiff_t src_stride, int rows, int cols, uint32_t *dst,
-                                    ptrdiff_t dst_stride) {
-    const int r8 = rows & ~7, c8 = cols & ~7;
-    for (int i = 0; i < r8; i += 8) {
-        for (int j = 0; j < c8; j += 8) {
-            __m256i v[8], t[8];
-            for (int k = 0; k < 8; k++) v[k] = _mm256_loadu_si256((const __m256i *)(src + (i + k) * src_stride + j));
-            for (int k = 0; k < 8; k += 2) {
-                t[k] = _mm256_unpacklo_epi32(v[k], v[k + 1]);
-                t[k + 1] = _mm256_unpackhi_epi32(v[k], v[k + 1]);
-            }
-            for (int k = 0; k < 8; k += 4) {
-                v[k] = _mm256_unpacklo_epi64(t[k], t[k + 2]);
-                v[k + 1] = _mm256_unpackhi_epi64(t[k], t[k + 2]);
-                v[k + 2] = _mm256_unpacklo_epi64(t[k + 1], t[k + 3]);
-                v[k + 3] = _mm256_unpackhi_epi64(t[k + 1], t[k + 3]);
-            }
-            /* v[k] and v[k + 4] hold, per 128-bit lane, four rows of columns j + k and j + k + 4 */
-            for (int k = 0; k < 4; k++) {
-                _mm256_storeu_si256((__m256i *)(dst + (j + k) * dst_stride + i), _mm256_permute2x128_si256(v[k], v[k + 4], 0x20));
-                _mm256_storeu_si256((__m256i *)(dst + (j + k + 4) * dst_stride + i),
-                                    _mm256_permute2x128_si256(v[k], v[k + 4], 0x31));
-            }
-        }
+/* 8 x 8 pixels in registers: rows i .. i + 7 and columns j .. j + 7. */
+SID_AVX2 static inline void transpose8(const uint32_t *src, ptrdiff_t src_stride, int i, int j, uint32_t *dst,
+                                       ptrdiff_t dst_stride) {
+    __m256i v[8], t[8];
+    for (int k = 0; k < 8; k++) v[k] = _mm256_loadu_si256((const __m256i *)(src + (i + k) * src_stride + j));
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm256_unpacklo_epi32(v[k], v[k + 1]);
+        t[k + 1] = _mm256_unpackhi_epi32(v[k], v[k + 1]);
     }
-    transpose_c(src, src_stride, rows, cols, dst, dst_stride, r8, c8);
+    for (int k = 0; k < 8; k += 4) {
+        v[k] = _mm256_unpacklo_epi64(t[k], t[k + 2]);
+        v[k + 1] = _mm256_unpackhi_epi64(t[k], t[k + 2]);
+        v[k + 2] = _mm256_unpacklo_epi64(t[k + 1], t[k + 3]);
+        v[k + 3] = _mm256_unpackhi_epi64(t[k + 1], t[k + 3]);
+    }
+    /* v[k] and v[k + 4] hold, per 128-bit lane, four rows of columns j + k and j + k + 4 */
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_si256((__m256i *)(dst + (j + k) * dst_stride + i), _mm256_permute2x128_si256(v[k], v[k + 4], 0x20));
+        _mm256_storeu_si256((__m256i *)(dst + (j + k + 4) * dst_stride + i),
+                            _mm256_permute2x128_si256(v[k], v[k + 4], 0x31));
+    }
+}
+
+/* Blocks of 8 rows in 8 x 8 blocks, the last of a block's columns overlapping the one before (a value moved
+ * twice is moved the same); narrow blocks and the last rows as transpose_c. */
+SID_AVX2 static void transpose_avx2(const uint32_t *src, ptrdiff_t src_stride, int rows, int cols, uint32_t *dst,
+                                    ptrdiff_t dst_stride, const int *span) {
+    const int r8 = rows & ~7;
+    for (int i = 0; i < r8; i += 8) {
+        int c0, c1;
+        block_columns(span, cols, i, i + 8, &c0, &c1);
+        if (c1 - c0 < 8) {
+            transpose_c(src, src_stride, i, i + 8, c0, c1, dst, dst_stride);
+            continue;
+        }
+        for (int j = c0; j < c1; j += 8) transpose8(src, src_stride, i, j + 8 <= c1 ? j : c1 - 8, dst, dst_stride);
+    }
+    int c0, c1;
+    block_columns(span, cols, r8, rows, &c0, &c1);
+    transpose_c(src, src_stride, r8, rows, c0, c1, dst, dst_stride);
 }
 #endif
 
 void sid_transpose(const uint32_t *src, ptrdiff_t src_stride, int rows, int cols, uint32_t *dst, ptrdiff_t dst_stride,
-                   int simd) {
+                   const int *span, int simd) {
 #if SID_X86
     if (simd) {
-        transpose_avx2(src, src_stride, rows, cols, dst, dst_stride);
+        transpose_avx2(src, src_stride, rows, cols, dst, dst_stride, span);
         return;
     }
 #else
     (void)simd;
 #endif
-    transpose_c(src, src_stride, rows, cols, dst, dst_stride, 0, 0);
+    for (int i = 0; i < rows; i += 8) {
+        int c0, c1;
+        block_columns(span, cols, i, i + 8 < rows ? i + 8 : rows, &c0, &c1);
+        transpose_c(src, src_stride, i, i + 8 < rows ? i + 8 : rows, c0, c1, dst, dst_stride);
+    }
 }

@@ -561,11 +561,12 @@ int sid_render(const render_job *job, sid_workspace *ws, int simd) {
     }
 
     /* The resize: along the columns of the source into `rows` (grid row i, source column x0 + j), then
-     * transposed, along the columns of that into `grid`, which holds the resized crop transposed:
+     * transposed (only where the first pass computed it, which holds all that the second reads), along the
+     * columns of that into `grid`, which holds the resized crop transposed:
      * grid[j * nqy + i] is grid point (qx0 + j, qy0 + i). */
     combine_rows(job->src, job->width, job->height, x0, nqy, yfirst, ycount, ycoef, my, yspan, 1, taps, weights, rows,
                  width, simd);
-    sid_transpose(rows, width, nqy, width, columns, nqy, simd);
+    sid_transpose(rows, width, nqy, width, columns, nqy, yspan, simd);
     combine_rows(columns, nqy, width, 0, nqx, xfirst, xcount, xcoef, mx, xspan, 0, taps, weights, grid, nqy, simd);
 
     /* The warp reads the transposed grid: output pixel (x, y) maps to X = a (x + 0.5) + b (y + 0.5) + c

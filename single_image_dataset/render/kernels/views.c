@@ -357,22 +357,22 @@ int sid_view(const view_job *job, sid_workspace *ws, int simd) {
          * the view transposed), transposed into the view */
         for (int q = 0; q < size; q++)
             combine(crop, side, yfirst, ycount, ycoef, ky, q, taps, first + (size_t)q * width, width, simd);
-        sid_transpose(first, width, size, width, second, size, simd);
+        sid_transpose(first, width, size, width, second, size, NULL, simd);
         for (int q = 0; q < size; q++)
             combine(second, size, xfirst, xcount, xcoef, kx, q, taps,
                     third + (size_t)(job->hflip ? size - 1 - q : q) * size, size, simd);
-        sid_transpose(third, size, size, size, view, size, simd);
+        sid_transpose(third, size, size, size, view, size, NULL, simd);
     } else {
         /* along the rows of the crop that the second pass reads (PIL's ybox_first .. ybox_last): transposed
          * (`first`, width x n), resized (`second`, size x n), transposed back (`third`, n x size); then down
          * the columns into the view */
         const int y0 = yfirst[0], n = yfirst[size - 1] + ycount[size - 1] - y0;
         for (int q = 0; q < size; q++) yfirst[q] -= y0;
-        sid_transpose(crop + (size_t)y0 * side, side, n, width, first, n, simd);
+        sid_transpose(crop + (size_t)y0 * side, side, n, width, first, n, NULL, simd);
         for (int q = 0; q < size; q++)
             combine(first, n, xfirst, xcount, xcoef, kx, q, taps, second + (size_t)(job->hflip ? size - 1 - q : q) * n,
                     n, simd);
-        sid_transpose(second, n, size, n, third, size, simd);
+        sid_transpose(second, n, size, n, third, size, NULL, simd);
         for (int q = 0; q < size; q++)
             combine(third, size, yfirst, ycount, ycoef, ky, q, taps, view + (size_t)q * size, size, simd);
     }
