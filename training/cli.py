@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 
 from single_image_dataset import available_backends
 from single_image_dataset.cli import OneLineErrorParser
@@ -15,7 +16,7 @@ from .data import LOADERS
 from .methods import METHODS
 from .train import run_training
 
-__all__ = ["build_parser", "given_settings", "main", "one_line"]
+__all__ = ["build_parser", "exit_status", "given_settings", "main", "one_line"]
 
 _DEFAULTS = dataclasses.asdict(TrainConfig())  # the defaults as this installation resolves them
 
@@ -112,16 +113,22 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, train, and return the exit status: 2 and one stderr line for bad input (a bad flag, image,
     checkpoint or folder), 1 and one line if the training diverges."""
     args = build_parser().parse_args(argv)
+    return exit_status("train_example.py", lambda: run_training(resumed_config(vars(args), given_settings(argv))))
+
+
+def exit_status(prog: str, run: Callable[[], object], interrupted: str = "interrupted") -> int:
+    """Call ``run`` and return the exit status of a training program: 0; 1 and one stderr line if the training
+    diverges; 2 and one line for bad input (a bad image, checkpoint or folder); 130 and ``interrupted`` on Ctrl-C."""
     try:
-        run_training(resumed_config(vars(args), given_settings(argv)))
+        run()
     except FloatingPointError as exc:
-        print(f"train_example.py: error: {one_line(exc)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except (ValueError, TypeError, OSError) as exc:
-        print(f"train_example.py: error: {one_line(exc)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("train_example.py: interrupted", file=sys.stderr)
+        print(f"{prog}: {interrupted}", file=sys.stderr)
         return 130
     return 0
 

@@ -28,7 +28,7 @@ from single_image_dataset.cli import OneLineErrorParser
 from single_image_dataset.source import load_sources
 
 from .alexnet import CONV_NAMES
-from .cli import build_parser, one_line
+from .cli import build_parser, exit_status, one_line
 from .config import AUTO_RESUME, SETTINGS_ADDED, TrainConfig
 from .methods import METHODS
 from .train import run_training
@@ -131,21 +131,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     rows: list[dict[str, Any]] = []
-    try:
+
+    def run() -> None:
         for number, cell in enumerate(cells, 1):
-            rows += _run_cell(cell, f"[{number}/{len(cells)}]")
+            rows.extend(_run_cell(cell, f"[{number}/{len(cells)}]"))
             _write_results(out, rows)
-    except FloatingPointError as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
-        return 1
-    except (ValueError, TypeError, OSError) as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; run the same command again to go on", file=sys.stderr)
-        return 130
-    print(f"wrote {out / 'study.csv'} and {out / 'study.png'}")
-    return 0
+
+    status = exit_status(PROG, run, "interrupted; run the same command again to go on")
+    if status == 0:
+        print(f"wrote {out / 'study.csv'} and {out / 'study.png'}")
+    return status
 
 
 def _cell_record(cell: Cell) -> dict[str, Any]:
