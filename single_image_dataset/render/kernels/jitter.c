@@ -102,7 +102,7 @@ static uint64_t jitter_pass_c(uint32_t *px, ptrdiff_t count, const jitter_ops *o
 #define V_MIN _mm256_min_ps
 #define V_MAX _mm256_max_ps
 #define V_TRUNC(v) _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
-#define V_FLOOR(v) _mm256_floor_ps(v)
+#define V_LUMA sid_luma_avx2
 #define V_EQ(a, b) _mm256_cmp_ps(a, b, _CMP_EQ_OQ)
 #define V_LT(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
 #define V_GE(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
@@ -134,7 +134,7 @@ static uint64_t jitter_pass_c(uint32_t *px, ptrdiff_t count, const jitter_ops *o
 #define V_MIN _mm512_min_ps
 #define V_MAX _mm512_max_ps
 #define V_TRUNC(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
-#define V_FLOOR(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+#define V_LUMA sid_luma_avx512
 #define V_EQ(a, b) _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ)
 #define V_LT(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
 #define V_GE(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)

@@ -3,6 +3,7 @@
  *   VEC(name)   the name of this instance's version of `name`;
  *   VTARGET     its target attribute;
  *   vf, vi      its float and integer vector types, and VN, the pixels per vector;
+ *   V_LUMA      kernels.h's sid_luma at that width;
  *   the operations V_*, each one instruction with one meaning in every instance (V_SELECT(m, a, b):
  *               m ? b : a, m a comparison's result).
  * It undefines them all at its end.
@@ -15,13 +16,6 @@ VTARGET static inline vf VEC(clip_trunc)(vf t) {
 
 VTARGET static inline vf VEC(blend8)(vf grey, vf value, vf alpha) {
     return VEC(clip_trunc)(V_ADD(grey, V_MUL(alpha, V_SUB(value, grey))));
-}
-
-/* sid_luma in single precision, exactly: every partial sum is an integer below 2^24. */
-VTARGET static inline vf VEC(luma)(vf r, vf g, vf b) {
-    vf t = V_ADD(V_MUL(r, V_SET_F(19595.0f)), V_MUL(g, V_SET_F(38470.0f)));
-    t = V_ADD(V_ADD(t, V_MUL(b, V_SET_F(7471.0f))), V_SET_F(32768.0f));
-    return V_FLOOR(V_MUL(t, V_SET_F(1.0f / 65536.0f)));
 }
 
 /* hue_pixel; V_SELECT(m, a, b) is m ? b : a. */
@@ -68,7 +62,7 @@ VTARGET static inline void VEC(apply_op)(vf *r, vf *g, vf *b, const jitter_ops *
             *b = VEC(blend8)(grey, *b, alpha[k]);
             break;
         case OP_SATURATION: {
-            vf l = VEC(luma)(*r, *g, *b);
+            vf l = V_LUMA(*r, *g, *b);
             *r = VEC(blend8)(l, *r, alpha[k]);
             *g = VEC(blend8)(l, *g, alpha[k]);
             *b = VEC(blend8)(l, *b, alpha[k]);
@@ -116,8 +110,8 @@ VTARGET static uint64_t VEC(jitter_pass)(uint32_t *px, ptrdiff_t count, const ji
                 VEC(apply_op)(&r1, &g1, &b1, ops, alpha, k, vgrey);
             }
             if (want_sum) {
-                sums = V_ADD_I(sums, V_F2I(VEC(luma)(r0, g0, b0)));
-                sums = V_ADD_I(sums, V_F2I(VEC(luma)(r1, g1, b1)));
+                sums = V_ADD_I(sums, V_F2I(V_LUMA(r0, g0, b0)));
+                sums = V_ADD_I(sums, V_F2I(V_LUMA(r1, g1, b1)));
             }
             if (first < last) {
                 V_STORE(px + i, VEC(pack)(p0, r0, g0, b0));
@@ -146,7 +140,7 @@ VTARGET static uint64_t VEC(jitter_pass)(uint32_t *px, ptrdiff_t count, const ji
 #undef V_MIN
 #undef V_MAX
 #undef V_TRUNC
-#undef V_FLOOR
+#undef V_LUMA
 #undef V_EQ
 #undef V_LT
 #undef V_GE

@@ -225,8 +225,8 @@ SID_AVX2 static inline void combine32(const uint8_t *const *in, const __m256i *w
 
 /* A row of n >= 32 values; the loop ends with one block that may overlap the previous ones, for a
  * row whose length is not a multiple of 32: a value depends on its position alone, so those computed
- * twice are computed the same. Inlined with a constant `pairs` for the common counts, so that the
- * rows' pointers and weights stay in registers. */
+ * twice are computed the same. Inlined with a constant `pairs` for the common counts (COMBINE_BY_PAIRS), so
+ * that the rows' pointers and weights stay in registers. */
 SID_AVX2 static inline void combine_row_avx2(const uint8_t *const *in, const __m256i *w, int pairs, uint8_t *out,
                                              int n) {
     int v = 0;
@@ -238,6 +238,19 @@ SID_AVX2 static inline void combine_row_avx2(const uint8_t *const *in, const __m
  * (the pyramid keeps reductions below 2). More go through the portable code. */
 #define MAX_PAIRS 8
 
+/* Taps 2 p and 2 p + 1 as one 16-bit lane: c[2 p] in the low byte, c[2 p + 1] in the high one (maddubs' pairs). */
+static inline int16_t pair_weight(const int8_t *c, int p) { return (int16_t)((c[2 * p] & 255) | (c[2 * p + 1] << 8)); }
+
+/* row(in, w, pairs, out, n) inlined with a constant `pairs` for the common counts. */
+#define COMBINE_BY_PAIRS(row, in, w, pairs, out, n)      \
+    switch (pairs) {                                     \
+    case 1: row(in, w, 1, out, n); break;                \
+    case 2: row(in, w, 2, out, n); break;                \
+    case 3: row(in, w, 3, out, n); break;                \
+    case 4: row(in, w, 4, out, n); break;                \
+    default: row(in, w, pairs, out, n);                  \
+    }
+
 /* Rows shorter than one block go through the portable code. */
 SID_AVX2 static void combine_avx2(const uint8_t *const *in, const int8_t *c, int count, uint8_t *out, int n) {
     if (n < 32 || count > 2 * MAX_PAIRS) {
@@ -246,17 +259,9 @@ SID_AVX2 static void combine_avx2(const uint8_t *const *in, const int8_t *c, int
     }
     const int pairs = count / 2;
     __m256i w[MAX_PAIRS];
-    for (int p = 0; p < pairs; p++) /* c[2 p] in the low byte of each 16-bit lane, c[2 p + 1] in the high one */
-        w[p] = _mm256_set1_epi16((int16_t)((c[2 * p] & 255) | (c[2 * p + 1] << 8)));
-    switch (pairs) {
-    case 1: combine_row_avx2(in, w, 1, out, n); break;
-    case 2: combine_row_avx2(in, w, 2, out, n); break;
-    case 3: combine_row_avx2(in, w, 3, out, n); break;
-    case 4: combine_row_avx2(in, w, 4, out, n); break;
-    default: combine_row_avx2(in, w, pairs, out, n);
-    }
+    for (int p = 0; p < pairs; p++) w[p] = _mm256_set1_epi16(pair_weight(c, p));
+    COMBINE_BY_PAIRS(combine_row_avx2, in, w, pairs, out, n)
 }
-
 
 /* The same with 64 values per block, AVX-512's width (the same operations in each 128-bit lane, so the same
  * bytes), for rows of n >= 64 values. */
@@ -288,15 +293,8 @@ SID_AVX512 static void combine_avx512(const uint8_t *const *in, const int8_t *c,
     }
     const int pairs = count / 2;
     __m512i w[MAX_PAIRS];
-    for (int p = 0; p < pairs; p++)
-        w[p] = _mm512_set1_epi16((int16_t)((c[2 * p] & 255) | (c[2 * p + 1] << 8)));
-    switch (pairs) {
-    case 1: combine_row_avx512(in, w, 1, out, n); break;
-    case 2: combine_row_avx512(in, w, 2, out, n); break;
-    case 3: combine_row_avx512(in, w, 3, out, n); break;
-    case 4: combine_row_avx512(in, w, 4, out, n); break;
-    default: combine_row_avx512(in, w, pairs, out, n);
-    }
+    for (int p = 0; p < pairs; p++) w[p] = _mm512_set1_epi16(pair_weight(c, p));
+    COMBINE_BY_PAIRS(combine_row_avx512, in, w, pairs, out, n)
 }
 #endif
 
