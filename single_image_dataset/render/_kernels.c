@@ -429,7 +429,7 @@ static PyObject *py_render_batch(PyObject *self, PyObject *args) {
     for (Py_ssize_t k = 0; k < s.n && !failed; k++) {
         failed = render_sample(&s, k, scratch);
         uint8_t *image = dst + 3 * pixels * k;
-        sid_to_planes(scratch, pixels, image, image + pixels, image + 2 * pixels, use_simd);
+        if (!failed) sid_to_planes(scratch, pixels, image, image + pixels, image + 2 * pixels, use_simd);
     }
     Py_END_ALLOW_THREADS
     if (failed) {
