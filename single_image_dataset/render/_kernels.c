@@ -401,6 +401,37 @@ static int render_sample(const sample_batch *s, Py_ssize_t k, uint32_t *scratch)
     return 0;
 }
 
+/* Render each sample of `s` in turn into one scratch buffer and pass it to use(ctx, k, scratch), without the GIL;
+ * 0, or -1 with MemoryError set where memory ran out (render_sample's or `use`'s -1). */
+static int for_each_sample(const sample_batch *s, int (*use)(void *ctx, Py_ssize_t k, const uint32_t *scratch),
+                           void *ctx) {
+    uint32_t *scratch = PyMem_RawMalloc((size_t)s->size * s->size * 4);
+    if (scratch == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < s->n && !failed; k++) failed = render_sample(s, k, scratch) || use(ctx, k, scratch);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(scratch);
+    if (failed) PyErr_NoMemory();
+    return failed ? -1 : 0;
+}
+
+typedef struct {
+    uint8_t *dst;
+    Py_ssize_t pixels;
+} planes_target;
+
+/* for_each_sample's `use` of render_batch: sample k into its planes of the output. */
+static int write_planes(void *ctx, Py_ssize_t k, const uint32_t *scratch) {
+    const planes_target *t = ctx;
+    uint8_t *image = t->dst + 3 * t->pixels * k;
+    sid_to_planes(scratch, t->pixels, image, image + t->pixels, image + 2 * t->pixels, use_simd);
+    return 0;
+}
+
 static PyObject *py_render_batch(PyObject *self, PyObject *args) {
     PyObject *levels_obj, *level_obj, *boxes_obj, *filters_obj, *maps_obj, *ops_obj, *values_obj, *out_obj;
     int side, size;
@@ -411,35 +442,17 @@ static PyObject *py_render_batch(PyObject *self, PyObject *args) {
     Py_buffer out;
     int got_out = 0;
     PyObject *result = NULL;
-    uint32_t *scratch = NULL;
     if (get_samples(&s, levels_obj, level_obj, boxes_obj, filters_obj, side, maps_obj, ops_obj, values_obj, size,
                     "render_batch") < 0)
         goto done;
     const Py_ssize_t pixels = (Py_ssize_t)size * size;
     if (sid_get_buffer(out_obj, &out, 1, NULL, 1, 3 * pixels * s.n, "render_batch", "out") < 0) goto done;
     got_out = 1;
-    scratch = PyMem_RawMalloc((size_t)pixels * 4);
-    if (scratch == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    uint8_t *dst = (uint8_t *)out.buf;
-    int failed = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < s.n && !failed; k++) {
-        failed = render_sample(&s, k, scratch);
-        uint8_t *image = dst + 3 * pixels * k;
-        if (!failed) sid_to_planes(scratch, pixels, image, image + pixels, image + 2 * pixels, use_simd);
-    }
-    Py_END_ALLOW_THREADS
-    if (failed) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    planes_target target = {(uint8_t *)out.buf, pixels};
+    if (for_each_sample(&s, write_planes, &target) < 0) goto done;
     result = Py_None;
     Py_INCREF(result);
 done:
-    PyMem_RawFree(scratch);
     if (got_out) PyBuffer_Release(&out);
     release_samples(&s);
     return result;
@@ -535,6 +548,20 @@ static int render_view(const view_batch *view, Py_ssize_t k, const uint32_t *sam
     return sid_view(&j, &workspace, use_simd);
 }
 
+typedef struct {
+    const view_batch *views;
+    Py_ssize_t count;
+    int side;
+} view_target;
+
+/* for_each_sample's `use` of render_views: every view of sample k. */
+static int write_views(void *ctx, Py_ssize_t k, const uint32_t *scratch) {
+    const view_target *t = ctx;
+    for (Py_ssize_t v = 0; v < t->count; v++)
+        if (render_view(&t->views[v], k, scratch, t->side)) return -1;
+    return 0;
+}
+
 static PyObject *py_render_views(PyObject *self, PyObject *args) {
     PyObject *levels_obj, *level_obj, *boxes_obj, *filters_obj, *maps_obj, *ops_obj, *values_obj, *views_obj;
     int side, size;
@@ -545,7 +572,6 @@ static PyObject *py_render_views(PyObject *self, PyObject *args) {
     PyObject *result = NULL, *views_seq = NULL;
     view_batch *views = NULL;
     Py_ssize_t num_views = 0, got_views = 0;
-    uint32_t *scratch = NULL;
     if (get_samples(&s, levels_obj, level_obj, boxes_obj, filters_obj, side, maps_obj, ops_obj, values_obj, size,
                     "render_views") < 0)
         goto done;
@@ -562,26 +588,11 @@ static PyObject *py_render_views(PyObject *self, PyObject *args) {
             got_views++; /* release what it got */
             goto done;
         }
-    scratch = PyMem_RawMalloc((size_t)size * size * 4);
-    if (scratch == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    int failed = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < s.n && !failed; k++) {
-        failed = render_sample(&s, k, scratch);
-        for (Py_ssize_t v = 0; v < num_views && !failed; v++) failed = render_view(&views[v], k, scratch, size);
-    }
-    Py_END_ALLOW_THREADS
-    if (failed) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    view_target target = {views, num_views, size};
+    if (for_each_sample(&s, write_views, &target) < 0) goto done;
     result = Py_None;
     Py_INCREF(result);
 done:
-    PyMem_RawFree(scratch);
     for (Py_ssize_t v = 0; v < got_views; v++)
         for (int i = 0; i < views[v].got; i++) PyBuffer_Release(&views[v].held[i]);
     PyMem_Free(views);
