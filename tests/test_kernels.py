@@ -347,6 +347,25 @@ class TestResize:
             for level, out in zip(levels, outs[1:], strict=True):
                 np.testing.assert_array_equal(out, outs[0], err_msg=f"level {level}")
 
+    def test_every_vector_level_gives_the_portable_bytes_in_long_rows(self, texture: np.ndarray) -> None:
+        # Rows of more than 256 pixels: the warp's vector code takes them in chunks of 256.
+        levels = vector_levels()
+        rng = np.random.default_rng(6)
+        for k in range(3):
+            size = int(rng.integers(257, 420))
+            side = size + 40
+            a = rng.uniform(-0.3, 0.3)
+            c, d = np.cos(a), np.sin(a)
+            f = (c, -d, rng.uniform(-20, 60), d, c, rng.uniform(-20, 60))
+            outs = []
+            for level in [0, *levels]:
+                kernels.set_simd(level)
+                outs.append(_render(texture, (10.5, 5.25, 290.0, 250.75), side, f, size, k % 3))
+            kernels.set_simd(True)
+            assert (outs[0][..., :3] != 0).mean() > 0.5  # mostly inside the footprint: long spans to warp
+            for level, out in zip(levels, outs[1:], strict=True):
+                np.testing.assert_array_equal(out, outs[0], err_msg=f"level {level}")
+
     @pytest.mark.parametrize(
         "change, message",
         [
