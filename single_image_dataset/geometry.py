@@ -138,10 +138,13 @@ def affine_inverse(center: tuple[_Value, _Value], angle: _Value, shear: tuple[_V
         >>> tuple(round(v, 12) + 0.0 for v in affine_inverse((5.0, 5.0), 90.0, (0.0, 0.0)))
         (0.0, 1.0, 0.0, -1.0, 0.0, 10.0)
     """
-    rot, sx, sy = _radians(angle), _radians(shear[0]), _radians(shear[1])
-    cos_rot, sin_rot, tan_sx = _cos(rot), _sin(rot), _tan(sx)
+    # One sample's floats take math's functions straight (the elementwise ones' scalar case, without their test).
+    scalar = type(angle) is float and type(shear[0]) is float and type(shear[1]) is float
+    radians, cos, sin, tan = (math.radians, math.cos, math.sin, math.tan) if scalar else (_radians, _cos, _sin, _tan)
+    rot, sx, sy = radians(angle), radians(shear[0]), radians(shear[1])
+    cos_rot, sin_rot, tan_sx = cos(rot), sin(rot), tan(sx)
     if np.any(sy) if isinstance(sy, np.ndarray) else sy != 0.0:
-        cos_rs, sin_rs, cos_sy = _cos(rot - sy), _sin(rot - sy), _cos(sy)
+        cos_rs, sin_rs, cos_sy = cos(rot - sy), sin(rot - sy), cos(sy)
     else:  # no vertical shear (RandomAffine's usual case): rot - sy is rot and cos(sy) is 1, exactly
         cos_rs, sin_rs, cos_sy = cos_rot, sin_rot, 1.0
     a = cos_rs / cos_sy

@@ -9,6 +9,7 @@ so every renderer renders the same augmentation. The distributions are those of 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Iterator, Sequence
@@ -159,6 +160,10 @@ def source_sizes(source_size: Size | Sequence[Size]) -> list[Size]:
         >>> source_sizes((600, 400)), source_sizes([(600, 400), (1000, 872)])
         ([(600, 400)], [(600, 400), (1000, 872)])
     """
+    if type(source_size) is list and len(source_size) == 1:  # a dataset's one source, as it passes it per sample
+        size = source_size[0]
+        if type(size) is tuple and len(size) == 2 and type(size[0]) is type(size[1]) is int and min(size) > 0:
+            return source_size  # already the result: checked without the general path's cost
     sizes = [source_size] if len(source_size) == 2 and isinstance(source_size[0], (int, np.integer)) else source_size
     if len(sizes) == 0:
         raise ValueError("source_size should be (width, height) or a non-empty list of them, got an empty list")
@@ -277,20 +282,25 @@ def jitter_params(strengths: tuple[float, ...], u_factors: Sequence[float], u_or
         >>> p.brightness, round(p.contrast, 6), p.saturation, round(p.hue, 6), p.order
         (1.0, 0.8, None, 0.05, ('contrast', 'brightness', 'hue'))
     """
-    factors: dict[str, float | None] = {
-        name: None if strength == 0 else uniform_in(u, *_jitter_range(name, strength))
-        for name, strength, u in zip(JITTER_OPS, strengths, u_factors, strict=True)
-    }
+    factors = [None if bounds is None else uniform_in(u, *bounds)
+               for bounds, u in zip(_jitter_ranges(tuple(strengths)), u_factors, strict=True)]
     # The ranks of i.i.d. uniforms are a uniformly random permutation, like torch.randperm(4); the
     # sort is stable, as numpy's argsort(kind="stable") that earlier versions used.
     ranked = sorted(range(len(JITTER_OPS)), key=u_order.__getitem__)
-    order = tuple(JITTER_OPS[i] for i in ranked if factors[JITTER_OPS[i]] is not None)
-    return JitterParams(**factors, order=order)
+    order = tuple(JITTER_OPS[i] for i in ranked if factors[i] is not None)
+    return JitterParams(*factors, order=order)
 
 
 def _jitter_range(name: str, strength: float) -> tuple[float, float]:
     """The range of a jitter op's factor: ``[-s, s]`` for the hue, ``[max(0, 1 - s), 1 + s]`` for the others."""
     return (-strength, strength) if name == "hue" else (max(0.0, 1.0 - strength), 1.0 + strength)
+
+
+@functools.lru_cache(maxsize=64)
+def _jitter_ranges(strengths: tuple[float, ...]) -> tuple[tuple[float, float] | None, ...]:
+    """Each op's :func:`_jitter_range`, ``None`` for a skipped op (strength 0): once per config, not per sample."""
+    return tuple(None if strength == 0 else _jitter_range(name, strength)
+                 for name, strength in zip(JITTER_OPS, strengths, strict=True))
 
 
 @overload
