@@ -50,7 +50,8 @@ _threads_unchecked = True
 _opencv_inherited = False
 
 # The kernels' code of a jitter op is its index in JITTER_OPS.
-_HUE = JITTER_OPS.index("hue")
+_CODES = {name: code for code, name in enumerate(JITTER_OPS)}
+_HUE = _CODES["hue"]
 
 
 def _import_opencv() -> None:
@@ -273,9 +274,11 @@ def _render_native(
     if params.debug_size is not None:
         image = _finish(image, pixels).resize((params.debug_size, params.debug_size), Image.Resampling.BILINEAR)
         pixels = _pixels(image)
-    if params.jitter is not None:
+    jitter = params.jitter
+    if jitter is not None:
         # The hue as the kernels take it: torchvision's shift of PIL's hue byte.
-        ops = [(JITTER_OPS.index(name), float(hue_steps(f)) if name == "hue" else f) for name, f in params.jitter.ops()]
+        ops = [(_CODES[name], float(hue_steps(jitter.hue)) if name == "hue" else getattr(jitter, name))
+               for name in jitter.order]
         _kernels.jitter(pixels, ops)
     return _finish(image, pixels)
 
