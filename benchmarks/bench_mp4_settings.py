@@ -20,16 +20,18 @@ import argparse
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import nullcontext
 from unittest import mock
 
 import torch
 
 from single_image_dataset.video import FakeVideoDataset, decode_mp4, encode, encode_mp4
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from contention import cpu_contention  # noqa: E402  (benchmarks/contention.py)
 
 SETTINGS = {"x264 defaults (mbtree on)": {}, "this library (mbtree off)": encode.X264_OPTIONS}
 SHAPES = ((64, 8), (230, 16))
@@ -57,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for crf in CRFS:
             for name, options in SETTINGS.items():
                 with mock.patch.object(encode, "X264_OPTIONS", options):
-                    with _cpu_contention() if args.contention else nullcontext():
+                    with cpu_contention() if args.contention else nullcontext():
                         start = time.perf_counter()
                         runs = [[encode_mp4(clip, crf=crf) for clip in clips] for _ in range(args.repeats)]
                         ms = 1000 * (time.perf_counter() - start) / (args.repeats * len(clips))
@@ -72,20 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = (a.double() - b.double()).pow(2).mean().item()
     return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
-
-
-@contextmanager
-def _cpu_contention() -> Iterator[None]:
-    saved = os.sched_getaffinity(0)
-    cpu = min(saved)
-    os.sched_setaffinity(0, {cpu})
-    busy = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"])
-    try:
-        yield
-    finally:
-        busy.kill()
-        busy.wait()
-        os.sched_setaffinity(0, saved)
 
 
 if __name__ == "__main__":

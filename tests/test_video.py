@@ -13,8 +13,6 @@ import random
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -44,6 +42,9 @@ from single_image_dataset.video import (
 )
 from single_image_dataset.video import encode as encode_module
 from single_image_dataset.video.encode import is_whole_mp4
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from contention import cpu_contention  # noqa: E402  (benchmarks/contention.py)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -556,25 +557,6 @@ class TestEncode:
             encode_mp4(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
 
 
-@contextmanager
-def _cpu_contention() -> Iterator[None]:
-    """This process and a busy process on one CPU, so that the scheduler preempts this one often.
-
-    Under such contention x264's macroblock-tree rate control (on by default) gave other bytes for about one
-    clip in six; the test below fails with it.
-    """
-    saved = os.sched_getaffinity(0)
-    cpu = min(saved)
-    os.sched_setaffinity(0, {cpu})
-    busy = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"])
-    try:
-        yield
-    finally:
-        busy.kill()
-        busy.wait()
-        os.sched_setaffinity(0, saved)
-
-
 # Digests of the clips of several sizes, clip lengths and crf values, as a program prints them.
 _DIGESTS = """
 import hashlib, json
@@ -598,7 +580,7 @@ def _digests() -> list[str]:
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="pins processes to a CPU")
 def test_same_bytes_in_two_processes_and_under_cpu_contention():
-    with _cpu_contention():
+    with cpu_contention():
         runs = [_digests() for _ in range(3)]
     other = subprocess.run([sys.executable, "-c", _DIGESTS], capture_output=True, text=True, check=True, timeout=300)
     runs.append(json.loads(other.stdout))
@@ -667,7 +649,7 @@ class TestExport:
     @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="pins processes to a CPU")
     def test_two_identical_exports_give_identical_files(self, tmp_path):
         ds = FakeVideoDataset(num_imgs=40, clip_len=12, img_size=96)
-        with _cpu_contention():
+        with cpu_contention():
             materialize_video(ds, tmp_path / "a", processes=2, **QUIET)
         materialize_video(ds, tmp_path / "b", **QUIET)
         names = _clips(tmp_path / "a")
