@@ -101,7 +101,9 @@ def _new_session_with_default_sigint() -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and uses process groups")
 @pytest.mark.slow
 class TestInterrupt:
-    N = 400
+    # Enough images that the export is still running when the signal comes: 400 took 0.5 s with the fast
+    # renderer, short enough for a loaded machine to deliver the signal after the last one (a rare failure).
+    N = 2000
     ARGS = ["--materialize", "--num_imgs", str(N), "--img_size", "32", "--format", "png", "--threads", "2",
             "--batch_size", "4"]
 
