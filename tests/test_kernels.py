@@ -3,13 +3,18 @@ PIL and OpenCV, the AVX2 and portable code giving the same bytes, and argument c
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import PIL
 import pytest
 import torchvision.transforms.functional as F
+from conftest import assert_one_line_error
 from PIL import Image
 
 from single_image_dataset import geometry
@@ -22,6 +27,7 @@ except ImportError:  # the optional extension was not built
     kernels = None
 needs_kernels = pytest.mark.skipif(kernels is None, reason="the C extension was not built (no C compiler)")
 
+ROOT = Path(__file__).resolve().parent.parent
 ADJUST = {0: F.adjust_brightness, 1: F.adjust_contrast, 2: F.adjust_saturation, 3: F.adjust_hue}
 
 
@@ -612,3 +618,51 @@ class TestRenderViewsKernel:
             _render_views(level, 3)
         with pytest.raises(TypeError):
             _render_views(level, [_view_spec()[:-1]])
+
+
+# Each level set through the environment, in a fresh process: the implementation it reports and the hash of a batch.
+_SIMD_PROBE = """
+import hashlib, numpy as np
+from single_image_dataset import SingleImageDataset
+from single_image_dataset.render import fast
+ds = SingleImageDataset(num_imgs=40, img_size=40, backend="fast")
+batch = ds.render_batch(ds.params_batch(np.arange(40))).numpy().tobytes()
+print(fast.implementation(), hashlib.sha256(batch).hexdigest())
+"""
+
+
+@needs_kernels
+@pytest.mark.slow  # fresh processes, a few seconds each
+class TestSimdVariable:
+    def _probe(self, value: str | None) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k != fast.SIMD_VARIABLE}
+        if value is not None:
+            env[fast.SIMD_VARIABLE] = value
+        env["PYTHONPATH"] = str(ROOT)  # this checkout's package
+        return subprocess.run([sys.executable, "-c", _SIMD_PROBE], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    def test_each_level_reports_itself_and_gives_the_same_bytes(self) -> None:
+        names = ("native", "native-avx2", "native-avx512")
+        widest = _widest_level()
+        runs = {value: self._probe(value) for value in (None, "", "portable", "avx2", "AVX512")}
+        for run in runs.values():
+            assert run.returncode == 0, run.stderr
+        results = {value: run.stdout.split() for value, run in runs.items()}
+        assert results[None][0] == results[""][0] == results["AVX512"][0] == names[widest]
+        assert results["portable"][0] == "native"
+        assert results["avx2"][0] == names[min(1, widest)]
+        assert len({digest for _, digest in results.values()}) == 1
+
+    def test_a_bad_value_is_refused_in_one_line(self, tmp_path: Path) -> None:
+        run = self._probe("avx3")
+        assert run.returncode != 0
+        assert f"{fast.SIMD_VARIABLE}='avx3' is not a level of the native kernels: set it to avx512, avx2 or " \
+               "portable, or unset it" in run.stderr
+        env = {**os.environ, fast.SIMD_VARIABLE: "avx3", "PYTHONPATH": str(ROOT)}
+        cli = subprocess.run([sys.executable, "-m", "single_image_dataset", "--num_imgs", "4", "--img_size", "32",
+                              "--backend", "fast", "--targetpath", str(tmp_path)], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert cli.returncode == 1
+        assert_one_line_error(cli.stderr, "is not a level of the native kernels")
+        assert not any(tmp_path.iterdir())  # nothing written

@@ -33,9 +33,17 @@ try:
 except ImportError:  # the optional extension was not built (no C compiler): Pillow and OpenCV do the work
     _kernels = None
 
-__all__ = ["IMPLEMENTATIONS", "FastRenderer", "implementation"]
+__all__ = ["IMPLEMENTATIONS", "SIMD_VARIABLE", "FastRenderer", "implementation"]
 
 IMPLEMENTATIONS = ("native", "opencv")
+
+#: The environment variable that caps the native kernels' vector code: ``avx512`` (the default, as far as the CPU
+#: runs it), ``avx2`` or ``portable``. Every level gives the same bytes; a CPU that slows down under AVX-512 may
+#: render faster with ``avx2``. Read when the first :class:`FastRenderer` is built (or :func:`implementation` is
+#: called) in each process, so DataLoader workers and export processes follow it too.
+SIMD_VARIABLE = "SINGLE_IMAGE_DATASET_SIMD"
+_SIMD_LEVELS = {"portable": 0, "avx2": 1, "avx512": 2}
+_simd_unchecked = True
 
 _INSTALL_HINT = 'backend="fast" needs OpenCV, an optional extra: pip install -e ".[fast]" in the clone'
 
@@ -87,13 +95,32 @@ def implementation() -> str:
     """Which implementation a :class:`FastRenderer` uses by default in this process.
 
     ``"native-avx512"``, ``"native-avx2"`` or ``"native"`` (the compiled kernels: with AVX-512 where a kernel
-    has such a version and AVX2 for the others, with AVX2, or portable; the same bytes), or ``"opencv"``
-    (Pillow and OpenCV) when the package's C extension was not built.
+    has such a version and AVX2 for the others, with AVX2, or portable; the same bytes: the widest the CPU runs,
+    at most :data:`SIMD_VARIABLE`'s), or ``"opencv"`` (Pillow and OpenCV) when the package's C extension was not
+    built.
+
+    Raises:
+        ValueError: :data:`SIMD_VARIABLE` is set to something else than ``avx512``, ``avx2`` or ``portable``.
     """
     default = _default_implementation()
     if default != "native":
         return default
+    if _simd_unchecked:
+        _apply_simd_setting()
     return ("native", "native-avx2", "native-avx512")[_kernels.simd()]
+
+
+def _apply_simd_setting() -> None:
+    """Cap the native kernels' level at :data:`SIMD_VARIABLE`'s, where it is set (not empty)."""
+    global _simd_unchecked
+    value = os.environ.get(SIMD_VARIABLE, "")
+    if value.strip():
+        level = _SIMD_LEVELS.get(value.strip().lower())
+        if level is None:
+            raise ValueError(f"{SIMD_VARIABLE}={value!r} is not a level of the native kernels: set it to avx512, "
+                             "avx2 or portable, or unset it")
+        _kernels.set_simd(level)
+    _simd_unchecked = False
 
 
 def native_available() -> bool:
@@ -177,7 +204,8 @@ class FastRenderer(Renderer):
     Raises:
         ImportError: the OpenCV implementation is asked for (or is the default) and OpenCV is not
             installed; the message names the pip command.
-        ValueError: an unknown implementation, or ``"native"`` where the C extension was not built.
+        ValueError: an unknown implementation, ``"native"`` where the C extension was not built, or a
+            :data:`SIMD_VARIABLE` that names no level.
     """
 
     def __init__(self, image: Image.Image, implementation: str | None = None) -> None:
@@ -185,6 +213,8 @@ class FastRenderer(Renderer):
         self.implementation = _check_implementation(implementation)
         if self.implementation == "opencv":
             _import_opencv()
+        elif _simd_unchecked:
+            _apply_simd_setting()
         self._pyramid = build_pyramid(image)
         # The levels as the kernels take them, or as PIL images for Pillow's resize.
         if self.implementation == "native":
