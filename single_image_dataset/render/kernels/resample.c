@@ -207,33 +207,6 @@ static void combine_c(const uint8_t *const *in, const int8_t *c, int count, uint
 }
 
 #if SID_X86
-/* 32 values of the output at `at` from `pairs` pairs of input rows: each pair interleaved byte by
- * byte, multiplied by its two weights and summed in one instruction (maddubs). unpacklo/unpackhi take
- * the low and high halves of each 128-bit lane, which packus puts back in order. */
-SID_AVX2 static inline void combine32(const uint8_t *const *in, const __m256i *w, int pairs, uint8_t *out, int at) {
-    __m256i lo = _mm256_set1_epi16(WEIGHT_ONE / 2), hi = lo;
-    for (int p = 0; p < pairs; p++) {
-        const __m256i a = _mm256_loadu_si256((const __m256i *)(in[2 * p] + at));
-        const __m256i b = _mm256_loadu_si256((const __m256i *)(in[2 * p + 1] + at));
-        lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(a, b), w[p]));
-        hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(a, b), w[p]));
-    }
-    lo = _mm256_srai_epi16(lo, WEIGHT_BITS);
-    hi = _mm256_srai_epi16(hi, WEIGHT_BITS);
-    _mm256_storeu_si256((__m256i *)(out + at), _mm256_packus_epi16(lo, hi)); /* packus clamps to 0..255 */
-}
-
-/* A row of n >= 32 values; the loop ends with one block that may overlap the previous ones, for a
- * row whose length is not a multiple of 32: a value depends on its position alone, so those computed
- * twice are computed the same. Inlined with a constant `pairs` for the common counts (COMBINE_BY_PAIRS), so
- * that the rows' pointers and weights stay in registers. */
-SID_AVX2 static inline void combine_row_avx2(const uint8_t *const *in, const __m256i *w, int pairs, uint8_t *out,
-                                             int n) {
-    int v = 0;
-    for (; v + 32 <= n; v += 32) combine32(in, w, pairs, out, v);
-    if (v < n) combine32(in, w, pairs, out, n - 32);
-}
-
 /* The most pairs of taps of the vector code: 16 taps, a reduction by up to 3.5 with the bicubic filter
  * (the pyramid keeps reductions below 2). More go through the portable code. */
 #define MAX_PAIRS 8
@@ -251,51 +224,39 @@ static inline int16_t pair_weight(const int8_t *c, int p) { return (int16_t)((c[
     default: row(in, w, pairs, out, n);                  \
     }
 
-/* Rows shorter than one block go through the portable code. */
-SID_AVX2 static void combine_avx2(const uint8_t *const *in, const int8_t *c, int count, uint8_t *out, int n) {
-    if (n < 32 || count > 2 * MAX_PAIRS) {
-        combine_c(in, c, count, out, n);
-        return;
-    }
-    const int pairs = count / 2;
-    __m256i w[MAX_PAIRS];
-    for (int p = 0; p < pairs; p++) w[p] = _mm256_set1_epi16(pair_weight(c, p));
-    COMBINE_BY_PAIRS(combine_row_avx2, in, w, pairs, out, n)
-}
+/* The vector sums (combine_vector.h): combine_avx2, 32 values per block, rows shorter than one through the
+ * portable code; combine_avx512, 64 values per block, rows shorter than one through combine_avx2. */
+#define VEC(name) name##_avx2
+#define VTARGET SID_AVX2
+#define vi __m256i
+#define VB 32
+#define V_FALLBACK combine_c
+#define V_SET16 _mm256_set1_epi16
+#define V_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
+#define V_STORE(p, v) _mm256_storeu_si256((__m256i *)(p), v)
+#define V_ADD16 _mm256_add_epi16
+#define V_MADDUBS _mm256_maddubs_epi16
+#define V_UNPACKLO8 _mm256_unpacklo_epi8
+#define V_UNPACKHI8 _mm256_unpackhi_epi8
+#define V_SRAI16 _mm256_srai_epi16
+#define V_PACKUS16 _mm256_packus_epi16
+#include "combine_vector.h"
 
-/* The same with 64 values per block, AVX-512's width (the same operations in each 128-bit lane, so the same
- * bytes), for rows of n >= 64 values. */
-SID_AVX512 static inline void combine64(const uint8_t *const *in, const __m512i *w, int pairs, uint8_t *out, int at) {
-    __m512i lo = _mm512_set1_epi16(WEIGHT_ONE / 2), hi = lo;
-    for (int p = 0; p < pairs; p++) {
-        const __m512i a = _mm512_loadu_si512((const void *)(in[2 * p] + at));
-        const __m512i b = _mm512_loadu_si512((const void *)(in[2 * p + 1] + at));
-        lo = _mm512_add_epi16(lo, _mm512_maddubs_epi16(_mm512_unpacklo_epi8(a, b), w[p]));
-        hi = _mm512_add_epi16(hi, _mm512_maddubs_epi16(_mm512_unpackhi_epi8(a, b), w[p]));
-    }
-    lo = _mm512_srai_epi16(lo, WEIGHT_BITS);
-    hi = _mm512_srai_epi16(hi, WEIGHT_BITS);
-    _mm512_storeu_si512((void *)(out + at), _mm512_packus_epi16(lo, hi));
-}
-
-SID_AVX512 static inline void combine_row_avx512(const uint8_t *const *in, const __m512i *w, int pairs, uint8_t *out,
-                                                 int n) {
-    int v = 0;
-    for (; v + 64 <= n; v += 64) combine64(in, w, pairs, out, v);
-    if (v < n) combine64(in, w, pairs, out, n - 64);
-}
-
-/* combine_avx2 at AVX-512's width; rows shorter than one block go through combine_avx2. */
-SID_AVX512 static void combine_avx512(const uint8_t *const *in, const int8_t *c, int count, uint8_t *out, int n) {
-    if (n < 64 || count > 2 * MAX_PAIRS) {
-        combine_avx2(in, c, count, out, n);
-        return;
-    }
-    const int pairs = count / 2;
-    __m512i w[MAX_PAIRS];
-    for (int p = 0; p < pairs; p++) w[p] = _mm512_set1_epi16(pair_weight(c, p));
-    COMBINE_BY_PAIRS(combine_row_avx512, in, w, pairs, out, n)
-}
+#define VEC(name) name##_avx512
+#define VTARGET SID_AVX512
+#define vi __m512i
+#define VB 64
+#define V_FALLBACK combine_avx2
+#define V_SET16 _mm512_set1_epi16
+#define V_LOAD(p) _mm512_loadu_si512((const void *)(p))
+#define V_STORE(p, v) _mm512_storeu_si512((void *)(p), v)
+#define V_ADD16 _mm512_add_epi16
+#define V_MADDUBS _mm512_maddubs_epi16
+#define V_UNPACKLO8 _mm512_unpacklo_epi8
+#define V_UNPACKHI8 _mm512_unpackhi_epi8
+#define V_SRAI16 _mm512_srai_epi16
+#define V_PACKUS16 _mm512_packus_epi16
+#include "combine_vector.h"
 #endif
 
 /* Output row i (of `rows`) is the sum over its taps t of coef[t * coef_stride + i] times input row
