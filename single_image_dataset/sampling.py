@@ -474,10 +474,7 @@ def jitter_arrays(
         with -1. Row ``k`` is what :func:`jitter_params` draws from row ``k``'s uniforms.
     """
     # Each op's range as jitter_params draws it (NaN for an op that is off), all columns at once.
-    ranges = [
-        (np.nan, np.nan) if strength == 0 else _jitter_range(name, strength)
-        for name, strength in zip(JITTER_OPS, strengths, strict=True)
-    ]
+    ranges = [(np.nan, np.nan) if bounds is None else bounds for bounds in _jitter_ranges(tuple(strengths))]
     lo, hi = np.array(ranges).T
     factors = np.where(on[:, None], uniform_in(u_factors, lo, hi), np.nan)
     # The ops in the order of their draws (a stable sort), the active ones first, keeping their order:

@@ -105,14 +105,15 @@ def implementation() -> str:
     default = _default_implementation()
     if default != "native":
         return default
-    if _simd_unchecked:
-        _apply_simd_setting()
+    _apply_simd_setting()
     return ("native", "native-avx2", "native-avx512")[_kernels.simd()]
 
 
 def _apply_simd_setting() -> None:
-    """Cap the native kernels' level at :data:`SIMD_VARIABLE`'s, where it is set (not empty)."""
+    """Cap the native kernels' level at :data:`SIMD_VARIABLE`'s, where it is set (not empty): once per process."""
     global _simd_unchecked
+    if not _simd_unchecked:
+        return
     value = os.environ.get(SIMD_VARIABLE, "")
     if value.strip():
         level = _SIMD_LEVELS.get(value.strip().lower())
@@ -213,7 +214,7 @@ class FastRenderer(Renderer):
         self.implementation = _check_implementation(implementation)
         if self.implementation == "opencv":
             _import_opencv()
-        elif _simd_unchecked:
+        else:
             _apply_simd_setting()
         self._pyramid = build_pyramid(image)
         # The levels as the kernels take them, or as PIL images for Pillow's resize.
